@@ -1,0 +1,1 @@
+"""Sub-commands of the ``volumetry`` command line (see :mod:`volumetry.cli`)."""
