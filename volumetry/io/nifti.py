@@ -1,0 +1,256 @@
+"""NIfTI, NRRD and MHA/MHD files <-> :class:`~volumetry.image.Volume`.
+
+This is the RAS/LPS edge for NIfTI: a NIfTI affine maps voxel indices to RAS
+mm; :data:`volumetry.image.LPS_TO_RAS` flips it to LPS here, and nowhere else.
+NRRD and MetaImage go through SimpleITK, whose geometry is already LPS.
+
+Affine choice for NIfTI (``affine_source``):
+
+``"auto"`` (default)
+    the sform when its code is set; the qform when only it is set; when both
+    are set and disagree by more than :data:`SFORM_QFORM_TOL_MM` (any voxel
+    corner of the grid moves by more than that), :class:`ImageFormatError`
+    asks the user to choose. With neither set, the pixdim-only ("Analyze")
+    affine is used and a warning is recorded in ``meta["warnings"]``.
+``"sform"`` / ``"qform"``
+    use that one (its code must be set).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageFormatError, InputError
+from ..image import LPS_TO_RAS, Volume
+
+log = logging.getLogger(__name__)
+
+#: Largest displacement (mm) of a grid corner between sform and qform accepted as "agreeing".
+SFORM_QFORM_TOL_MM = 1e-3
+
+#: File name endings read as NIfTI.
+NIFTI_SUFFIXES = (".nii", ".nii.gz", ".hdr", ".img", ".img.gz")
+#: File name endings read through SimpleITK (NRRD, MetaImage).
+ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+
+_FLIP4 = np.diag([*np.diag(LPS_TO_RAS), 1.0])
+
+
+def has_suffix(path: str | Path, suffixes: tuple[str, ...]) -> bool:
+    """True when the file name ends with one of ``suffixes`` (case-insensitive)."""
+    name = Path(path).name.lower()
+    return any(name.endswith(s) for s in suffixes)
+
+
+def ras_to_lps_affine(affine_ras: np.ndarray) -> np.ndarray:
+    """Convert a 4×4 voxel→RAS affine to voxel→LPS (flip the x and y rows)."""
+    return _FLIP4 @ np.asarray(affine_ras, dtype=float)
+
+
+def lps_to_ras_affine(affine_lps: np.ndarray) -> np.ndarray:
+    """Convert a 4×4 voxel→LPS affine to voxel→RAS (the flip is its own inverse)."""
+    return _FLIP4 @ np.asarray(affine_lps, dtype=float)
+
+
+def _corner_shift_mm(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> float:
+    """Largest distance (mm) between the positions of the grid's corners under two affines."""
+    n = np.array(shape[:3]) - 1
+    corners = np.array([[i, j, k, 1] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])], float)
+    return float(np.linalg.norm((corners @ a.T - corners @ b.T)[:, :3], axis=1).max())
+
+
+def _choose_affine(img, path: Path, affine_source: str, warnings: list[str]) -> np.ndarray:
+    hdr = img.header
+    s_aff, s_code = hdr.get_sform(coded=True)
+    q_aff, q_code = hdr.get_qform(coded=True)
+    s_code, q_code = int(s_code or 0), int(q_code or 0)
+    if affine_source == "sform":
+        if not s_code:
+            raise ImageFormatError(f"{path}: sform requested but its sform_code is 0 (unset); use affine_source='qform' or 'auto'")
+        return s_aff
+    if affine_source == "qform":
+        if not q_code:
+            raise ImageFormatError(f"{path}: qform requested but its qform_code is 0 (unset); use affine_source='sform' or 'auto'")
+        return q_aff
+    if affine_source != "auto":
+        raise InputError(f"affine_source must be 'auto', 'sform' or 'qform', got {affine_source!r}")
+    if s_code and q_code:
+        shift = _corner_shift_mm(s_aff, q_aff, img.shape)
+        if shift > SFORM_QFORM_TOL_MM:
+            raise ImageFormatError(
+                f"{path}: sform (code {s_code}) and qform (code {q_code}) disagree: a corner of the grid "
+                f"moves by {shift:.3g} mm (tolerance {SFORM_QFORM_TOL_MM} mm). The file's orientation is ambiguous; "
+                "check which one the scanner/converter wrote (usually the sform) and choose it explicitly: "
+                "affine_source='sform' or 'qform' (CLI: --affine sform|qform), or fix the header"
+            )
+    if s_code:
+        return s_aff
+    if q_code:
+        return q_aff
+    warnings.append("NIfTI has neither sform nor qform set: geometry from pixdim only (orientation unknown)")
+    log.warning("%s: no sform/qform; using pixdim-only affine", path)
+    return img.header.get_base_affine()
+
+
+def read_nifti(path: str | Path, *, volume_index: int | None = None, affine_source: str = "auto") -> Volume:
+    """Read a NIfTI-1/2 (or Analyze) file as a :class:`Volume` in LPS.
+
+    Scaling (``scl_slope``/``scl_inter``) is applied; the result is float32
+    when scaling is set, else the stored integer or float type.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.nii``, ``.nii.gz`` or ``.hdr``/``.img``.
+    volume_index : int, optional
+        For a 4D file, the 0-based index of the volume to read.
+    affine_source : {"auto", "sform", "qform"}
+        Which header affine gives the geometry (see module docstring).
+
+    Returns
+    -------
+    Volume
+
+    Raises
+    ------
+    ImageFormatError
+        Unreadable file, sform/qform disagreement, a 4D file without
+        ``volume_index`` (the message lists the volumes), more than 4
+        dimensions, or NaN/infinite voxels (the message gives their count).
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path (relative paths are resolved from the current folder)")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:  # nibabel raises several types for a bad file
+        raise ImageFormatError(f"{path}: not a readable NIfTI file ({exc}); re-export it or check that it is not truncated") from exc
+    warnings: list[str] = []
+    affine_ras = _choose_affine(img, path, affine_source, warnings)
+    shape = img.shape
+    slicer: tuple = ()
+    if len(shape) == 4 and shape[3] == 1:
+        slicer = (slice(None), slice(None), slice(None), 0)
+    elif len(shape) == 4:
+        if volume_index is None:
+            raise ImageFormatError(
+                f"{path}: a 4D file with {shape[3]} volumes (0..{shape[3] - 1}, each {shape[:3]}); "
+                "select one with volume_index=N (CLI: --volume N)"
+            )
+        if not 0 <= volume_index < shape[3]:
+            raise ImageFormatError(f"{path}: volume {volume_index} requested but the file has volumes 0..{shape[3] - 1}")
+        slicer = (slice(None), slice(None), slice(None), volume_index)
+    elif len(shape) == 2:
+        slicer = (slice(None), slice(None), None)
+    elif len(shape) != 3:
+        raise ImageFormatError(f"{path}: {len(shape)}D image of shape {shape}; volumetry reads 3D (or one volume of 4D) images")
+    try:
+        data = np.asanyarray(img.dataobj[slicer] if slicer else img.dataobj)
+    except Exception as exc:
+        raise ImageFormatError(f"{path}: cannot read the voxel data ({exc}); the file may be truncated") from exc
+    if data.dtype == np.float64 and img.get_data_dtype() != np.float64:
+        data = data.astype(np.float32)  # scaled integers: float32 is exact enough and half the memory
+    if data.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        if bad:
+            raise ImageFormatError(
+                f"{path}: {bad} voxel(s) are NaN or infinite; fix the file (e.g. replace them with 0 in the tool that wrote it) — "
+                "volumetry does not guess values"
+            )
+    # nibabel's array is [i, j, k] (Fortran order on disk): the transpose is a C-ordered view.
+    array = np.ascontiguousarray(data.transpose(2, 1, 0))
+    meta = {
+        "source": str(path),
+        "files": [str(path)],
+        "format": "nifti",
+        "description": _descrip(img),
+        "modality": None,
+        "series_uid": None,
+        "warnings": warnings,
+    }
+    try:
+        return Volume.from_affine(array, ras_to_lps_affine(affine_ras), meta)
+    except InputError as exc:
+        raise ImageFormatError(f"{path}: unusable affine: {exc}") from exc
+
+
+def _descrip(img) -> str:
+    try:
+        d = img.header["descrip"]
+        return bytes(d).split(b"\0", 1)[0].decode("ascii", "replace").strip()
+    except (KeyError, TypeError, ValueError):
+        return ""
+
+
+def write_nifti(volume: Volume, path: str | Path, *, description: str = "") -> Path:
+    """Write a :class:`Volume` as NIfTI-1 (gzip when the name ends in ``.gz``).
+
+    The LPS affine is converted to RAS and stored as both sform and qform with
+    code 1 (scanner); units are mm. Boolean masks are stored as uint8 0/1.
+    Gzip output is deterministic (no time stamp), so equal inputs give equal bytes.
+
+    Parameters
+    ----------
+    volume : Volume
+        Image or mask.
+    path : str or Path
+        Destination; parent folders are created.
+    description : str
+        Up to 79 ASCII characters for the header's ``descrip`` field.
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = volume.array.astype(np.uint8) if volume.array.dtype == bool else volume.array
+    data = arr.transpose(2, 1, 0)  # [k, j, i] C-order -> [i, j, k] F-order view, no copy
+    affine_ras = lps_to_ras_affine(volume.affine)
+    img = nib.Nifti1Image(data, affine_ras)
+    img.set_sform(affine_ras, code=1)
+    img.set_qform(affine_ras, code=1)
+    img.header.set_xyzt_units("mm")
+    if description:
+        img.header["descrip"] = description.encode("ascii", "replace")[:79]
+    nib.save(img, str(path))
+    return path
+
+
+def read_itk(path: str | Path) -> Volume:
+    """Read NRRD or MetaImage (``.mha``/``.mhd``) through SimpleITK (geometry already LPS).
+
+    Raises
+    ------
+    ImageFormatError
+        Unreadable file, not 3D scalar, or NaN/infinite voxels.
+    """
+    import SimpleITK as sitk
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+        raise ImageFormatError(f"{path}: not a readable NRRD/MetaImage file ({first}); re-export it") from exc
+    if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageFormatError(
+            f"{path}: {img.GetDimension()}D image with {img.GetNumberOfComponentsPerPixel()} component(s); "
+            "volumetry reads 3D scalar images"
+        )
+    vol = Volume.from_sitk(img, {"source": str(path), "files": [str(path)], "format": "itk",
+                                 "description": "", "modality": None, "series_uid": None, "warnings": []})
+    if vol.array.dtype.kind == "f":
+        bad = int(np.count_nonzero(~np.isfinite(vol.array)))
+        if bad:
+            raise ImageFormatError(f"{path}: {bad} voxel(s) are NaN or infinite; fix the file — volumetry does not guess values")
+    return vol
