@@ -1,0 +1,178 @@
+"""DICOM SEG export/import: round trip on a DICOM MR series with known geometry."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import FileDataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+
+from volumetry.errors import GeometryMismatchError, InputError
+from volumetry.image import Volume
+from volumetry.io.seg import read_seg, write_seg
+
+#: Oblique orientation (rotated 20° about z, then 10° about x): row and column cosines.
+_ROT_Z = np.array([[np.cos(0.349066), -np.sin(0.349066), 0], [np.sin(0.349066), np.cos(0.349066), 0], [0, 0, 1]])
+_ROT_X = np.array([[1, 0, 0], [0, np.cos(0.174533), -np.sin(0.174533)], [0, np.sin(0.174533), np.cos(0.174533)]])
+DIRECTION = _ROT_X @ _ROT_Z
+
+
+def write_mr_series(folder: Path, image: np.ndarray, spacing, origin, direction, *,
+                    patient_id="SUBJ01", description="T2 axial", seed=0) -> list[Path]:
+    """Write ``image`` ([k, j, i], uint16) as single-frame MR files; shuffled file names,
+    InstanceNumber descending, so that nothing can rely on file order."""
+    folder.mkdir(parents=True, exist_ok=True)
+    direction = np.asarray(direction, float)
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    nk, nj, ni = image.shape
+    order = np.random.default_rng(seed).permutation(nk)
+    paths = []
+    for n, k in enumerate(order):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = MRImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        path = folder / f"IM{n:04d}.dcm"
+        ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+        ds.SOPClassUID = MRImageStorage
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.PatientName, ds.PatientID = "Test^Patient", patient_id
+        ds.PatientBirthDate, ds.PatientSex = "20150101", "F"
+        ds.StudyDate, ds.StudyTime, ds.AccessionNumber = "20240102", "101010", "A1"
+        ds.ReferringPhysicianName, ds.StudyID = "", "1"
+        ds.Modality, ds.SeriesNumber, ds.InstanceNumber = "MR", 3, nk - int(k)
+        ds.SeriesDescription = description
+        ds.Manufacturer = "test"
+        pos = np.asarray(origin) + direction[:, 2] * spacing[2] * k
+        ds.ImagePositionPatient = [f"{v:.6f}" for v in pos]
+        ds.ImageOrientationPatient = [f"{v:.8f}" for v in np.r_[direction[:, 0], direction[:, 1]]]
+        ds.PixelSpacing = [f"{spacing[1]:.6f}", f"{spacing[0]:.6f}"]
+        ds.SliceThickness = f"{spacing[2]:.6f}"
+        ds.Rows, ds.Columns = nj, ni
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.PixelData = np.ascontiguousarray(image[k], dtype=np.uint16).tobytes()
+        ds.save_as(path, enforce_file_format=True)
+        paths.append(path)
+    return paths
+
+
+def _grid_from_written(direction, spacing, origin, shape) -> Volume:
+    """The grid a loader builds from the written files (DICOM strings, k along row x column)."""
+    d = np.array([[float(f"{v:.8f}") for v in direction[:, c]] for c in range(3)]).T
+    o = [float(f"{v:.6f}") for v in origin]
+    return Volume(np.zeros(shape, bool), spacing, o, d)
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    rng = np.random.default_rng(7)
+    shape = (9, 20, 24)  # k, j, i
+    spacing = (0.8, 0.9, 3.0)
+    origin = (-12.5, 30.25, -40.0)
+    image = rng.integers(100, 400, size=shape).astype(np.uint16)
+    kk, jj, ii = np.indices(shape)
+    truth = ((ii - 11.3) * 0.8 / 6.0) ** 2 + ((jj - 9.6) * 0.9 / 5.0) ** 2 + ((kk - 4.2) * 3.0 / 9.0) ** 2 <= 1
+    image[truth] += 600
+    paths = write_mr_series(tmp_path_factory.mktemp("mr") / "series", image, spacing, origin, DIRECTION)
+    grid = _grid_from_written(DIRECTION, spacing, origin, shape)
+    return paths, grid.with_array(truth)
+
+
+def _assert_same_grid(a: Volume, b: Volume) -> None:
+    assert a.size == b.size
+    np.testing.assert_allclose(a.spacing, b.spacing, atol=1e-4)
+    np.testing.assert_allclose(a.origin, b.origin, atol=1e-4)
+    np.testing.assert_allclose(a.direction, b.direction, atol=1e-4)
+
+
+def test_round_trip_without_image_gives_same_mask_on_same_grid(series, tmp_path):
+    paths, mask = series
+    assert 50 < mask.array.sum() < mask.array.size // 2
+    out = write_seg(mask, paths, tmp_path / "seg" / "mask.dcm", label="lesion 1")
+    back = read_seg(out)
+    _assert_same_grid(back, mask)
+    assert back.array.dtype == bool
+    np.testing.assert_array_equal(back.array, mask.array)
+    assert back.meta["segment_label"] == "lesion 1"
+    assert back.meta["referenced_series_uid"] == pydicom.dcmread(paths[0]).SeriesInstanceUID
+
+
+def test_round_trip_with_image_and_omitted_empty_frames(series, tmp_path):
+    paths, mask = series
+    out = write_seg(mask, paths, tmp_path / "mask.dcm", omit_empty_frames=True)
+    n_frames = int(pydicom.dcmread(out).NumberOfFrames)
+    assert n_frames == int(np.count_nonzero(mask.array.any(axis=(1, 2))))
+    back = read_seg(out, image=mask)
+    _assert_same_grid(back, mask)
+    np.testing.assert_array_equal(back.array, mask.array)
+
+
+def test_seg_references_every_source_image_and_copies_study(series, tmp_path):
+    paths, mask = series
+    ds = pydicom.dcmread(write_seg(mask, paths, tmp_path / "m.dcm"))
+    src = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+    refs = {r.ReferencedSOPInstanceUID for r in ds.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    assert refs == {s.SOPInstanceUID for s in src}
+    assert ds.StudyInstanceUID == src[0].StudyInstanceUID
+    assert ds.FrameOfReferenceUID == src[0].FrameOfReferenceUID
+    assert ds.Modality == "SEG" and ds.SegmentationType == "BINARY"
+    assert ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Lesion"
+
+
+def test_flipped_mask_grid_is_placed_by_geometry(series, tmp_path):
+    """A mask on the same voxels but with k (and i) reversed maps onto the same source pixels."""
+    paths, mask = series
+    flip = mask.array[::-1, :, ::-1]
+    d = mask.direction.copy()
+    d[:, 0] *= -1
+    d[:, 2] *= -1
+    origin = mask.index_to_lps(np.array([mask.size[0] - 1, 0, mask.size[2] - 1]))
+    flipped = Volume(flip, mask.spacing, tuple(origin), d)
+    out = write_seg(flipped, paths, tmp_path / "f.dcm")
+    back = read_seg(out)  # rebuilt in the series' own order
+    np.testing.assert_array_equal(back.array, mask.array)
+    back_on_flipped = read_seg(out, image=flipped)
+    np.testing.assert_array_equal(back_on_flipped.array, flip)
+
+
+def test_mask_off_the_series_grid_is_refused(series, tmp_path):
+    paths, mask = series
+    shifted = Volume(mask.array, mask.spacing, tuple(np.add(mask.origin, mask.direction[:, 0] * 0.4)),
+                     mask.direction)
+    with pytest.raises(GeometryMismatchError, match="between mask voxels"):
+        write_seg(shifted, paths, tmp_path / "x.dcm")
+    assert not (tmp_path / "x.dcm").exists()
+
+
+def test_missing_source_slice_with_foreground_is_refused(series, tmp_path):
+    paths, mask = series
+    by_pos = sorted(paths, key=lambda p: float(
+        np.dot(np.array(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient, float), mask.direction[:, 2])))
+    with pytest.raises(GeometryMismatchError, match="foreground voxels on slices that none"):
+        write_seg(mask, by_pos[:3] + by_pos[4:], tmp_path / "x.dcm")
+
+
+def test_overrides_replace_patient_identifiers(series, tmp_path):
+    paths, mask = series
+    ds = pydicom.dcmread(write_seg(mask, paths, tmp_path / "p.dcm",
+                                   overrides={"PatientID": "sub-7f3a", "PatientName": "sub-7f3a"}))
+    assert ds.PatientID == "sub-7f3a" and str(ds.PatientName) == "sub-7f3a"
+    assert b"SUBJ01" not in (tmp_path / "p.dcm").read_bytes()
+
+
+def test_bad_inputs_have_clear_errors(series, tmp_path):
+    paths, mask = series
+    with pytest.raises(InputError, match="got none"):
+        write_seg(mask, [], tmp_path / "x.dcm")
+    with pytest.raises(InputError, match="one path"):
+        write_seg(mask, str(paths[0]), tmp_path / "x.dcm")
+    with pytest.raises(InputError, match="must be binary"):
+        write_seg(mask.with_array(mask.array.astype(np.uint8) * 2), paths, tmp_path / "x.dcm")
+    with pytest.raises(InputError, match="SEG file not found"):
+        read_seg(tmp_path / "nope.dcm")
+    with pytest.raises(InputError, match="not a DICOM Segmentation"):
+        read_seg(paths[0])
