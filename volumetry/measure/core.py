@@ -1,0 +1,283 @@
+"""Measure one lesion mask: volumes, uncertainty band, diameters, shape flags, intensities.
+
+Pure computation on :class:`~volumetry.image.Volume` values; no file access.
+Everything is computed inside the mask's bounding box (plus a one-voxel margin),
+never on the whole image (whole-volume morphology is slow, see DESIGN.md).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..image import Volume
+from . import diameters as _diam
+from . import mesh as _mesh
+
+log = logging.getLogger(__name__)
+
+#: A mask with fewer voxels than this is flagged ``few-voxels``: partial-volume
+#: error dominates (a one-voxel boundary shell is most of the lesion).
+FEW_VOXELS = 20
+
+#: Flags a :class:`Measurement` may carry.
+FLAGS = {
+    "empty-mask": "the mask has no voxel (with the requested label)",
+    "touches-border": "the mask reaches the outer face of the image grid: the lesion may extend outside the image",
+    "multiple-components": "the mask has more than one 26-connected component",
+    "few-voxels": f"fewer than {FEW_VOXELS} voxels: partial-volume error dominates",
+    "mesh-failed": "the marching-cubes surface could not be built; mesh volume and diameters are empty",
+}
+
+STATUSES = ("ok", "empty", "failed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """The measurement of one lesion mask.
+
+    Attributes
+    ----------
+    status : str
+        ``"ok"``, ``"empty"`` (no mask voxel: no measurable lesion) or
+        ``"failed"`` (could not be measured; see ``reason``).
+    reason : str or None
+        Why the status is not ``"ok"``.
+    label : int or None
+        Label value measured (None for a binary mask).
+    n_voxels : int
+        Number of mask voxels.
+    voxel_volume_mm3 : float or None
+        Volume of one voxel (mm³) from the geometry.
+    volume_ml : float or None
+        Voxel count × voxel volume / 1000 (mL). None unless ``status == "ok"``.
+    mesh_volume_ml : float or None
+        Volume enclosed by the closed marching-cubes surface at 0.5 (mL),
+        vertices in LPS mm (spacing and direction applied).
+    volume_low_ml, volume_high_ml : float or None
+        Voxel volume (mL) of the mask eroded / dilated by one voxel
+        (6-connected structuring element; dilation stays inside the image).
+    diameters_mm : tuple of float or None
+        ``(L, W, H)``: longest diameter, longest perpendicular to it, extent
+        perpendicular to both (mm); see :mod:`volumetry.measure.diameters`.
+    diameter_axes : tuple or None
+        Unit LPS directions of L, W, H (three 3-tuples).
+    longest_inplane_diameter_mm : float or None
+        Longest diameter within one slice of the grid (mm).
+    longest_inplane_slice : int or None
+        Slice index ``k`` (full grid) where it lies.
+    ellipsoid_volume_ml : float or None
+        ``π/6·L·W·H / 1000`` (mL).
+    n_components : int
+        26-connected components of the mask.
+    touches_border : bool
+        True when a mask voxel lies on the outer face of the grid.
+    bbox_ijk : tuple or None
+        ``((i0, j0, k0), (i1, j1, k1))`` inclusive index bounds of the mask.
+    intensity_mean, intensity_sd, intensity_median, intensity_p5, intensity_p95 : float or None
+        Image intensities inside the mask (population SD; linear-interpolated
+        percentiles); None when no image is given.
+    flags : tuple of str
+        Keys of :data:`FLAGS`.
+    """
+
+    status: str
+    reason: str | None = None
+    label: int | None = None
+    n_voxels: int = 0
+    voxel_volume_mm3: float | None = None
+    volume_ml: float | None = None
+    mesh_volume_ml: float | None = None
+    volume_low_ml: float | None = None
+    volume_high_ml: float | None = None
+    diameters_mm: tuple[float, float, float] | None = None
+    diameter_axes: tuple[tuple[float, float, float], ...] | None = None
+    longest_inplane_diameter_mm: float | None = None
+    longest_inplane_slice: int | None = None
+    ellipsoid_volume_ml: float | None = None
+    n_components: int = 0
+    touches_border: bool = False
+    bbox_ijk: tuple[tuple[int, int, int], tuple[int, int, int]] | None = None
+    intensity_mean: float | None = None
+    intensity_sd: float | None = None
+    intensity_median: float | None = None
+    intensity_p5: float | None = None
+    intensity_p95: float | None = None
+    flags: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        object.__setattr__(self, "flags", tuple(self.flags))
+
+    @classmethod
+    def failed(cls, reason: str, *, label: int | None = None) -> "Measurement":
+        """A measurement that could not be made (every value empty, never 0)."""
+        return cls(status="failed", reason=reason, label=label)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists, numpy scalars Python numbers)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (tuple, list, np.ndarray)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        return float(v)
+    return v
+
+
+def _binary(mask: Volume, label: int | None) -> np.ndarray:
+    arr = mask.array
+    if label is not None:
+        return arr == label
+    if arr.dtype == bool:
+        return arr
+    bad = (arr != 0) & (arr != 1)
+    if bad.any():
+        values = np.unique(arr[bad])
+        shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if len(values) > 8 else "")
+        raise InputError(
+            f"the mask is not binary (values other than 0 and 1: {shown}); "
+            "pass the lesion's label (label=N, or --label N on the command line)"
+        )
+    return arr == 1
+
+
+def measure(mask: Volume, image: Volume | None = None, *, label: int | None = None) -> Measurement:
+    """Measure a lesion mask.
+
+    Parameters
+    ----------
+    mask : Volume
+        Binary mask (bool, or 0/1), or a label map when ``label`` is given.
+    image : Volume, optional
+        The image the mask was drawn on; must share its grid. Used only for
+        intensity statistics.
+    label : int, optional
+        Label value of the lesion in a label map.
+
+    Returns
+    -------
+    Measurement
+        ``status="empty"`` with a reason when no voxel is selected (never 0 mL).
+
+    Raises
+    ------
+    GeometryMismatchError
+        If ``image`` is given and the mask is not on its grid.
+    InputError
+        If the mask is not binary and no ``label`` is given.
+    """
+    if image is not None:
+        image.require_same_grid(mask, "mask")
+    sel = _binary(mask, label)
+    voxel_mm3 = mask.voxel_volume_mm3
+    n = int(np.count_nonzero(sel))
+    if n == 0:
+        if label is not None:
+            present = [v for v in np.unique(mask.array)[:9].tolist() if v != 0]
+            why = f"no voxel has label {label} (non-zero labels present: {present or 'none'})"
+        else:
+            why = "the mask is empty (no voxel set)"
+        return Measurement(status="empty", reason=why, label=label, voxel_volume_mm3=voxel_mm3,
+                           flags=("empty-mask",))
+
+    shape = np.array(sel.shape)  # (nk, nj, ni)
+    present = [np.flatnonzero(sel.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
+    lo = np.array([p[0] for p in present])
+    hi = np.array([p[-1] + 1 for p in present])
+    crop = sel[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    matrix = mask.direction @ np.diag(mask.spacing)
+    offset_ijk = lo[::-1]
+    flags: list[str] = []
+
+    touches = bool(np.any(lo == 0) or np.any(hi == shape))
+    if touches:
+        flags.append("touches-border")
+
+    from scipy import ndimage
+
+    _, n_comp = ndimage.label(crop, structure=np.ones((3, 3, 3), bool))
+    if n_comp > 1:
+        flags.append("multiple-components")
+    if n < FEW_VOXELS:
+        flags.append("few-voxels")
+
+    low_ml, high_ml = _band(sel, lo, hi, voxel_mm3)
+
+    mesh_ml = diams = axes = ell_ml = None
+    try:
+        verts, faces = _mesh.surface_lps(crop, offset_ijk, matrix, mask.origin)
+        mesh_ml = _mesh.signed_volume_mm3(verts, faces, matrix) / 1000.0
+        d, ax = _diam.orthogonal_diameters(verts)
+        diams = d
+        axes = tuple(tuple(float(x) for x in row) for row in ax)
+        ell_ml = math.pi / 6.0 * d[0] * d[1] * d[2] / 1000.0
+    except (RuntimeError, ValueError) as exc:  # pragma: no cover - defensive, marching cubes on a non-empty crop
+        log.warning("marching cubes failed on the mask: %s", exc)
+        flags.append("mesh-failed")
+    inplane, k_rel = _diam.longest_inplane_diameter(crop, matrix)
+
+    stats: dict[str, float | None] = dict.fromkeys(
+        ("intensity_mean", "intensity_sd", "intensity_median", "intensity_p5", "intensity_p95"))
+    if image is not None:
+        vals = image.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][crop].astype(np.float64)
+        p5, med, p95 = np.percentile(vals, [5, 50, 95])
+        stats = {"intensity_mean": float(vals.mean()), "intensity_sd": float(vals.std()),
+                 "intensity_median": float(med), "intensity_p5": float(p5), "intensity_p95": float(p95)}
+
+    return Measurement(
+        status="ok",
+        label=label,
+        n_voxels=n,
+        voxel_volume_mm3=voxel_mm3,
+        volume_ml=n * voxel_mm3 / 1000.0,
+        mesh_volume_ml=mesh_ml,
+        volume_low_ml=low_ml,
+        volume_high_ml=high_ml,
+        diameters_mm=diams,
+        diameter_axes=axes,
+        longest_inplane_diameter_mm=float(inplane),
+        longest_inplane_slice=int(lo[0] + k_rel),
+        ellipsoid_volume_ml=ell_ml,
+        n_components=int(n_comp),
+        touches_border=touches,
+        bbox_ijk=(tuple(int(x) for x in lo[::-1]), tuple(int(x) for x in (hi - 1)[::-1])),
+        flags=tuple(flags),
+        **stats,
+    )
+
+
+def _band(sel: np.ndarray, lo: np.ndarray, hi: np.ndarray, voxel_mm3: float) -> tuple[float, float]:
+    """Voxel volumes (mL) of the mask eroded and dilated by one voxel (6-connected).
+
+    Works on the bounding box grown by one voxel (clipped to the image) and
+    padded with background, so erosion treats outside-the-image as background
+    and dilation never adds voxels outside the image.
+    """
+    from scipy import ndimage
+
+    shape = np.array(sel.shape)
+    glo = np.maximum(lo - 1, 0)
+    ghi = np.minimum(hi + 1, shape)
+    box = sel[glo[0]:ghi[0], glo[1]:ghi[1], glo[2]:ghi[2]]
+    padded = np.pad(box, 1)
+    inside = np.pad(np.ones(box.shape, bool), 1)
+    st = ndimage.generate_binary_structure(3, 1)
+    eroded = ndimage.binary_erosion(padded, structure=st, border_value=0)
+    dilated = ndimage.binary_dilation(padded, structure=st) & inside
+    return (int(np.count_nonzero(eroded)) * voxel_mm3 / 1000.0,
+            int(np.count_nonzero(dilated)) * voxel_mm3 / 1000.0)

@@ -1,0 +1,147 @@
+"""Maximum diameters of a lesion: three orthogonal extents and the longest in-plane one.
+
+Definitions (all in mm, measured on the marching-cubes surface at level 0.5, i.e.
+half-way between the centres of mask and background voxels, the same surface as
+the mesh volume):
+
+``L`` (longest diameter)
+    the largest distance between two surface points (maximum Feret diameter).
+``W`` (width)
+    the largest distance between two surface points *measured perpendicular to
+    L*: the maximum Feret diameter of the surface projected on the plane
+    perpendicular to L.
+``H`` (height)
+    the extent of the surface along the axis perpendicular to both L and W.
+
+For an ellipsoid with semi-axes ``a ≥ b ≥ c`` these are ``2a, 2b, 2c``, in
+any orientation (within about one voxel, the surface's sampling). ``π/6·L·W·H``
+is the ellipsoid volume ultrasound reports.
+
+Longest in-plane diameter
+    the largest distance between two points of the mask's outline within one
+    slice of the image grid (the ``i, j`` plane, the acquisition plane of a 2D
+    multi-slice series), over all slices: what a RECIST reader measures.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+#: Rows per block in the pairwise-distance search (bounds memory to ~block² floats).
+_BLOCK = 2048
+
+
+def _hull_points(points: np.ndarray) -> np.ndarray:
+    """Vertices of the convex hull of ``points`` (all points if the hull is degenerate)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    pts = np.unique(np.asarray(points, dtype=float), axis=0)
+    if len(pts) <= points.shape[1] + 1:
+        return pts
+    try:
+        return pts[ConvexHull(pts).vertices]
+    except (QhullError, ValueError):  # flat or collinear set: every point is a candidate
+        return pts
+
+
+def max_feret(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Largest distance between two of ``points`` (2D or 3D).
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``(n, d)`` coordinates in mm, ``n ≥ 1``.
+
+    Returns
+    -------
+    length : float
+        The maximum distance in mm (0 for a single point).
+    p, q : numpy.ndarray
+        The two end points.
+    """
+    pts = _hull_points(points)
+    best, bp, bq = -1.0, pts[0], pts[0]
+    for start in range(0, len(pts), _BLOCK):
+        blk = pts[start:start + _BLOCK]
+        d2 = ((blk[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        a, b = np.unravel_index(int(np.argmax(d2)), d2.shape)
+        if d2[a, b] > best:
+            best, bp, bq = float(d2[a, b]), blk[a], pts[b]
+    return float(np.sqrt(max(best, 0.0))), bp, bq
+
+
+def orthogonal_diameters(points: np.ndarray) -> tuple[tuple[float, float, float], np.ndarray]:
+    """The three orthogonal diameters ``(L, W, H)`` of a 3D point set (see module doc).
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        ``(n, 3)`` surface points in LPS mm.
+
+    Returns
+    -------
+    diameters : tuple of float
+        ``(L, W, H)`` in mm, ``L ≥ W``; ``H`` may exceed ``W`` for odd shapes
+        only by the definition's order (it is not sorted).
+    axes : numpy.ndarray
+        3×3, rows are the unit LPS directions of L, W and H.
+    """
+    pts = _hull_points(points)
+    length, p, q = max_feret(pts)
+    u = (q - p) / length if length > 0 else np.array([1.0, 0.0, 0.0])
+    # orthonormal basis (e1, e2) of the plane perpendicular to u
+    helper = np.eye(3)[int(np.argmin(np.abs(u)))]
+    e1 = np.cross(u, helper)
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(u, e1)
+    plane = np.c_[pts @ e1, pts @ e2]
+    width, p2, q2 = max_feret(plane)
+    if width > 0:
+        d = (q2 - p2) / width
+        v = d[0] * e1 + d[1] * e2
+    else:
+        v = e1
+    w = np.cross(u, v)
+    proj = pts @ w
+    height = float(proj.max() - proj.min())
+    return (float(length), float(width), height), np.vstack([u, v, w])
+
+
+def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[float, int]:
+    """Longest diameter (mm) within one slice of a cropped mask, over all slices.
+
+    Parameters
+    ----------
+    crop : numpy.ndarray of bool
+        The mask inside its bounding box, indexed ``[k, j, i]``.
+    matrix : numpy.ndarray
+        ``direction @ diag(spacing)`` of the grid; its first two columns map
+        in-plane index steps to mm.
+
+    Returns
+    -------
+    length : float
+        Longest in-plane diameter in mm.
+    k : int
+        Slice of ``crop`` (0-based, relative to the crop) where it was found.
+    """
+    from skimage.measure import find_contours
+
+    inplane = np.asarray(matrix, dtype=float)[:, :2]
+    best, best_k = 0.0, 0
+    for k in range(crop.shape[0]):
+        sl = crop[k]
+        if not sl.any():
+            continue
+        contours = find_contours(np.pad(sl.astype(np.float32), 1), 0.5)
+        pts_ji = np.concatenate(contours)
+        pts = pts_ji[:, ::-1] @ inplane.T  # (i, j) index steps -> mm (translation irrelevant)
+        length, _, _ = max_feret(_planar(pts, inplane))
+        if length > best:
+            best, best_k = length, k
+    return best, best_k
+
+
+def _planar(pts3: np.ndarray, inplane: np.ndarray) -> np.ndarray:
+    """Express in-plane 3D points in 2D coordinates of the slice plane (for a 2D hull)."""
+    q, _ = np.linalg.qr(inplane)
+    return pts3 @ q
