@@ -1,0 +1,232 @@
+"""DICOM series: index a folder tree and load one stack as a :class:`~volumetry.image.Volume`.
+
+Public API
+----------
+* :func:`index_dicom` — header-only scan of a folder tree into
+  :class:`SeriesStack` objects (see :mod:`volumetry.io.dicom_index`).
+* :func:`load_stack` — one volume of one stack, geometry in LPS.
+* :func:`load_dicom` — a folder or file to one volume, with a clear error
+  listing the choices when the input holds several stacks or volumes.
+
+How the geometry is derived and checked is in :mod:`volumetry.io.dicom_geometry`;
+how pixels are read and scaled in :mod:`volumetry.io.dicom_pixels`; the
+choices (Philips scale factors, mosaics, tolerances) are in ``docs/loading.md``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..errors import DicomReadError, SeriesSelectionError
+from ..image import Volume
+from .dicom_geometry import (
+    IN_PLANE_OFFSET_TOL_MM,
+    ORIENTATION_TOL,
+    PIXEL_SPACING_TOL_MM,
+    SLICE_SPACING_TOL_MM,
+    VolumeGrid,
+    select_volume,
+    volume_grid,
+)
+from .dicom_index import SAME_POSITION_TOL_MM, SeriesStack, build_stacks, index_dicom, read_headers
+from .dicom_pixels import PHILIPS_SCALINGS, apply_rescale, read_frames, scale_factors
+
+__all__ = [
+    "SeriesStack",
+    "index_dicom",
+    "load_stack",
+    "load_dicom",
+    "stack_grid",
+    "select_stack",
+    "PHILIPS_SCALINGS",
+    "DEFAULT_PHILIPS_SCALING",
+    "ORIENTATION_TOL",
+    "PIXEL_SPACING_TOL_MM",
+    "SLICE_SPACING_TOL_MM",
+    "IN_PLANE_OFFSET_TOL_MM",
+    "SAME_POSITION_TOL_MM",
+]
+
+log = logging.getLogger(__name__)
+
+#: Default treatment of Philips scale factors: the DICOM-standard
+#: RescaleSlope/RescaleIntercept only ("display" values). See docs/loading.md.
+DEFAULT_PHILIPS_SCALING = "display"
+
+
+def stack_grid(stack: SeriesStack, *, volume_index: int | None = None) -> tuple[int, VolumeGrid]:
+    """Geometry of one volume of a stack from the headers alone (no pixels).
+
+    Returns
+    -------
+    volume_index : int
+        The selected volume (0 when the stack holds one).
+    grid : VolumeGrid
+        Sorted frames, spacing (mm), origin (LPS mm), direction, warnings.
+
+    Raises
+    ------
+    SeriesSelectionError
+        Several volumes and none selected, or an index out of range.
+    SeriesGeometryError
+        Missing slice, uneven spacing, gantry tilt, mixed planes.
+    """
+    v, frames = select_volume(stack, volume_index)
+    single = stack.spacing_between_slices_mm or stack.slice_thickness_mm
+    grid = volume_grid(frames, stack.name, single_slice_spacing_mm=single)
+    warnings = list(grid.warnings)
+    if stack.kind == "mosaic":
+        warnings.append(
+            f"Siemens mosaic: slice spacing {grid.spacing[2]:g} mm from SpacingBetweenSlices "
+            "(a mosaic stores one position for all its slices)"
+        )
+    if any(f.philips_scale_slope for f in grid.frames):
+        warnings.append("Philips private scale slope (2005,100E) present: see docs/loading.md for the scaling used")
+    if grid.warnings != tuple(warnings):
+        grid = VolumeGrid(grid.frames, grid.spacing, grid.origin, grid.direction, tuple(warnings))
+    return v, grid
+
+
+def load_stack(stack: SeriesStack, *, volume_index: int | None = None,
+               philips_scaling: str = DEFAULT_PHILIPS_SCALING) -> Volume:
+    """Load one volume of a stack with its geometry in LPS.
+
+    Parameters
+    ----------
+    stack : SeriesStack
+        From :func:`index_dicom`.
+    volume_index : int, optional
+        Which volume (0-based) of a stack holding several (dynamics, echoes,
+        time points); required when it holds more than one.
+    philips_scaling : {"display", "precise"}
+        How Philips scale factors are applied (see docs/loading.md):
+        ``display`` applies RescaleSlope/RescaleIntercept only; ``precise``
+        gives Philips' floating-point values (what dcm2niix stores).
+
+    Returns
+    -------
+    Volume
+        Array ``[k, j, i]``; rescaled values (float32 when a slope or
+        intercept is not an integer, else an integer type wide enough); the
+        provenance in ``meta``.
+
+    Raises
+    ------
+    SeriesSelectionError
+        Several volumes and none (or an invalid one) selected.
+    SeriesGeometryError
+        The slices do not form one regular grid.
+    DicomReadError
+        A file is truncated or its pixels cannot be decoded.
+    """
+    v, grid = stack_grid(stack, volume_index=volume_index)
+    raw = read_frames(grid.frames)
+    slope, intercept = scale_factors(grid.frames, philips_scaling)
+    array = apply_rescale(raw, slope, intercept)
+    warnings = list(grid.warnings)
+    if len(set(slope.tolist())) > 1 or len(set(intercept.tolist())) > 1:
+        warnings.append("rescale slope/intercept differ between slices; applied per slice")
+    files = []
+    seen = set()
+    for f in grid.frames:
+        if f.source.path not in seen:
+            seen.add(f.source.path)
+            files.append(f.source.path)
+    meta = {
+        "series_uid": stack.series_uid,
+        "stack_id": stack.stack_id,
+        "study_uid": stack.study_uid,
+        "description": stack.description,
+        "modality": stack.modality,
+        "manufacturer": stack.manufacturer,
+        "patient_id": stack.patient_id,
+        "study_date": stack.study_date,
+        "series_number": stack.series_number,
+        "kind": stack.kind,
+        "files": files,
+        "warnings": warnings,
+        "source": str(Path(files[0]).parent) if len(files) > 1 or stack.kind == "classic" else files[0],
+        "volume_index": v,
+        "n_volumes": stack.n_volumes,
+        "volume_label": stack.volume_labels[v] if v < len(stack.volume_labels) else "",
+        "slice_thickness_mm": stack.slice_thickness_mm,
+        "rescale_slope": float(slope[0]),
+        "rescale_intercept": float(intercept[0]),
+        "philips_scaling": philips_scaling,
+        "transfer_syntax": grid.frames[0].source.transfer_syntax,
+        "stored_dtype": str(raw.dtype),
+    }
+    return Volume(array, grid.spacing, grid.origin, grid.direction, meta)
+
+
+def select_stack(stacks: list[SeriesStack], series_uid: str | None, where: str) -> SeriesStack:
+    """The stack chosen by ``series_uid`` (a SeriesInstanceUID or a stack id).
+
+    Raises
+    ------
+    SeriesSelectionError
+        No stack, no match, or several matches; the message lists the stacks.
+    """
+    if not stacks:
+        raise DicomReadError(f"no DICOM image found in {where}; give a folder or file holding a DICOM series")
+    if series_uid is None:
+        chosen = stacks
+    else:
+        chosen = [s for s in stacks if s.stack_id == series_uid] or [s for s in stacks if s.series_uid == series_uid]
+    if len(chosen) == 1:
+        return chosen[0]
+    listing = "; ".join(s.summary() for s in (chosen or stacks))
+    if series_uid is None:
+        msg = f"{where} holds {len(stacks)} image stacks; choose one by series UID (or stack id): {listing}"
+    elif not chosen:
+        msg = f"no stack of {where} matches series UID {series_uid!r}; available: {listing}"
+    else:
+        msg = (f"series {series_uid} of {where} splits into {len(chosen)} stacks (different orientation or "
+               f"matrix); choose one by stack id: {listing}")
+    raise SeriesSelectionError(msg)
+
+
+def load_dicom(path: str | Path, *, series_uid: str | None = None, volume_index: int | None = None,
+               philips_scaling: str = DEFAULT_PHILIPS_SCALING) -> Volume:
+    """Load one DICOM volume from a folder tree or a file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A folder (searched recursively) or one file. A single classic
+        (one-slice) file stands for its series: the files of the same series
+        in its folder are loaded with it.
+    series_uid : str, optional
+        SeriesInstanceUID or stack id to load; required when ``path`` holds
+        several stacks.
+    volume_index : int, optional
+        Volume (0-based) of a series holding several.
+    philips_scaling : {"display", "precise"}
+        See :func:`load_stack`.
+
+    Returns
+    -------
+    Volume
+
+    Raises
+    ------
+    DicomReadError
+        No DICOM image under ``path``; a truncated or unreadable file.
+    SeriesSelectionError
+        Several stacks or volumes and no selection (the message lists them).
+    SeriesGeometryError
+        The slices do not form one regular grid.
+    """
+    path = Path(path)
+    headers = read_headers(path)
+    if path.is_file() and len(headers) == 1 and headers[0].kind == "classic":
+        uid = headers[0].series_uid
+        log.info("%s is one slice: loading its series %s from %s", path, uid, path.parent)
+        headers = [h for h in read_headers(path.parent, recursive=False) if h.series_uid == uid]
+        if series_uid is None:
+            series_uid = uid
+    stacks = build_stacks(headers)
+    stack = select_stack(stacks, series_uid, str(path))
+    vol = load_stack(stack, volume_index=volume_index, philips_scaling=philips_scaling)
+    vol.meta["source"] = str(path)
+    return vol

@@ -1,0 +1,284 @@
+"""Header-only index of a DICOM folder tree: which series and stacks exist.
+
+:func:`index_dicom` walks a folder recursively, reads each file's header once
+(``stop_before_pixels``), skips what is not a DICOM image (logged at debug
+level), groups frames by SeriesInstanceUID and splits each series into
+*stacks*: frames that share orientation, matrix and pixel spacing. A stack
+holds one or more volumes (dynamics, echoes, time points, ASL label/control)
+that share their slice positions; :mod:`volumetry.io.dicom_geometry` deals
+the frames at each position to those volumes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DicomReadError
+from .dicom_frames import FileHeader, Frame, read_header
+
+log = logging.getLogger(__name__)
+
+#: Orientation cosines are rounded to this many decimals to group frames into
+#: stacks (1e-4, about 0.006 degrees); the loader then checks them exactly.
+ORIENTATION_GROUP_DECIMALS = 4
+#: Pixel spacings (mm) are rounded to this many decimals to group frames.
+PIXEL_SPACING_GROUP_DECIMALS = 4
+#: Two frames whose positions along the slice normal differ by less than this
+#: (mm) are at the same slice position (they belong to different volumes).
+SAME_POSITION_TOL_MM = 0.01
+
+
+@dataclasses.dataclass(frozen=True)
+class SeriesStack:
+    """One stack of a series: frames sharing orientation, matrix and pixel size.
+
+    Attributes
+    ----------
+    series_uid : str
+        SeriesInstanceUID.
+    stack_id : str
+        Unique within an index and stable across runs: the series UID, with
+        ``#n`` appended when the series splits into several stacks.
+    patient_id, study_date, study_uid : str
+        PatientID, StudyDate (YYYYMMDD), StudyInstanceUID.
+    series_number : int or None
+        SeriesNumber.
+    description, modality, manufacturer : str
+        SeriesDescription, Modality, Manufacturer.
+    orientation : tuple of float
+        ImageOrientationPatient (row then column cosines, LPS).
+    rows, cols : int
+        Matrix of one slice.
+    pixel_spacing : tuple of float
+        PixelSpacing (between rows, between columns), mm.
+    n_slices : int
+        Distinct slice positions.
+    n_volumes : int
+        Volumes (frames per slice position).
+    files : tuple of str
+        Files of the stack, sorted.
+    kind : str
+        ``classic``, ``enhanced`` or ``mosaic``.
+    slice_thickness_mm, spacing_between_slices_mm : float or None
+        Header fields, for information only (never used for geometry, except
+        for a mosaic's tile spacing).
+    volume_labels : tuple of str
+        Description of each volume ("temporal position 2, TE 30 ms").
+    frames : tuple of Frame
+        Every frame, for the loader.
+    """
+
+    series_uid: str
+    stack_id: str
+    patient_id: str
+    study_date: str
+    study_uid: str
+    series_number: int | None
+    description: str
+    modality: str
+    manufacturer: str
+    orientation: tuple[float, ...]
+    rows: int
+    cols: int
+    pixel_spacing: tuple[float, float]
+    n_slices: int
+    n_volumes: int
+    files: tuple[str, ...]
+    kind: str
+    slice_thickness_mm: float | None
+    spacing_between_slices_mm: float | None
+    volume_labels: tuple[str, ...] = ()
+    frames: tuple[Frame, ...] = dataclasses.field(default=(), repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        """Short name for messages: description and stack id."""
+        return f"series '{self.description}' ({self.stack_id})"
+
+    def summary(self) -> str:
+        """One line: stack id, description and size, for selection messages."""
+        vols = f" x {self.n_volumes} volumes" if self.n_volumes > 1 else ""
+        return (f"{self.stack_id}  '{self.description}'  {self.modality}  "
+                f"{self.cols}x{self.rows}x{self.n_slices}{vols}  ({len(self.files)} files)")
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready description (no geometry check, no pixels)."""
+        return {
+            "stack_id": self.stack_id,
+            "series_uid": self.series_uid,
+            "study_uid": self.study_uid,
+            "patient_id": self.patient_id,
+            "study_date": self.study_date,
+            "series_number": self.series_number,
+            "description": self.description,
+            "modality": self.modality,
+            "manufacturer": self.manufacturer,
+            "kind": self.kind,
+            "orientation": [float(v) for v in self.orientation],
+            "matrix": [self.cols, self.rows],
+            "pixel_spacing": [float(v) for v in self.pixel_spacing],
+            "n_slices": self.n_slices,
+            "n_volumes": self.n_volumes,
+            "volumes": list(self.volume_labels),
+            "slice_thickness_mm": self.slice_thickness_mm,
+            "files": list(self.files),
+        }
+
+
+def _iter_files(root: Path, recursive: bool = True):
+    if root.is_file():
+        yield str(root)
+        return
+    if not recursive:
+        for entry in sorted(os.scandir(root), key=lambda e: e.name):
+            if entry.is_file():
+                yield entry.path
+        return
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield os.path.join(dirpath, name)
+
+
+def read_headers(root: str | Path, *, recursive: bool = True) -> list[FileHeader]:
+    """Read the header of every DICOM image file under ``root`` (or of the file ``root``).
+
+    ``recursive=False`` reads only the files directly inside the folder ``root``.
+
+    Raises
+    ------
+    DicomReadError
+        If ``root`` does not exist, or a DICOM file is truncated or unreadable.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DicomReadError(f"{root} does not exist; give a DICOM folder or file")
+    headers = []
+    skipped = 0
+    for path in _iter_files(root, recursive):
+        h = read_header(path)
+        if h is None:
+            skipped += 1
+        else:
+            headers.append(h)
+    log.debug("%s: %d DICOM image files, %d other files skipped", root, len(headers), skipped)
+    return headers
+
+
+def _stack_key(h: FileHeader, f: Frame) -> tuple:
+    return (
+        tuple(np.round(f.orientation, ORIENTATION_GROUP_DECIMALS) + 0.0),
+        f.rows,
+        f.cols,
+        tuple(np.round(f.pixel_spacing, PIXEL_SPACING_GROUP_DECIMALS) + 0.0),
+    )
+
+
+def position_clusters(frames: list[Frame] | tuple[Frame, ...]) -> tuple[np.ndarray, list[list[int]]]:
+    """Group frames by slice position along the normal of the first frame.
+
+    Returns
+    -------
+    distances : numpy.ndarray
+        Position of each cluster along the normal (mm), ascending.
+    clusters : list of list of int
+        Frame indices in each cluster, in the order of ``distances``.
+    """
+    o = np.asarray(frames[0].orientation, dtype=float)
+    normal = np.cross(o[:3], o[3:])
+    normal /= np.linalg.norm(normal)
+    pos = np.array([f.position for f in frames], dtype=float)
+    d = pos @ normal
+    order = np.argsort(d, kind="stable")
+    ds = d[order]
+    breaks = np.nonzero(np.diff(ds) > SAME_POSITION_TOL_MM)[0] + 1
+    groups = np.split(order, breaks)
+    return np.array([d[g].mean() for g in groups]), [g.tolist() for g in groups]
+
+
+def _make_stack(headers: list[FileHeader], frames: list[Frame], stack_id: str) -> SeriesStack:
+    h = headers[0]
+    _, clusters = position_clusters(frames)
+    n_volumes = max(len(c) for c in clusters)
+    first = sorted(clusters[0], key=lambda i: frames[i].volume_key)
+    labels = tuple(frames[i].volume_label for i in first) if n_volumes > 1 else ()
+    if n_volumes > 1 and len(first) < n_volumes:
+        labels = labels + ("?",) * (n_volumes - len(first))
+    f0 = frames[0]
+    return SeriesStack(
+        series_uid=h.series_uid,
+        stack_id=stack_id,
+        patient_id=h.patient_id,
+        study_date=h.study_date,
+        study_uid=h.study_uid,
+        series_number=h.series_number,
+        description=h.description,
+        modality=h.modality,
+        manufacturer=h.manufacturer,
+        orientation=f0.orientation,
+        rows=f0.rows,
+        cols=f0.cols,
+        pixel_spacing=f0.pixel_spacing,
+        n_slices=len(clusters),
+        n_volumes=n_volumes,
+        files=tuple(sorted({f.source.path for f in frames})),
+        kind=h.kind,
+        slice_thickness_mm=h.slice_thickness_mm,
+        spacing_between_slices_mm=h.spacing_between_slices_mm,
+        volume_labels=labels,
+        frames=tuple(frames),
+    )
+
+
+def build_stacks(headers: list[FileHeader]) -> list[SeriesStack]:
+    """Group file headers into stacks (see module docstring)."""
+    by_series: dict[str, list[FileHeader]] = defaultdict(list)
+    for h in headers:
+        by_series[h.series_uid].append(h)
+    stacks = []
+    for uid, hs in by_series.items():
+        groups: dict[tuple, tuple[list[FileHeader], list[Frame]]] = {}
+        for h in hs:
+            for f in h.frames:
+                key = _stack_key(h, f)
+                g = groups.setdefault(key, ([], []))
+                if not g[0] or g[0][-1] is not h:
+                    g[0].append(h)
+                g[1].append(f)
+        # stable order: the stack with most frames first, then by its key
+        ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1][1]), kv[0]))
+        for n, (_, (hs_g, frames)) in enumerate(ordered, start=1):
+            stack_id = uid if len(ordered) == 1 else f"{uid}#{n}"
+            stacks.append(_make_stack(hs_g, frames, stack_id))
+    stacks.sort(key=lambda s: (s.study_date, s.study_uid, s.series_number if s.series_number is not None else -1,
+                               s.series_uid, s.stack_id))
+    return stacks
+
+
+def index_dicom(root: str | Path) -> list[SeriesStack]:
+    """Index the DICOM images under ``root`` into stacks, reading headers only.
+
+    Parameters
+    ----------
+    root : str or Path
+        A folder (searched recursively) or a single file.
+
+    Returns
+    -------
+    list of SeriesStack
+        Sorted by study date, study, series number, series UID. Empty when
+        there is no DICOM image.
+
+    Raises
+    ------
+    DicomReadError
+        If ``root`` does not exist, or a DICOM file is truncated or unreadable
+        (the message names the file).
+    """
+    return build_stacks(read_headers(root))

@@ -1,0 +1,150 @@
+"""Frames of a Siemens mosaic: the slices of one volume tiled in one image.
+
+* Number of slices: (0019,100A) NumberOfImagesInMosaic, else the CSA image
+  header's ``NumberOfImagesInMosaic``. The tiles form a ``m × m`` grid with
+  ``m = ceil(sqrt(n))``, filled row by row.
+* ImagePositionPatient of a mosaic is the corner of the *whole* mosaic; the
+  first slice's position is shifted by half the difference between the
+  mosaic and tile matrices along the row and column directions (the
+  correction nibabel and dcm2niix apply).
+* Tile ``s`` lies at ``first + s · spacing · normal`` where ``normal`` is the
+  CSA ``SliceNormalVector`` (the order of the tiles; it may be opposite to
+  the cross product of the orientation cosines) and ``spacing`` is
+  SpacingBetweenSlices (mm): a mosaic carries one position, so this is the
+  one case where the slice spacing is read from a header field. The loader
+  records that in the volume's warnings.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+
+import numpy as np
+
+from ..errors import DicomReadError
+from .dicom_frames import PHILIPS_SCALE_SLOPE, Frame, PixelSource, _philips_value
+
+log = logging.getLogger(__name__)
+
+_N_MOSAIC_TAG = (0x0019, 0x100A)
+
+
+def is_mosaic(ds) -> bool:
+    """True when the data set is a Siemens mosaic (ImageType contains MOSAIC)."""
+    image_type = ds.get("ImageType")
+    if not image_type:
+        return False
+    return "MOSAIC" in [str(v).upper() for v in image_type]
+
+
+def _csa(ds):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nibabel warns that its DICOM readers are experimental
+        from nibabel.nicom import csareader
+    try:
+        return csareader, csareader.get_csa_header(ds, "image")
+    except Exception as exc:  # a damaged CSA header: fall back to the public tags
+        log.debug("cannot parse the CSA image header: %s", exc)
+        return csareader, None
+
+
+def mosaic_frames(ds, source: PixelSource, volume_key: tuple, volume_label: str) -> list[Frame]:
+    """Describe the tiles of a Siemens mosaic as frames.
+
+    Parameters
+    ----------
+    ds : pydicom.Dataset
+        Header of the mosaic file.
+    source : PixelSource
+        Its pixels (one stored frame holding all tiles).
+    volume_key, volume_label
+        Volume ordering key and description shared by all tiles.
+
+    Returns
+    -------
+    list of Frame
+        One per slice, in tile order.
+
+    Raises
+    ------
+    DicomReadError
+        If the number of tiles is unknown or does not fit the matrix, or the
+        slice spacing is missing.
+    """
+    path = source.path
+    csareader, csa = _csa(ds)
+    n = ds.get(_N_MOSAIC_TAG)
+    n = int(n.value) if n is not None and not isinstance(n.value, bytes) else None
+    if n is None and csa is not None:
+        n = csareader.get_n_mosaic(csa)
+    if not n:
+        raise DicomReadError(
+            f"Siemens mosaic {path}: the number of slices (0019,100A NumberOfImagesInMosaic) is missing; "
+            "convert this series with the scanner's export as non-mosaic images"
+        )
+    m = math.ceil(math.sqrt(n))
+    if source.rows % m or source.cols % m:
+        raise DicomReadError(
+            f"Siemens mosaic {path}: a {source.rows}x{source.cols} image cannot hold {m}x{m} tiles "
+            f"for {n} slices"
+        )
+    tile_rows, tile_cols = source.rows // m, source.cols // m
+    iop = np.array([float(v) for v in ds.ImageOrientationPatient])
+    row_cos, col_cos = iop[:3], iop[3:]
+    ps = [float(v) for v in ds.PixelSpacing]
+    ipp = np.array([float(v) for v in ds.ImagePositionPatient])
+    # corner of the whole mosaic -> first pixel of the first tile
+    first = ipp + col_cos * ps[0] * (source.rows - tile_rows) / 2 + row_cos * ps[1] * (source.cols - tile_cols) / 2
+    normal = None
+    if csa is not None:
+        try:
+            normal = csareader.get_slice_normal(csa)
+        except Exception:  # pragma: no cover - damaged CSA
+            normal = None
+    cross = np.cross(row_cos, col_cos)
+    if normal is None:
+        normal = cross
+    normal = np.asarray(normal, dtype=float)
+    normal = normal / np.linalg.norm(normal)
+    if abs(abs(normal @ cross) - 1) > 1e-3:
+        raise DicomReadError(
+            f"Siemens mosaic {path}: the CSA SliceNormalVector {normal.round(5).tolist()} is not normal "
+            f"to the image plane {cross.round(5).tolist()}"
+        )
+    spacing = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
+    if not spacing:
+        raise DicomReadError(
+            f"Siemens mosaic {path}: SpacingBetweenSlices (0018,0088) is missing, so the slice spacing "
+            "of the tiles is unknown"
+        )
+    spacing = float(spacing)
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    ss = _philips_value(ds.get(PHILIPS_SCALE_SLOPE))
+    frames = []
+    for s in range(n):
+        pos = first + s * spacing * normal
+        frames.append(Frame(
+            source=source,
+            frame_index=0,
+            tile_index=s,
+            rows=tile_rows,
+            cols=tile_cols,
+            position=tuple(float(v) for v in pos),
+            orientation=tuple(float(v) for v in iop),
+            pixel_spacing=(ps[0], ps[1]),
+            slope=slope,
+            intercept=intercept,
+            philips_scale_slope=ss,
+            volume_key=volume_key,
+            volume_label=volume_label,
+        ))
+    return frames
+
+
+def tile(mosaic: np.ndarray, index: int, tile_rows: int, tile_cols: int) -> np.ndarray:
+    """Tile ``index`` (row-major in the tile grid) of a 2D mosaic array."""
+    m = mosaic.shape[1] // tile_cols
+    r, c = divmod(index, m)
+    return mosaic[r * tile_rows:(r + 1) * tile_rows, c * tile_cols:(c + 1) * tile_cols]
