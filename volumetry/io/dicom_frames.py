@@ -28,6 +28,8 @@ UNCOMPRESSED_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 #: Explicit VR little endian (element header of PixelData is 12 bytes, not 8).
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _PIXEL_TAG = b"\xe0\x7f\x10\x00"
+#: Deflated explicit VR little endian: the whole data set is zlib-compressed.
+DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 #: Philips private "scale slope" / "scale intercept" (the floating-point scaling).
 PHILIPS_SCALE_SLOPE = (0x2005, 0x100E)
 PHILIPS_SCALE_INTERCEPT = (0x2005, 0x100D)
@@ -193,7 +195,16 @@ def read_header(path: str | Path) -> FileHeader | None:
                 f"cannot read DICOM file {path}: {type(exc).__name__}: {exc}; "
                 "the file is truncated or corrupt: export it again or remove it from the folder"
             ) from exc
+    meta = getattr(ds, "file_meta", None)
+    deflated = meta is not None and meta.get("TransferSyntaxUID") == DEFLATED_LE
+    if deflated:  # the stream pydicom read is inflated: file offsets mean nothing, pydicom decodes later
+        elem_head = _PIXEL_TAG if _is_image(ds) else b""
     if "PixelData" not in ds and "FloatPixelData" not in ds and elem_head[:4] != _PIXEL_TAG:
+        if not elem_head and _is_image(ds):
+            raise DicomReadError(
+                f"DICOM file {path} ends before its pixel data (the header stops after {pixel_pos} bytes); "
+                "it is truncated: export it again or remove it from the folder"
+            )
         if not is_part10 and "SOPClassUID" not in ds:
             log.debug("skipping %s: not a DICOM file", path)
         else:
@@ -208,6 +219,16 @@ def read_header(path: str | Path) -> FileHeader | None:
             f"cannot read DICOM file {path}: a required attribute is missing or invalid "
             f"({type(exc).__name__}: {exc}); the file cannot be placed in space"
         ) from exc
+
+
+def _is_image(ds) -> bool:
+    """True when the data set claims to be an image (image SOP class or a matrix size)."""
+    if "Rows" in ds:
+        return True
+    meta = getattr(ds, "file_meta", None)
+    sop = ds.get("SOPClassUID") or (meta.get("MediaStorageSOPClassUID") if meta is not None else None)
+    name = getattr(sop, "name", "") if sop is not None else ""
+    return "Image Storage" in str(name)
 
 
 def _pixel_value_offset(path: str, ts: str, ds, pixel_pos: int, elem_head: bytes, file_size: int,
