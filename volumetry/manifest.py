@@ -1,0 +1,491 @@
+"""Study input: a manifest CSV, or a DICOM tree without one.
+
+Manifest columns (documented in ``docs/pipeline.md``):
+
+======================  ========  ===================================================
+column                  required  meaning
+======================  ========  ===================================================
+``subject_id``          yes       the subject (patient) identifier
+``visit``               yes       the visit label (e.g. ``baseline``, ``w12``)
+``image``               yes       DICOM folder or file, NIfTI/NRRD/MHA, relative to
+                                  the manifest's folder
+``lesion_id``           no        lesion name (default ``1``); one row per lesion
+``course``              no        treatment course number (0 = baseline)
+``scan_date``           no        ISO date ``YYYY-MM-DD``
+``series_uid``          no        SeriesInstanceUID to take from a DICOM folder
+``seed_x/_y/_z``        no        a seed point inside the lesion
+``seed_space``          no        ``lps`` or ``ras`` (mm) or ``voxel`` (indices i, j, k);
+                                  default ``lps``
+``box``                 no        6 numbers ``x0 y0 z0 x1 y1 z1`` (two corners, in
+                                  ``seed_space``), separated by spaces or ``;``
+``mask``                no        an imported mask file (relative), used instead of
+                                  segmenting
+======================  ========  ===================================================
+
+Columns whose name starts with ``x_`` are free (ignored); any other unknown
+column is an error (a misspelt ``seed_X`` must not silently drop a seed).
+
+A seed or box given on one row of a subject's lesion (its baseline) alone is
+propagated to the rows of that lesion that have neither seed, box nor mask.
+
+A folder without ``manifest.csv`` is read as a DICOM tree: one subject per
+PatientID, one visit per StudyDate, the series chosen by the pipeline's
+``series`` rule, and seeds or masks from the side file ``seeds.csv`` (columns
+``subject_id`` (PatientID), optional ``visit`` (StudyDate, ``YYYYMMDD`` or
+ISO), and the prompt columns above).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import difflib
+import logging
+import re
+from pathlib import Path
+
+from .errors import InputError, ManifestError
+
+log = logging.getLogger(__name__)
+
+#: File name looked for in a study folder.
+MANIFEST_NAME = "manifest.csv"
+#: Side file of seeds/masks for a DICOM tree without manifest.
+SIDE_FILE_NAME = "seeds.csv"
+REQUIRED_COLUMNS = ("subject_id", "visit", "image")
+OPTIONAL_COLUMNS = (
+    "lesion_id", "course", "scan_date", "series_uid", "seed_x", "seed_y", "seed_z",
+    "seed_space", "box", "mask",
+)
+#: Accepted ``seed_space`` values and what they mean.
+SEED_SPACES = {"lps": "lps", "ras": "ras", "voxel": "voxel", "ijk": "voxel", "index": "voxel"}
+#: Default lesion name when ``lesion_id`` is absent or empty.
+DEFAULT_LESION = "1"
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanRow:
+    """One scan to process: one row of the manifest (one lesion on one image).
+
+    Attributes
+    ----------
+    subject_id, visit, lesion_id : str
+        Identity as given (never sanitised here; see :mod:`volumetry.paths`).
+    image : pathlib.Path
+        Absolute path of the image (file or DICOM folder).
+    course : int or None
+        Treatment course (0 = baseline) when given.
+    scan_date : datetime.date or None
+    series_uid : str or None
+    seed : tuple of float or None
+        ``(x, y, z)`` in ``seed_space``.
+    seed_space : str
+        ``lps``, ``ras`` or ``voxel``.
+    box : tuple of float or None
+        ``(x0, y0, z0, x1, y1, z1)`` in ``seed_space``.
+    mask : pathlib.Path or None
+        Absolute path of an imported mask.
+    propagate_from : int or None
+        Index (in :attr:`Study.rows`) of the row whose seed/box this row
+        inherits by registration; None when the row has its own prompt.
+    files : tuple of pathlib.Path
+        The exact input files (a DICOM series found in a tree); empty when
+        ``image`` is read as given.
+    where : str
+        ``"<manifest> line N"`` for messages.
+    """
+
+    subject_id: str
+    visit: str
+    image: Path
+    lesion_id: str = DEFAULT_LESION
+    course: int | None = None
+    scan_date: _dt.date | None = None
+    series_uid: str | None = None
+    seed: tuple[float, float, float] | None = None
+    seed_space: str = "lps"
+    box: tuple[float, ...] | None = None
+    mask: Path | None = None
+    propagate_from: int | None = None
+    files: tuple[Path, ...] = ()
+    where: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """``(subject_id, visit, lesion_id)``: unique within a study."""
+        return (self.subject_id, self.visit, self.lesion_id)
+
+    @property
+    def has_prompt(self) -> bool:
+        """True when the row has its own seed, box or mask."""
+        return self.seed is not None or self.box is not None or self.mask is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """The scans of a study, in manifest order.
+
+    Attributes
+    ----------
+    rows : tuple of ScanRow
+    source : pathlib.Path
+        The manifest file, or the DICOM folder.
+    root : pathlib.Path
+        Folder that relative paths are resolved from.
+    """
+
+    rows: tuple[ScanRow, ...]
+    source: Path
+    root: Path
+
+
+def _err(source: Path, line: int | None, column: str | None, msg: str) -> ManifestError:
+    where = str(source)
+    if line is not None:
+        where += f" line {line}"
+    if column:
+        where += f", column '{column}'"
+    return ManifestError(f"{where}: {msg}")
+
+
+def _float(source, line, column, text) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise _err(source, line, column, f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _err(source, line, column, f"{text!r} is not a finite number")
+    return value
+
+
+def _parse_prompt(source: Path, line: int, cells: dict[str, str]) -> dict:
+    """Parse seed_x/_y/_z, seed_space and box of one row."""
+    out: dict = {}
+    seed_cells = [cells.get(c, "") for c in ("seed_x", "seed_y", "seed_z")]
+    if any(seed_cells):
+        if not all(seed_cells):
+            missing = [c for c, v in zip(("seed_x", "seed_y", "seed_z"), seed_cells) if not v]
+            raise _err(source, line, missing[0], "a seed needs all of seed_x, seed_y and seed_z")
+        out["seed"] = tuple(_float(source, line, c, v) for c, v in zip(("seed_x", "seed_y", "seed_z"), seed_cells))
+    space = cells.get("seed_space", "").strip().lower()
+    if space:
+        if space not in SEED_SPACES:
+            raise _err(source, line, "seed_space", f"{space!r} is not one of {', '.join(SEED_SPACES)}")
+        out["seed_space"] = SEED_SPACES[space]
+    box = cells.get("box", "").strip()
+    if box:
+        parts = [p for p in re.split(r"[\s;,]+", box) if p]
+        if len(parts) != 6:
+            raise _err(source, line, "box", f"{box!r}: a box is 6 numbers 'x0 y0 z0 x1 y1 z1'")
+        out["box"] = tuple(_float(source, line, "box", p) for p in parts)
+    return out
+
+
+def _check_columns(source: Path, header: list[str], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+    valid = list(required) + list(optional)
+    seen = set()
+    for col in header:
+        if col in seen:
+            raise _err(source, 1, col, "the column appears twice")
+        seen.add(col)
+        if col in valid or col.startswith("x_"):
+            continue
+        close = [col.lower()] if col.lower() in valid else difflib.get_close_matches(col, valid, n=1, cutoff=0.6)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        raise _err(source, 1, col, f"unknown column.{hint} Valid columns: {', '.join(valid)} "
+                                   "(extra free columns must start with 'x_')")
+    missing = [c for c in required if c not in seen]
+    if missing:
+        raise _err(source, 1, None, f"missing required column(s) {', '.join(missing)}; "
+                                    f"the header is {','.join(header)}")
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _err(path, None, None, f"not UTF-8 text ({exc}); save the manifest as UTF-8 CSV") from None
+    except OSError as exc:
+        raise _err(path, None, None, f"cannot be read: {exc}") from None
+    reader = csv.reader(text.splitlines())
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise _err(path, None, None, "the file is empty; it needs a header line") from None
+    rows = []
+    for cells in reader:
+        line = reader.line_num
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            raise _err(path, line, None, f"{len(cells)} cells but the header has {len(header)} columns")
+        rows.append((line, {h: c.strip() for h, c in zip(header, cells)}))
+    return header, rows
+
+
+def _resolve(root: Path, text: str) -> Path:
+    p = Path(text)
+    return p if p.is_absolute() else (root / p)
+
+
+def read_manifest(path: str | Path) -> Study:
+    """Read and check a manifest CSV (see the module docstring for the columns).
+
+    Missing image or mask files are *not* errors here: the runner records them
+    as failures of their scan (naming the manifest line and column) and goes on.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    Study
+
+    Raises
+    ------
+    ManifestError
+        Unknown or missing column, empty required cell, a number or date that
+        does not parse, duplicated ``(subject_id, visit, lesion_id)``, or a
+        seed-less lesion with nothing to propagate from. The message names the
+        file, the line and the column.
+    """
+    path = Path(path).resolve()
+    if not path.is_file():
+        raise ManifestError(f"manifest {path} does not exist")
+    header, raw_rows = _read_csv(path)
+    _check_columns(path, header, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+    if not raw_rows:
+        raise _err(path, None, None, "the manifest has a header but no scans")
+    root = path.parent
+    rows: list[ScanRow] = []
+    seen: dict[tuple, int] = {}
+    for line, cells in raw_rows:
+        for col in REQUIRED_COLUMNS:
+            if not cells.get(col):
+                raise _err(path, line, col, "empty; every row needs subject_id, visit and image")
+        kw: dict = {}
+        if cells.get("course"):
+            try:
+                kw["course"] = int(cells["course"])
+            except ValueError:
+                raise _err(path, line, "course", f"{cells['course']!r} is not a whole number") from None
+            if kw["course"] < 0:
+                raise _err(path, line, "course", "must be 0 (baseline) or more")
+        if cells.get("scan_date"):
+            try:
+                kw["scan_date"] = _dt.date.fromisoformat(cells["scan_date"])
+            except ValueError:
+                raise _err(path, line, "scan_date", f"{cells['scan_date']!r} is not an ISO date YYYY-MM-DD") from None
+        if cells.get("series_uid"):
+            kw["series_uid"] = cells["series_uid"]
+        if cells.get("mask"):
+            kw["mask"] = _resolve(root, cells["mask"])
+        kw.update(_parse_prompt(path, line, cells))
+        row = ScanRow(
+            subject_id=cells["subject_id"], visit=cells["visit"], image=_resolve(root, cells["image"]),
+            lesion_id=cells.get("lesion_id") or DEFAULT_LESION, where=f"{path} line {line}", **kw,
+        )
+        if row.key in seen:
+            raise _err(path, line, None, f"subject {row.subject_id!r} visit {row.visit!r} lesion "
+                                         f"{row.lesion_id!r} is already on line {seen[row.key]}")
+        seen[row.key] = line
+        rows.append(row)
+    return Study(rows=tuple(link_propagation(rows, path)), source=path, root=root)
+
+
+def _order_key(row: ScanRow, position: int):
+    # baseline first: course 0, then the earliest date, then file order
+    return (row.course if row.course is not None else 10**6,
+            row.scan_date or _dt.date.max, position)
+
+
+def link_propagation(rows: list[ScanRow], source: Path) -> list[ScanRow]:
+    """Point every prompt-less row to the row of the same subject and lesion
+    whose seed or box it inherits (the earliest such row: lowest course, then
+    earliest date, then manifest order).
+
+    Raises
+    ------
+    ManifestError
+        A lesion has rows without any seed, box or mask and no row to inherit from.
+    """
+    out = list(rows)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for n, row in enumerate(rows):
+        groups.setdefault((row.subject_id, row.lesion_id), []).append(n)
+    for (subject, lesion), idx in groups.items():
+        donors = sorted((n for n in idx if rows[n].seed is not None or rows[n].box is not None),
+                        key=lambda n: _order_key(rows[n], n))
+        for n in idx:
+            if rows[n].has_prompt:
+                continue
+            if not donors:
+                raise ManifestError(
+                    f"{rows[n].where}: subject {subject!r} lesion {lesion!r} has no seed, box or mask on any "
+                    "row; give seed_x/seed_y/seed_z (or box, or mask) on its baseline row"
+                )
+            out[n] = dataclasses.replace(rows[n], propagate_from=donors[0], seed_space=rows[donors[0]].seed_space)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- DICOM trees
+def _stack_attr(stack, name, default=None):
+    return getattr(stack, name, default)
+
+
+def select_series(stacks: list, series_rule: dict) -> object | None:
+    """Choose the series of one study by the pipeline's ``series`` rule.
+
+    Parameters
+    ----------
+    stacks : list of SeriesStack
+        The series of one study (``modality``, ``description``, ``files``...).
+    series_rule : dict
+        ``modality``, ``description_regex`` (searched, case-insensitive) and
+        ``prefer`` (``most_slices``, ``latest`` or ``first``).
+
+    Returns
+    -------
+    SeriesStack or None
+        None when no series matches.
+    """
+    pattern = re.compile(series_rule.get("description_regex", ".*"), re.IGNORECASE)
+    modality = (series_rule.get("modality") or "").upper()
+    matching = [
+        s for s in stacks
+        if (not modality or (str(_stack_attr(s, "modality", "") or "").upper() == modality))
+        and pattern.search(str(_stack_attr(s, "description", "") or ""))
+    ]
+    if not matching:
+        return None
+    prefer = series_rule.get("prefer", "most_slices")
+    if prefer == "first":
+        return matching[0]
+    if prefer == "latest":
+        return max(matching, key=lambda s: (str(_stack_attr(s, "series_time", "") or ""),
+                                            int(_stack_attr(s, "series_number", 0) or 0)))
+    return max(matching, key=lambda s: len(_stack_attr(s, "files", ()) or ()))
+
+
+def _iso_from_dicom_date(text: str) -> _dt.date | None:
+    text = (text or "").strip()
+    for fmt in ("%Y%m%d", "%Y-%m-%d"):
+        try:
+            return _dt.datetime.strptime(text, fmt).date()
+        except ValueError:
+            pass
+    return None
+
+
+def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
+    """Read a folder without manifest as a DICOM tree.
+
+    Subjects are PatientIDs, visits StudyDates (label ``YYYY-MM-DD``), the
+    series of each study is chosen by :func:`select_series`; seeds, boxes or
+    masks come from ``seeds.csv`` in ``root``.
+
+    Raises
+    ------
+    InputError
+        No DICOM file in the folder, no series matching the rule, or no side file.
+    ManifestError
+        The side file is invalid (named with its line and column).
+    """
+    from .io.dicom import index_dicom
+
+    root = Path(root).resolve()
+    stacks = index_dicom(root)
+    if not stacks:
+        raise InputError(
+            f"{root}: no {MANIFEST_NAME} and no DICOM series found; give a folder holding {MANIFEST_NAME} "
+            "(see docs/pipeline.md) or a DICOM tree"
+        )
+    studies: dict[tuple[str, str], list] = {}
+    for s in stacks:
+        pid = str(_stack_attr(s, "patient_id", "") or "")
+        date = str(_stack_attr(s, "study_date", "") or "")
+        studies.setdefault((pid, date), []).append(s)
+    side = root / SIDE_FILE_NAME
+    if not side.is_file():
+        raise InputError(
+            f"{root}: a DICOM tree needs the side file {SIDE_FILE_NAME} with a seed, box or mask per subject "
+            "(columns subject_id, visit, seed_x, seed_y, seed_z, seed_space, box, mask; see docs/pipeline.md), "
+            f"or write a {MANIFEST_NAME}"
+        )
+    header, side_rows = _read_csv(side)
+    _check_columns(side, header, ("subject_id",),
+                   ("visit", "lesion_id", "seed_x", "seed_y", "seed_z", "seed_space", "box", "mask"))
+    prompts: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+    for line, cells in side_rows:
+        if not cells.get("subject_id"):
+            raise _err(side, line, "subject_id", "empty")
+        visit = cells.get("visit", "")
+        if visit:
+            date = _iso_from_dicom_date(visit)
+            if date is None:
+                raise _err(side, line, "visit", f"{visit!r} is not a StudyDate (YYYYMMDD or YYYY-MM-DD)")
+            visit = date.isoformat()
+        kw = _parse_prompt(side, line, cells)
+        if cells.get("mask"):
+            kw["mask"] = _resolve(root, cells["mask"])
+        prompts.setdefault((cells["subject_id"], visit), []).append((cells.get("lesion_id") or DEFAULT_LESION, kw))
+    rows: list[ScanRow] = []
+    skipped = []
+    first_visit: dict[str, str] = {}
+    for (pid, date), group in sorted(studies.items(), key=lambda kv: (kv[0][0], _iso_from_dicom_date(kv[0][1]) or _dt.date.max)):
+        stack = select_series(group, series_rule)
+        if stack is None:
+            skipped.append(f"{pid or '?'} {date or '?'}")
+            continue
+        day = _iso_from_dicom_date(date)
+        visit = day.isoformat() if day else (date or "unknown")
+        first_visit.setdefault(pid, visit)
+        files = tuple(Path(f) for f in (_stack_attr(stack, "files", ()) or ()))
+        # a side-file row without visit is the baseline's (the subject's first StudyDate)
+        entries = dict(prompts.get((pid, visit), []))
+        if visit == first_visit[pid]:
+            entries = {**dict(prompts.get((pid, ""), [])), **entries}
+        lesion_ids = sorted({lid for key, found in prompts.items() if key[0] == pid for lid, _ in found})
+        for lesion in lesion_ids or [DEFAULT_LESION]:
+            rows.append(ScanRow(
+                subject_id=pid, visit=visit, image=Path(_common_dir(files)) if files else root,
+                lesion_id=lesion, scan_date=day,
+                series_uid=str(_stack_attr(stack, "series_uid", "") or "") or None, files=files,
+                where=f"{root} PatientID {pid!r} StudyDate {date!r}", **entries.get(lesion, {}),
+            ))
+    if skipped:
+        log.warning("%s: no series matching %s in %d studies: %s", root, series_rule, len(skipped), "; ".join(skipped))
+    if not rows:
+        raise InputError(
+            f"{root}: no series matches the pipeline's series rule (modality {series_rule.get('modality')}, "
+            f"description /{series_rule.get('description_regex')}/); found: "
+            + "; ".join(sorted({f"{_stack_attr(s, 'modality', '?')} '{_stack_attr(s, 'description', '')}'" for s in stacks}))
+        )
+    return Study(rows=tuple(link_propagation(rows, side)), source=root, root=root)
+
+
+def _common_dir(files) -> str:
+    import os
+
+    return os.path.commonpath([str(Path(f).parent) for f in files])
+
+
+def read_study(study: str | Path, series_rule: dict | None = None) -> Study:
+    """Read a study: a manifest CSV, a folder holding ``manifest.csv``, or a DICOM tree.
+
+    Raises
+    ------
+    InputError
+        The path does not exist, or a folder is neither a manifest folder nor a DICOM tree.
+    ManifestError
+        The manifest or side file is invalid.
+    """
+    path = Path(study)
+    if not path.exists():
+        raise InputError(f"study {path} does not exist; give a manifest CSV or a study folder")
+    if path.is_file():
+        return read_manifest(path)
+    if (path / MANIFEST_NAME).is_file():
+        return read_manifest(path / MANIFEST_NAME)
+    return read_dicom_tree(path, series_rule or {})

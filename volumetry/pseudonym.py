@@ -1,0 +1,86 @@
+"""Stable keyed pseudonyms for patient identifiers (``volumetry run --pseudonymize``).
+
+A pseudonym is ``"P"`` followed by the first 16 hex digits of
+HMAC-SHA256(key, identifier). The same key gives the same pseudonym for the
+same identifier across runs and sites; without the key a pseudonym cannot be
+reversed or recomputed from a guessed identifier.
+
+The key is taken, in this order, from
+
+1. the environment variable :data:`KEY_ENV` (``VOLUMETRY_PSEUDONYM_KEY``), any text;
+2. the key file :data:`KEY_FILE` (``pseudonym.key``) in the output folder;
+3. otherwise a new random 256-bit key is written to that file (mode 0600).
+
+Keep the key file (or the variable) secret and apart from the shared results:
+whoever holds it can link pseudonyms back to identifiers they already know.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from .errors import InputError
+
+#: Environment variable holding the pseudonymisation key.
+KEY_ENV = "VOLUMETRY_PSEUDONYM_KEY"
+#: Key file name inside the output folder.
+KEY_FILE = "pseudonym.key"
+#: Hex digits of the HMAC kept in a pseudonym (64 bits).
+PSEUDONYM_HEX_DIGITS = 16
+
+
+def load_key(out_dir: str | Path, *, create: bool = True) -> bytes:
+    """The pseudonymisation key (see the module docstring for where it comes from).
+
+    Raises
+    ------
+    InputError
+        The key file exists but is empty or unreadable, or is missing and
+        ``create`` is False.
+    """
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode("utf-8")
+    path = Path(out_dir) / KEY_FILE
+    if path.is_file():
+        try:
+            key = path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"pseudonym key file {path} cannot be read ({exc}); restore it or set {KEY_ENV}") from None
+        if not key:
+            raise InputError(f"pseudonym key file {path} is empty; restore it or set {KEY_ENV}")
+        return key.encode("ascii")
+    if not create:
+        raise InputError(f"no pseudonym key: set {KEY_ENV} or put the key file {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    return key.encode("ascii")
+
+
+class Pseudonymizer:
+    """Maps identifiers to stable keyed pseudonyms.
+
+    Parameters
+    ----------
+    key : bytes
+        The secret key (see :func:`load_key`).
+    """
+
+    def __init__(self, key: bytes) -> None:
+        if not key:
+            raise InputError("the pseudonymisation key is empty")
+        self._key = bytes(key)
+
+    def __call__(self, identifier: object) -> str:
+        """The pseudonym of ``identifier`` (``"P"`` + 16 hex digits)."""
+        digest = hmac.new(self._key, str(identifier).encode("utf-8"), hashlib.sha256).hexdigest()
+        return "P" + digest[:PSEUDONYM_HEX_DIGITS]
+
+    def __repr__(self) -> str:  # never show the key
+        return "Pseudonymizer(<key hidden>)"

@@ -1,0 +1,427 @@
+"""The results database: SQLite in the output folder (``results.sqlite``).
+
+Tables (schema in :data:`SCHEMA`, documented in ``docs/pipeline.md``):
+
+``runs``
+    one row per ``volumetry run``: when, what study, which pipeline (path and
+    SHA-256), package version, counts of computed / cached / failed scans.
+``scans``
+    one row per scan identity ``(subject_id, visit, lesion_id)``: where its
+    image is, its input content hash, and ``task_key``, the key of the result
+    that is current for it.
+``masks``, ``measurements``, ``failures``
+    results keyed by ``task_key``, the SHA-256 of everything the result
+    depends on (input file contents, prompt, series UID, the pipeline's
+    segmentation section, package version). A key already present is a cache
+    hit: nothing is recomputed.
+``assessments``
+    the longitudinal assessment of one subject's lesion, keyed by the hash of
+    its measurements and the pipeline's course/response sections.
+
+Every result row carries its provenance: ``input_hash`` (content hash of the
+input files), ``series_uid``, ``pipeline_hash`` (SHA-256 of the pipeline
+file), ``package_version``, ``run_id`` and ``created_at`` (UTC ISO time).
+
+Writes are transactional (one transaction per scan result), the journal is
+WAL, and every write is an idempotent upsert: a run killed at any moment
+leaves complete rows only, and re-running never duplicates a row. Only the
+pipeline runner writes here (worker processes never touch the database).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from ._version import __version__
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Database file name inside the output folder.
+DB_NAME = "results.sqlite"
+#: Schema version stored in ``PRAGMA user_version``.
+SCHEMA_VERSION = 1
+
+_PROV = """
+    input_hash TEXT NOT NULL,
+    series_uid TEXT,
+    pipeline_hash TEXT NOT NULL,
+    package_version TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    created_at TEXT NOT NULL"""
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    status TEXT NOT NULL,
+    study TEXT,
+    pipeline_path TEXT,
+    pipeline_hash TEXT NOT NULL,
+    package_version TEXT NOT NULL,
+    pseudonymized INTEGER NOT NULL,
+    n_scans INTEGER,
+    n_computed INTEGER,
+    n_cached INTEGER,
+    n_failed INTEGER,
+    n_assessed INTEGER,
+    argv TEXT
+);
+CREATE TABLE IF NOT EXISTS scans (
+    subject_id TEXT NOT NULL,
+    visit TEXT NOT NULL,
+    lesion_id TEXT NOT NULL,
+    course INTEGER,
+    scan_date TEXT,
+    image TEXT,
+    task_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    {_PROV},
+    PRIMARY KEY (subject_id, visit, lesion_id)
+);
+CREATE TABLE IF NOT EXISTS masks (
+    task_key TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    visit TEXT NOT NULL,
+    lesion_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    method TEXT,
+    n_voxels INTEGER,
+    grid TEXT NOT NULL,
+    data BLOB NOT NULL,
+    path TEXT,
+    file_sha256 TEXT,
+    {_PROV}
+);
+CREATE TABLE IF NOT EXISTS measurements (
+    task_key TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    visit TEXT NOT NULL,
+    lesion_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reason TEXT,
+    volume_ml REAL,
+    mesh_volume_ml REAL,
+    data TEXT NOT NULL,
+    {_PROV}
+);
+CREATE TABLE IF NOT EXISTS failures (
+    task_key TEXT PRIMARY KEY,
+    subject_id TEXT NOT NULL,
+    visit TEXT NOT NULL,
+    lesion_id TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    error_type TEXT NOT NULL,
+    message TEXT NOT NULL,
+    deterministic INTEGER NOT NULL,
+    {_PROV}
+);
+CREATE TABLE IF NOT EXISTS assessments (
+    subject_id TEXT NOT NULL,
+    lesion_id TEXT NOT NULL,
+    assess_key TEXT NOT NULL,
+    data TEXT NOT NULL,
+    pipeline_hash TEXT NOT NULL,
+    package_version TEXT NOT NULL,
+    run_id INTEGER NOT NULL REFERENCES runs(run_id),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (subject_id, lesion_id)
+);
+"""
+
+
+def utc_now() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class ResultStore:
+    """The SQLite results database of one output folder.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The database file (created with its schema when absent).
+    timeout_s : float
+        How long to wait for a lock held by another connection, in s.
+
+    Raises
+    ------
+    InputError
+        The file is not a volumetry results database or is corrupt.
+    """
+
+    def __init__(self, path: str | Path, timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(str(self.path), timeout=timeout_s, isolation_level=None)
+            self.conn.row_factory = sqlite3.Row
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise InputError(f"{self.path}: results database schema {version}, this volumetry reads "
+                                 f"{SCHEMA_VERSION}; use another --out folder")
+            with self.transaction():
+                for stmt in SCHEMA.split(";"):
+                    if stmt.strip():
+                        self.conn.execute(stmt)
+                self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise InputError(f"{self.path}: not a usable results database ({exc}); "
+                             "move it away or choose another --out folder") from None
+
+    # ------------------------------------------------------------ plumbing
+    def transaction(self):
+        """Context manager: one ``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on error)."""
+        return _Transaction(self.conn)
+
+    def close(self) -> None:
+        """Close the connection (checkpoints the WAL)."""
+        self.conn.close()
+
+    def __enter__(self) -> "ResultStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ runs
+    def begin_run(self, *, study: str, pipeline_path: str | None, pipeline_hash: str,
+                  pseudonymized: bool, argv: list[str] | None = None) -> int:
+        """Insert a ``runs`` row with status ``running``; return its ``run_id``.
+
+        Raises
+        ------
+        InputError
+            The folder was made with the other pseudonymisation setting
+            (mixing real identifiers and pseudonyms in one database is refused).
+        """
+        prev = self.conn.execute(
+            "SELECT pseudonymized FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+        if prev is not None and bool(prev[0]) != bool(pseudonymized):
+            made = "with" if prev[0] else "without"
+            raise InputError(
+                f"{self.path.parent}: this output folder was made {made} --pseudonymize; "
+                "use another --out folder (identifiers and pseudonyms are never mixed)")
+        with self.transaction():
+            cur = self.conn.execute(
+                "INSERT INTO runs (started_at, status, study, pipeline_path, pipeline_hash, package_version,"
+                " pseudonymized, argv) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                (utc_now(), study, pipeline_path, pipeline_hash, __version__, int(bool(pseudonymized)),
+                 json.dumps(argv) if argv is not None else None))
+            return int(cur.lastrowid)
+
+    def finish_run(self, run_id: int, *, status: str, counts: dict[str, int]) -> None:
+        """Set the end time, status and counts (``n_scans``, ``n_computed``,
+        ``n_cached``, ``n_failed``, ``n_assessed``) of a run."""
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE runs SET finished_at=?, status=?, n_scans=?, n_computed=?, n_cached=?, n_failed=?,"
+                " n_assessed=? WHERE run_id=?",
+                (utc_now(), status, counts.get("n_scans"), counts.get("n_computed"), counts.get("n_cached"),
+                 counts.get("n_failed"), counts.get("n_assessed"), run_id))
+
+    def runs(self) -> list[dict]:
+        """Every run, oldest first."""
+        return [dict(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY run_id")]
+
+    # ------------------------------------------------------------ cache
+    def cached(self, task_key: str) -> dict | None:
+        """The stored result of ``task_key``, or None when it must be computed.
+
+        Returns ``{"kind": "measurement", ...row}`` for a stored measurement,
+        ``{"kind": "failure", ...row}`` for a *deterministic* failure (bad
+        input, which the same inputs would reproduce). Failures that may be
+        transient (an internal error, a lost worker) are not cache hits.
+        """
+        row = self.conn.execute("SELECT * FROM measurements WHERE task_key=?", (task_key,)).fetchone()
+        if row is not None:
+            return {"kind": "measurement", **dict(row)}
+        row = self.conn.execute("SELECT * FROM failures WHERE task_key=? AND deterministic=1",
+                                (task_key,)).fetchone()
+        if row is not None:
+            return {"kind": "failure", **dict(row)}
+        return None
+
+    # ------------------------------------------------------------ writes
+    def record_scan(self, run_id: int, scan: dict, prov: dict, *, measurement: dict | None = None,
+                    mask: dict | None = None, failure: dict | None = None) -> None:
+        """Record the result of one scan in one transaction (idempotent upserts).
+
+        Parameters
+        ----------
+        run_id : int
+        scan : dict
+            ``subject_id, visit, lesion_id, course, scan_date, image, task_key, status``.
+        prov : dict
+            ``input_hash, series_uid, pipeline_hash``.
+        measurement : dict, optional
+            ``status, reason, volume_ml, mesh_volume_ml, data`` (data: JSON-ready dict).
+        mask : dict, optional
+            ``source, method, n_voxels, grid`` (JSON-ready), ``data`` (bytes).
+        failure : dict, optional
+            ``stage, error_type, message, deterministic``.
+        """
+        now = utc_now()
+        ident = (scan["subject_id"], scan["visit"], scan["lesion_id"])
+        p = (prov["input_hash"], prov.get("series_uid"), prov["pipeline_hash"], __version__, run_id, now)
+        key = scan["task_key"]
+        with self.transaction():
+            if mask is not None:
+                self.conn.execute(
+                    "INSERT INTO masks (task_key, subject_id, visit, lesion_id, source, method, n_voxels, grid, data,"
+                    " input_hash, series_uid, pipeline_hash, package_version, run_id, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(task_key) DO UPDATE SET source=excluded.source, method=excluded.method,"
+                    " n_voxels=excluded.n_voxels, grid=excluded.grid, data=excluded.data,"
+                    " path=NULL, file_sha256=NULL, run_id=excluded.run_id, created_at=excluded.created_at",
+                    (key, *ident, mask["source"], mask.get("method"), mask.get("n_voxels"),
+                     json.dumps(mask["grid"]), sqlite3.Binary(mask["data"]), *p))
+            if measurement is not None:
+                self.conn.execute(
+                    "INSERT INTO measurements (task_key, subject_id, visit, lesion_id, status, reason, volume_ml,"
+                    " mesh_volume_ml, data, input_hash, series_uid, pipeline_hash, package_version, run_id,"
+                    " created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(task_key) DO UPDATE SET status=excluded.status, reason=excluded.reason,"
+                    " volume_ml=excluded.volume_ml, mesh_volume_ml=excluded.mesh_volume_ml, data=excluded.data,"
+                    " run_id=excluded.run_id, created_at=excluded.created_at",
+                    (key, *ident, measurement["status"], measurement.get("reason"), measurement.get("volume_ml"),
+                     measurement.get("mesh_volume_ml"), json.dumps(measurement["data"], default=_json_default),
+                     *p))
+                self.conn.execute("DELETE FROM failures WHERE task_key=?", (key,))
+            if failure is not None:
+                self.conn.execute(
+                    "INSERT INTO failures (task_key, subject_id, visit, lesion_id, stage, error_type, message,"
+                    " deterministic, input_hash, series_uid, pipeline_hash, package_version, run_id, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT(task_key) DO UPDATE SET stage=excluded.stage, error_type=excluded.error_type,"
+                    " message=excluded.message, deterministic=excluded.deterministic, run_id=excluded.run_id,"
+                    " created_at=excluded.created_at",
+                    (key, *ident, failure["stage"], failure["error_type"], failure["message"],
+                     int(bool(failure.get("deterministic"))), *p))
+            self.conn.execute(
+                "INSERT INTO scans (subject_id, visit, lesion_id, course, scan_date, image, task_key, status,"
+                " input_hash, series_uid, pipeline_hash, package_version, run_id, created_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(subject_id, visit, lesion_id) DO UPDATE SET course=excluded.course,"
+                " scan_date=excluded.scan_date, image=excluded.image, task_key=excluded.task_key,"
+                " status=excluded.status, input_hash=excluded.input_hash, series_uid=excluded.series_uid,"
+                " pipeline_hash=excluded.pipeline_hash, package_version=excluded.package_version,"
+                " run_id=excluded.run_id, created_at=excluded.created_at",
+                (*ident, scan.get("course"), scan.get("scan_date"), scan.get("image"), key, scan["status"], *p))
+
+    def set_mask_file(self, task_key: str, path: str, file_sha256: str) -> None:
+        """Remember where the mask of ``task_key`` was written (relative path) and its file hash."""
+        with self.transaction():
+            self.conn.execute("UPDATE masks SET path=?, file_sha256=? WHERE task_key=?", (path, file_sha256, task_key))
+
+    def mask(self, task_key: str) -> dict | None:
+        """The stored mask row of ``task_key`` (``grid`` parsed), or None."""
+        row = self.conn.execute("SELECT * FROM masks WHERE task_key=?", (task_key,)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["grid"] = json.loads(out["grid"])
+        return out
+
+    def failure(self, task_key: str) -> dict | None:
+        """The stored failure row of ``task_key``, or None."""
+        row = self.conn.execute("SELECT * FROM failures WHERE task_key=?", (task_key,)).fetchone()
+        return dict(row) if row is not None else None
+
+    def measurement(self, task_key: str) -> dict | None:
+        """The stored measurement row of ``task_key`` (``data`` parsed), or None."""
+        row = self.conn.execute("SELECT * FROM measurements WHERE task_key=?", (task_key,)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["data"] = json.loads(out["data"])
+        return out
+
+    def scans(self, identities: Iterable[tuple[str, str, str]] | None = None) -> list[dict]:
+        """The ``scans`` rows (all, or of the given ``(subject_id, visit, lesion_id)``), in that order."""
+        if identities is None:
+            return [dict(r) for r in self.conn.execute("SELECT * FROM scans ORDER BY subject_id, visit, lesion_id")]
+        out = []
+        for ident in identities:
+            row = self.conn.execute("SELECT * FROM scans WHERE subject_id=? AND visit=? AND lesion_id=?",
+                                    tuple(ident)).fetchone()
+            if row is not None:
+                out.append(dict(row))
+        return out
+
+    # ------------------------------------------------------------ assessments
+    def assessment(self, subject_id: str, lesion_id: str) -> dict | None:
+        """The stored assessment of one subject's lesion (``data`` parsed), or None."""
+        row = self.conn.execute("SELECT * FROM assessments WHERE subject_id=? AND lesion_id=?",
+                                (subject_id, lesion_id)).fetchone()
+        if row is None:
+            return None
+        out = dict(row)
+        out["data"] = json.loads(out["data"])
+        return out
+
+    def record_assessment(self, run_id: int, subject_id: str, lesion_id: str, assess_key: str, data: Any,
+                          pipeline_hash: str) -> None:
+        """Upsert the assessment of one subject's lesion (one transaction)."""
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO assessments (subject_id, lesion_id, assess_key, data, pipeline_hash, package_version,"
+                " run_id, created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(subject_id, lesion_id) DO UPDATE SET"
+                " assess_key=excluded.assess_key, data=excluded.data, pipeline_hash=excluded.pipeline_hash,"
+                " package_version=excluded.package_version, run_id=excluded.run_id, created_at=excluded.created_at",
+                (subject_id, lesion_id, assess_key, json.dumps(data, default=_json_default), pipeline_hash,
+                 __version__, run_id, utc_now()))
+
+    def count(self, table: str) -> int:
+        """Number of rows of one table."""
+        if table not in ("runs", "scans", "masks", "measurements", "failures", "assessments"):
+            raise ValueError(f"no table {table!r}")
+        return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self):
+        for attempt in range(50):
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:  # locked beyond the connection timeout
+                if "locked" not in str(exc) or attempt == 49:
+                    raise
+                time.sleep(0.1)
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (_dt.date, _dt.datetime)):
+        return obj.isoformat()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
