@@ -1,0 +1,142 @@
+"""The HTML report built from an output folder: content, escaping, plots, overlays."""
+from __future__ import annotations
+
+import html
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from volumetry.cli import main
+from volumetry.errors import InputError
+from volumetry.report.build import build_report, overlay_index
+from volumetry.report.overlays import CONTOUR_RGB
+from volumetry.report.plots import subject_series, waterfall_svg
+
+from test_report_fixture import INJECTED, make_output_folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out, df = make_output_folder(tmp_path_factory.mktemp("report"))
+    page = build_report(out)
+    return out, df, page, page.read_text(encoding="utf-8")
+
+
+def _expected_best(df: pd.DataFrame) -> dict[str, float]:
+    fu = df[(df.days_from_baseline > 0) & (df.status == "ok")]
+    return fu.groupby("subject_id").percent_change.min().to_dict()
+
+
+def test_waterfall_has_one_bar_per_subject_with_its_best_change(built):
+    _, df, _, text = built
+    bars = re.findall(r'<g id="wf-bar-\d+" class="bar" data-subject="([^"]*)" data-percent-change="([^"]*)"', text)
+    expected = _expected_best(df)
+    assert len(bars) == len(expected) == df.subject_id.nunique()
+    got = {html.unescape(s): float(v) for s, v in bars}
+    assert got.keys() == expected.keys()
+    for s, v in expected.items():
+        assert got[s] == pytest.approx(v, abs=0.051)
+    values = [float(v) for _, v in bars]
+    assert values == sorted(values, reverse=True)  # waterfall order
+    # each bar group holds the path matplotlib drew for it
+    for n in range(len(bars)):
+        assert re.search(rf'<g id="wf-bar-{n}"[^>]*>\s*<path', text)
+
+
+def test_injected_text_is_escaped_everywhere(built):
+    _, _, _, text = built
+    assert INJECTED not in text
+    assert html.escape(INJECTED) in text
+    assert "<script" not in text.lower()
+    assert "S&amp;4" in text and "S&4<" not in text
+
+
+def test_no_network_resources(built):
+    out, _, _, text = built
+    assert not re.search(r'(src|href)\s*=\s*"[a-z]+:(?!image/png;base64)', text)  # no scheme but data: PNG
+    assert not re.search(r'(src|href)\s*=\s*"//', text) and not re.search(r"url\((?!#)", text) and "@import" not in text
+    assert "https://" not in text and not re.findall(r"http://(?!www\.w3\.org/)", text)
+    assert "Content-Security-Policy" in text
+    for src in re.findall(r'<img[^>]*src="([^"]+)"', text):
+        assert not src.startswith("/") and ".." not in src
+        assert (out / "report" / src).is_file()
+
+
+def test_study_sections_and_failed_scan(built):
+    _, df, _, text = built
+    assert 'id="summary-table"' in text and "median_percent_change" in text
+    fail = text[text.index('id="failures-table"'):text.index('id="flags"')]
+    assert "S03" in fail and "no region grew from the seed" in fail and "segment" in fail
+    flags = text[text.index('id="flags-table"'):text.index('id="subjects"')]
+    assert "touches_border; resampled" in flags
+    assert text.count('<section class="subject"') == df.subject_id.nunique()
+    assert 'id="spider"' in text
+
+
+def test_every_visit_with_an_image_has_an_overlay_with_contour(built):
+    out, df, _, text = built
+    imgs = re.findall(r'<img src="(img/ov-\d+\.png)"', text)
+    assert len(imgs) == len(df)  # one montage per visit (the failed scan gets the image alone)
+    tiles = overlay_index(out / "report")
+    n_with_contour = 0
+    for src in imgs:
+        rgb = np.asarray(Image.open(out / "report" / src).convert("RGB"))
+        n_with_contour += bool(np.all(rgb == CONTOUR_RGB, axis=-1).any())
+        assert len(tiles[src[4:-4]]) == 5
+    assert n_with_contour == int((df.status == "ok").sum())
+    assert "no mask for this scan" in text
+
+
+def test_overlays_of_a_subject_show_the_same_levels(built):
+    out, _, _, text = built
+    s1 = re.search(r'<section class="subject" id="subject-\d+" data-subject="S01">.*?</section>', text, re.S).group(0)
+    names = re.findall(r'img/(ov-\d+)\.png', s1)
+    tiles = overlay_index(out / "report")
+    points = [[tuple(t["point_lps"]) for t in tiles[n]] for n in names]
+    assert len(points) == 3 and points[0] == points[1] == points[2]
+
+
+def test_embedded_report_is_one_file(tmp_path):
+    out, _ = make_output_folder(tmp_path)
+    page = build_report(out, embed_images=True)
+    text = page.read_text(encoding="utf-8")
+    srcs = re.findall(r'<img[^>]*src="([^"]+)"', text)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    Image.open(io.BytesIO(__import__("base64").b64decode(srcs[0].split(",", 1)[1]))).verify()
+
+
+def test_waterfall_without_evaluable_subject():
+    df = pd.DataFrame({"subject_id": ["A"], "lesion_id": ["1"], "visit": ["b"], "days_from_baseline": [0],
+                       "method": ["m"], "percent_change": [0.0], "status": ["ok"]})
+    assert subject_series(df) == []
+    assert "No subject has an evaluable follow-up" in waterfall_svg([])
+
+
+def test_multi_lesion_subject_sums_volumes():
+    df = pd.DataFrame({
+        "subject_id": ["A"] * 4, "lesion_id": ["1", "2", "1", "2"], "visit": ["b", "b", "c1", "c1"],
+        "days_from_baseline": [0, 0, 84, 84], "method": ["m"] * 4, "volume_ml": [10.0, 30.0, 5.0, 27.0],
+        "baseline_volume_ml": [10.0, 30.0, 10.0, 30.0], "percent_change": [0, 0, -50.0, -10.0],
+        "status": ["ok"] * 4, "response": ["", "", "PR", "SD"], "best_response": ["", "", "PR", "SD"]})
+    (s,) = subject_series(df)
+    assert s.best_percent_change == pytest.approx(100 * (32 / 40 - 1))
+
+
+def test_bad_output_folder_errors(tmp_path):
+    with pytest.raises(InputError, match="no such output folder"):
+        build_report(tmp_path / "missing")
+    with pytest.raises(InputError, match="no volumes.csv in it"):
+        build_report(tmp_path)
+
+
+def test_report_command(tmp_path, capsys):
+    out, _ = make_output_folder(tmp_path)
+    assert main(["report", str(out)]) == 0
+    assert (out / "report" / "index.html").is_file()
+    assert str(out / "report" / "index.html") in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "nothing")]) == 2
+    assert "no such output folder" in capsys.readouterr().err
