@@ -72,7 +72,7 @@ def test_study_sections_and_failed_scan(built):
     fail = text[text.index('id="failures-table"'):text.index('id="flags"')]
     assert "S03" in fail and "no region grew from the seed" in fail and "segment" in fail
     flags = text[text.index('id="flags-table"'):text.index('id="subjects"')]
-    assert "touches_border; resampled" in flags
+    assert "touches-border; resampled" in flags
     assert text.count('<section class="subject"') == df.subject_id.nunique()
     assert 'id="spider"' in text
 
@@ -134,9 +134,14 @@ def test_bad_output_folder_errors(tmp_path):
 
 
 def test_report_command(tmp_path, capsys):
+    import logging
+
+    root = logging.getLogger("volumetry")
+    saved = (list(root.handlers), root.level, root.propagate)
     out, _ = make_output_folder(tmp_path)
     assert main(["report", str(out)]) == 0
     assert (out / "report" / "index.html").is_file()
     assert str(out / "report" / "index.html") in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no such output folder" in capsys.readouterr().err
+    root.handlers[:], root.level, root.propagate = saved  # the CLI's handler points at capsys' stream

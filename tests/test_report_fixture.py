@@ -12,11 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pydicom
 
 from volumetry.image import Volume
 from volumetry.io.nifti import write_nifti
 
+from test_seg import write_mr_series
+
 INJECTED = "<script>alert(1)</script>"
+#: The scan stored as DICOM, with SeriesDescription = INJECTED.
+DICOM_SCAN = ("S02", "C1")
 
 #: subject -> list of (visit, days, lesion radius scale); subject "S03" has no follow-up mask at week 24.
 SUBJECTS = {
@@ -52,19 +57,27 @@ def make_output_folder(root: Path) -> tuple[Path, pd.DataFrame]:
         for visit, days, scale in visits:
             seed += 1
             img, mask = _phantom(scale or 1.0, seed, origin_shift=0.4 * seed % 2)
-            ipath = images / f"{subject}_{visit}.nii.gz"
-            write_nifti(img, ipath)
             key = f"k{seed}"
-            scans.append((subject, visit, "1", str(ipath), key))
+            if (subject, visit) == DICOM_SCAN:  # a DICOM series whose description is a script
+                ipath = images / f"{subject}_{visit}_dicom"
+                files = write_mr_series(ipath, np.clip(img.array, 0, 4000).astype(np.uint16), img.spacing,
+                                        img.origin, img.direction, description=INJECTED)
+                series_uid = str(pydicom.dcmread(files[0], stop_before_pixels=True).SeriesInstanceUID)
+                scans.append((subject, visit, "1", str(ipath), key, series_uid))
+            else:
+                ipath = images / f"{subject}_{visit}.nii.gz"
+                write_nifti(img, ipath)
+                series_uid = f"1.2.3.{seed}"
+                scans.append((subject, visit, "1", str(ipath), key, None))
             if scale is None:
                 failures.append((key, subject, visit, "1", "segment", "SegmentationFailed",
                                  "segmentation failed: no region grew from the seed"))
                 rows.append(dict(subject_id=subject, lesion_id="1", visit=visit, course=2, scan_date="2024-07-01",
-                                 days_from_baseline=days, method="region_grow", volume_ml=np.nan,
+                                 days_from_baseline=days, method="voxel", volume_ml=np.nan,
                                  baseline_volume_ml=base_ml, percent_change=np.nan, nadir_volume_ml=np.nan,
                                  response="", best_response=best, status="failed",
                                  reason="segmentation failed: no region grew from the seed", flags="",
-                                 series_uid=f"1.2.3.{seed}", series_description="T2 ax"))
+                                 series_uid=series_uid))
                 continue
             mpath = out / f"sub-{subject}" / f"ses-{visit}" / "anat" / f"sub-{subject}_ses-{visit}_desc-lesion_mask.nii.gz"
             write_nifti(mask, mpath)
@@ -79,12 +92,11 @@ def make_output_folder(root: Path) -> tuple[Path, pd.DataFrame]:
             else:
                 best_pc = np.inf
             rows.append(dict(subject_id=subject, lesion_id="1", visit=visit, course=days // 84, scan_date="2024-01-01",
-                             days_from_baseline=days, method="region_grow", volume_ml=ml, baseline_volume_ml=base_ml,
+                             days_from_baseline=days, method="voxel", volume_ml=ml, baseline_volume_ml=base_ml,
                              percent_change=pc if days > 0 else 0.0, nadir_volume_ml=ml,
                              response=response if days > 0 else "", best_response=best if days > 0 else "",
-                             status="ok", reason="", flags="touches_border;resampled" if seed == 5 else "",
-                             series_uid=f"1.2.3.{seed}",
-                             series_description=INJECTED if (subject, visit) == ("S02", "C1") else "T2 ax"))
+                             status="ok", reason="", flags="touches-border;resampled" if seed == 5 else "",
+                             series_uid=series_uid))
     df = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "volumes.csv", index=False)
@@ -96,14 +108,14 @@ def make_output_folder(root: Path) -> tuple[Path, pd.DataFrame]:
     con.executescript("""
         CREATE TABLE runs (run_id INTEGER PRIMARY KEY, started_at TEXT, finished_at TEXT, status TEXT,
                            package_version TEXT, pipeline_hash TEXT, n_scans INTEGER, n_failed INTEGER);
-        CREATE TABLE scans (subject_id TEXT, visit TEXT, lesion_id TEXT, image TEXT, task_key TEXT);
+        CREATE TABLE scans (subject_id TEXT, visit TEXT, lesion_id TEXT, image TEXT, task_key TEXT, series_uid TEXT);
         CREATE TABLE masks (task_key TEXT, path TEXT);
         CREATE TABLE failures (task_key TEXT, subject_id TEXT, visit TEXT, lesion_id TEXT, stage TEXT,
                                error_type TEXT, message TEXT);
     """)
     con.execute("INSERT INTO runs VALUES (1, '2024-01-01T00:00:00+00:00', '2024-01-01T00:01:00+00:00', 'done',"
                 " '0.1', 'abcdef0123456789', ?, ?)", (len(scans), len(failures)))
-    con.executemany("INSERT INTO scans VALUES (?, ?, ?, ?, ?)", scans)
+    con.executemany("INSERT INTO scans VALUES (?, ?, ?, ?, ?, ?)", scans)
     con.executemany("INSERT INTO masks VALUES (?, ?)", masks)
     con.executemany("INSERT INTO failures VALUES (?, ?, ?, ?, ?, ?, ?)", failures)
     con.commit()

@@ -41,8 +41,8 @@ REPORT_PAGE = "index.html"
 VOLUMES_CSV = "volumes.csv"
 SUMMARY_CSV = "summary.csv"
 DB_NAME = "results.sqlite"
-#: Statuses of a measurement that count as made.
-OK_STATUSES = ("ok",)
+#: Row statuses that are results, not failures ("empty": the mask has no voxel).
+OK_STATUSES = ("ok", "empty")
 #: String columns that must not be parsed as numbers or NaN ("NA" is a valid id).
 _ID_COLUMNS = ("subject_id", "lesion_id", "visit", "course", "method", "response", "best_response", "status",
                "flags", "series_uid", "series_description", "reason", "scan_date")
@@ -347,6 +347,9 @@ def _overlay(sf: _ScanFiles | None, row: dict, out_dir: Path, img_dir: Path, pub
     else:
         view.src = publish(montage.png, f"ov-{n}.png")
     view.captions = [t.caption for t in montage.tiles]
+    description = image.meta.get("description")
+    if description:
+        view.series = str(description)
     return view, plan
 
 

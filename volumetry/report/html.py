@@ -44,7 +44,7 @@ th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .plots figure{margin:0}.plots svg{max-width:100%;height:auto}
 figure.overlay{margin:6px 0 14px}figure.overlay img{max-width:100%;image-rendering:pixelated;display:block}
 figcaption{font-size:.8em;color:#444}.empty{color:#666;font-style:italic}
-nav a{margin-right:10px;font-size:.85em}
+nav a{margin-right:10px;font-size:.85em}.scroll{overflow-x:auto}
 .resp{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:4px;vertical-align:-1px}
 """
 
@@ -92,7 +92,8 @@ def table_html(rows: Sequence[dict], columns: Sequence[str], *, css_class: str =
             text, num = fmt_cell(c, r.get(c))
             cells.append(f'<td class="num">{text}</td>' if num else f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return (f'<div class="scroll"><table{attrs}><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 @dataclass
@@ -105,6 +106,7 @@ class OverlayView:
     captions: list[str] = field(default_factory=list)
     note: str = ""
     heading: str = ""
+    series: str = ""  #: series description (from the image's DICOM tags; escaped when shown)
 
 
 @dataclass
@@ -138,7 +140,8 @@ class StudyPage:
 
 
 def _overlay_html(ov: OverlayView) -> str:
-    head = f"<h4>{esc(ov.heading)}</h4>" if ov.heading else ""
+    series = f' <span class="meta">series: <span class="series">{esc(ov.series)}</span></span>' if ov.series else ""
+    head = f"<h4>{esc(ov.heading)}{series}</h4>" if ov.heading or series else ""
     if ov.src is None:
         return f'{head}<p class="empty">{esc(ov.note or "no overlay")}</p>'
     caption = " · ".join(esc(c) for c in ov.captions)

@@ -31,11 +31,16 @@ RESPONSE_COLOURS = {
     "mr": "#a6d96a", "minor": "#a6d96a",
     "sd": "#9e9e9e", "stable": "#9e9e9e",
     "pd": "#d73027", "progress": "#d73027",
+    "ne": "#d9d9d9", "not evaluable": "#d9d9d9",
 }
 #: Colour of a response the table does not name.
 OTHER_COLOUR = "#5e3c99"
-#: Lesion ids that mean "all lesions of the subject together".
+#: Lesion ids that mean "all lesions of the subject together" (volumetry.tables.TOTAL is "total").
 TOTAL_LESION_IDS = ("total", "all", "sum")
+#: Methods preferred for the plots, in order (volumetry.tables.METHODS).
+PREFERRED_METHODS = ("voxel", "mesh", "ellipsoid-mri", "ellipsoid-us")
+#: Row statuses whose percent change is plotted ("empty": the lesion is gone, -100 %).
+PLOTTED_STATUSES = ("ok", "empty")
 
 
 def response_colour(response: object) -> str:
@@ -61,11 +66,16 @@ class SubjectSeries:
 
 
 def primary_method(df) -> str | None:
-    """The method plotted: the most frequent one in the table (ties: first in order)."""
+    """The method plotted: the first of :data:`PREFERRED_METHODS` in the table,
+    else the most frequent one (ties: first in order)."""
     if "method" not in df.columns or df.empty:
         return None
-    counts = df["method"].astype(str).value_counts(sort=False)
-    return str(counts.idxmax())
+    methods = df["method"].dropna().astype(str)
+    for m in PREFERRED_METHODS:
+        if (methods == m).any():
+            return m
+    counts = methods.value_counts(sort=False)
+    return str(counts.idxmax()) if len(counts) else None
 
 
 def subject_series(df, method: str | None = None) -> list[SubjectSeries]:
@@ -93,7 +103,7 @@ def subject_series(df, method: str | None = None) -> list[SubjectSeries]:
     method = method or primary_method(df)
     d = df[df["method"].astype(str) == method] if method is not None and "method" in df.columns else df
     if "status" in d.columns:
-        d = d[d["status"].fillna("ok").astype(str).str.lower().isin(("ok", "flagged", "warning"))]
+        d = d[d["status"].fillna("ok").astype(str).str.lower().isin(PLOTTED_STATUSES)]
     out: list[SubjectSeries] = []
     for subject, g in d.groupby(d["subject_id"].astype(str), sort=True):
         lesions = g["lesion_id"].astype(str) if "lesion_id" in g.columns else pd.Series(["1"] * len(g), g.index)
