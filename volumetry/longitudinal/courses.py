@@ -1,0 +1,236 @@
+"""Assign scans to treatment courses: baseline = course 0, end of course k = course k.
+
+Rules, per subject and method (MRI and ultrasound are scheduled independently):
+
+1. An explicit ``course`` on a row wins (0 = baseline, 1 .. ``max_courses``).
+2. Otherwise the baseline scan is the visit labelled ``baseline`` (any case); or,
+   when a treatment start date is given, the last scan on or before it; or else
+   the earliest scan.
+3. A later scan belongs to course k when its date falls within
+   ``± window_days`` of baseline + ``course_weeks``·k weeks (bounds inclusive).
+   With the defaults (12 weeks, ±28 days) the windows are days 56–112, 140–196,
+   224–280 and 308–364 after baseline.
+4. A scan outside every window is kept with ``course`` empty and the flag
+   ``outside-course-window``; a scan before the baseline is flagged
+   ``before-baseline``; a scan without date (and without explicit course) is
+   flagged ``no-scan-date``. Nothing is dropped.
+5. When two scans land in the same course, the one closest to the course's
+   target day keeps it cleanly; the others keep the course number but are
+   flagged ``repeat-in-course`` (left out of :func:`volumetry.tables.course_summary`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+#: Visit label that marks the baseline scan (compared case-insensitively).
+BASELINE_LABEL = "baseline"
+
+
+@dataclasses.dataclass(frozen=True)
+class CourseSchedule:
+    """When the scans of a trial are due.
+
+    Parameters
+    ----------
+    course_weeks : int
+        Length of one treatment course in weeks (12).
+    max_courses : int
+        Number of courses with a scheduled scan (4).
+    window_days : int
+        Half-width of the window around each scheduled scan, in days (28 =
+        ±4 weeks: tolerant of treatment holds, yet a scan half-way between two
+        courses is flagged rather than guessed). Must be less than half a course.
+
+    Raises
+    ------
+    ConfigError
+        If a value is out of range.
+    """
+
+    course_weeks: int = 12
+    max_courses: int = 4
+    window_days: int = 28
+
+    def __post_init__(self) -> None:
+        if self.course_weeks <= 0 or self.max_courses <= 0 or self.window_days < 0:
+            raise ConfigError(f"course schedule needs positive course_weeks and max_courses and window_days >= 0, got {self}")
+        if 2 * self.window_days >= 7 * self.course_weeks:
+            raise ConfigError(
+                f"course window ±{self.window_days} days overlaps the next course ({self.course_weeks} weeks); "
+                f"use window_days < {7 * self.course_weeks / 2:g}"
+            )
+
+    def target_day(self, course: int) -> int:
+        """Scheduled day (after baseline) of the scan closing ``course``."""
+        return 7 * self.course_weeks * course
+
+    def course_of_day(self, day: int) -> int | None:
+        """Course whose window holds ``day`` (days after baseline), or None."""
+        if day == 0:
+            return 0
+        period = 7 * self.course_weeks
+        k = int(round(day / period))
+        if 1 <= k <= self.max_courses and abs(day - k * period) <= self.window_days:
+            return k
+        return None
+
+
+def assign_courses(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
+                   treatment_start: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Add ``course``, ``days_from_baseline`` and ``is_baseline``; extend ``flags``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        Rows with ``subject_id``, ``method``, ``visit``, ``scan_date`` (date or
+        empty), optionally ``course`` (explicit, wins) and ``flags`` (lists).
+    schedule : CourseSchedule, optional
+        Defaults to 12-week courses, 4 courses, ±28-day windows.
+    treatment_start : mapping, optional
+        ``subject_id -> date`` of the first dose; used to pick the baseline
+        when no visit is labelled ``baseline`` and no explicit course 0 is given.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``course`` (Int64), ``days_from_baseline`` (Int64),
+        ``is_baseline`` (bool) and ``flags`` (list of str per row).
+
+    Raises
+    ------
+    InputError
+        If a visit has two different dates, two different visits are both
+        marked as baseline, or an explicit course is out of range.
+    """
+    schedule = schedule or CourseSchedule()
+    out = df.copy()
+    out["scan_date"] = pd.to_datetime(out["scan_date"]).astype("datetime64[ns]").dt.normalize() \
+        if "scan_date" in out else pd.Series(pd.NaT, index=out.index, dtype="datetime64[ns]")
+    explicit = pd.to_numeric(out["course"], errors="coerce") if "course" in out else pd.Series(np.nan, index=out.index)
+    if "course" in out:
+        unreadable = out["course"].notna() & explicit.isna()
+        if unreadable.any():
+            r = out[unreadable].iloc[0]
+            raise InputError(f"subject {r['subject_id']} visit {r['visit']}: course {r['course']!r} is not a number "
+                             "(0 = baseline, 1, 2, ...)")
+    bad = explicit.notna() & ((explicit % 1 != 0) | (explicit < 0) | (explicit > schedule.max_courses))
+    if bad.any():
+        r = out[bad].iloc[0]
+        raise InputError(f"subject {r['subject_id']} visit {r['visit']}: course {float(explicit[bad].iloc[0]):g} is not an integer "
+                         f"from 0 (baseline) to {schedule.max_courses}")
+    if "flags" not in out:
+        out["flags"] = [[] for _ in range(len(out))]
+    else:
+        out["flags"] = [list(f) if isinstance(f, (list, tuple)) else ([] if pd.isna(f) or f == "" else str(f).split(";"))
+                        for f in out["flags"]]
+    course = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    days = pd.Series(pd.NA, index=out.index, dtype="Int64")
+    is_base = pd.Series(False, index=out.index)
+    starts = {str(k): pd.Timestamp(v).normalize() for k, v in (treatment_start or {}).items() if v is not None and not pd.isna(v)}
+
+    for (subject, method), g in out.groupby(["subject_id", "method"], sort=False, dropna=False):
+        visits = _visit_table(g, explicit, subject, method)
+        base_visit = _baseline_visit(visits, starts.get(str(subject)), subject, method)
+        base_date = visits.loc[base_visit, "date"] if base_visit is not None else pd.NaT
+        per_visit: dict[str, tuple[Any, Any, list[str]]] = {}
+        for visit, v in visits.iterrows():
+            flags: list[str] = []
+            d = None if pd.isna(v["date"]) or pd.isna(base_date) else int((v["date"] - base_date).days)
+            if not pd.isna(v["course"]):
+                k = int(v["course"])
+                if k > 0 and d is not None and schedule.course_of_day(d) != k:
+                    flags.append("course-date-mismatch")
+            elif visit == base_visit:
+                k = 0
+            elif base_visit is None:
+                k, flags = None, ["no-baseline-scan"]
+            elif d is None:
+                k, flags = None, ["no-scan-date" if pd.isna(v["date"]) else "no-baseline-date"]
+            elif d < 0:
+                k, flags = None, ["before-baseline"]
+            else:
+                k = schedule.course_of_day(d)
+                if k is None:
+                    flags.append("outside-course-window")
+            per_visit[visit] = (k, d, flags)
+        _flag_repeats(per_visit, schedule)
+        for idx, visit in zip(g.index, g["visit"].astype(str)):
+            k, d, flags = per_visit[visit]
+            course[idx] = pd.NA if k is None else k
+            days[idx] = pd.NA if d is None else d
+            is_base[idx] = k == 0
+            out.at[idx, "flags"] = out.at[idx, "flags"] + [f for f in flags if f not in out.at[idx, "flags"]]
+    out["course"] = course
+    out["days_from_baseline"] = days
+    out["is_baseline"] = is_base.astype(bool)
+    return out
+
+
+def _visit_table(g: pd.DataFrame, explicit: pd.Series, subject, method) -> pd.DataFrame:
+    """One row per visit label: its date and explicit course (consistent across lesions)."""
+    rows = {}
+    for idx, r in g.iterrows():
+        visit = str(r["visit"])
+        date, k = r["scan_date"], explicit[idx]
+        if visit in rows:
+            d0, k0 = rows[visit]
+            if not (pd.isna(d0) and pd.isna(date)) and (pd.isna(d0) != pd.isna(date) or d0 != date):
+                raise InputError(f"subject {subject} ({method}): visit {visit!r} has two scan dates "
+                                 f"({_d(d0)} and {_d(date)}); give each scan its own visit label")
+            if not (pd.isna(k0) and pd.isna(k)) and (pd.isna(k0) != pd.isna(k) or k0 != k):
+                raise InputError(f"subject {subject} ({method}): visit {visit!r} has two courses ({k0} and {k}); "
+                                 "give one course per visit")
+        rows[visit] = (date, k)
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["date", "course"])
+
+
+def _baseline_visit(visits: pd.DataFrame, start, subject, method) -> str | None:
+    zero = [v for v, k in visits["course"].items() if not pd.isna(k) and int(k) == 0]
+    if len(zero) > 1:
+        raise InputError(f"subject {subject} ({method}): visits {zero} are all marked course 0; one baseline per subject")
+    if zero:
+        return zero[0]
+    if visits["course"].notna().any() and visits["course"].notna().all():
+        return None  # explicit follow-up courses only: no baseline scan given
+    free = visits[visits["course"].isna()]
+    labelled = [v for v in free.index if v.strip().lower() == BASELINE_LABEL]
+    if labelled:
+        return labelled[0]
+    dated = free.dropna(subset=["date"]).sort_values("date", kind="stable")
+    if dated.empty:
+        return None
+    if start is not None:
+        before = dated[dated["date"] <= start]
+        if not before.empty:
+            return str(before.index[-1])
+        log.warning("subject %s (%s): no scan on or before the treatment start %s; the earliest scan is the baseline",
+                    subject, method, start.date())
+    return str(dated.index[0])
+
+
+def _flag_repeats(per_visit: dict[str, tuple[Any, Any, list[str]]], schedule: CourseSchedule) -> None:
+    by_course: dict[int, list[str]] = {}
+    for visit, (k, _, _) in per_visit.items():
+        if k is not None and k > 0:
+            by_course.setdefault(k, []).append(visit)
+    for k, visits in by_course.items():
+        if len(visits) < 2:
+            continue
+        target = schedule.target_day(k)
+        keep = min(visits, key=lambda v: (abs(per_visit[v][1] - target) if per_visit[v][1] is not None else 10**9, v))
+        for v in visits:
+            if v != keep:
+                per_visit[v][2].append("repeat-in-course")
+
+
+def _d(x) -> str:
+    return "no date" if pd.isna(x) else str(pd.Timestamp(x).date())

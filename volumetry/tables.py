@@ -1,0 +1,382 @@
+"""The statisticians' tables: tidy schema, CSV/Parquet writers, per-course summary.
+
+One row per subject × lesion × visit × method (``lesion_id == "total"`` is the
+subject's total of its baseline lesions). Every column, its unit and its allowed
+values are listed in :data:`COLUMNS` and documented in ``docs/tables.md``.
+Missing numbers stay missing (empty in CSV, null in Parquet), never 0.
+
+Public API
+----------
+:data:`COLUMNS`, :func:`conform` (coerce a frame to the schema),
+:func:`measurement_rows` (rows of one :class:`~volumetry.measure.Measurement`),
+:func:`write_tables` (``volumes.csv``, ``volumes.parquet``, ``summary.csv``),
+:func:`course_summary`, :func:`wilson_interval`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+#: Response categories, best first.
+RESPONSES = ("CR", "PR", "SD", "PD", "NE")
+
+#: Measurement methods a row can carry.
+METHODS = ("voxel", "mesh", "ellipsoid-mri", "ellipsoid-us")
+
+#: Row statuses (see docs/tables.md for their meaning).
+STATUSES = ("ok", "empty", "failed", "no-baseline", "baseline-zero", "incomplete")
+
+#: The lesion_id of a subject's total.
+TOTAL = "total"
+
+#: Two-sided confidence level of the Wilson intervals in :func:`course_summary`.
+CONFIDENCE = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of the tidy table: name, pandas dtype, unit, allowed values, meaning."""
+
+    name: str
+    dtype: str
+    unit: str
+    allowed: str
+    description: str
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("subject_id", "string", "", "non-empty text", "subject (pseudonymised by the pipeline when asked)"),
+    Column("lesion_id", "string", "", "text; 'total' is reserved", "lesion; 'total' = sum of the subject's baseline lesions"),
+    Column("visit", "string", "", "text", "visit label as given (e.g. baseline, C1, week12)"),
+    Column("course", "Int64", "course", "0 (baseline) .. max courses (4), empty",
+           "treatment course the scan closes; empty when the scan is outside every course window"),
+    Column("scan_date", "datetime64[ns]", "date", "YYYY-MM-DD, empty", "date of the scan"),
+    Column("days_from_baseline", "Int64", "days", "integer, empty", "scan_date minus the baseline scan's date"),
+    Column("method", "string", "", " | ".join(METHODS), "how volume_ml was obtained"),
+    Column("volume_ml", "float64", "mL", "≥ 0, empty", "lesion volume; empty when not measured (status says why)"),
+    Column("volume_low_ml", "float64", "mL", "≥ 0, empty", "voxel volume of the mask eroded by one voxel (voxel method)"),
+    Column("volume_high_ml", "float64", "mL", "≥ 0, empty", "voxel volume of the mask dilated by one voxel (voxel method)"),
+    Column("d1_mm", "float64", "mm", "≥ 0, empty", "first diameter: longest (MRI) or first ultrasound diameter"),
+    Column("d2_mm", "float64", "mm", "≥ 0, empty", "second diameter: longest perpendicular to d1 (MRI) or ultrasound"),
+    Column("d3_mm", "float64", "mm", "≥ 0, empty", "third diameter: perpendicular to both (MRI) or ultrasound"),
+    Column("baseline_volume_ml", "float64", "mL", "> 0, empty", "volume at the baseline scan (same lesion and method)"),
+    Column("percent_change", "float64", "%", "≥ -100, empty", "100·(volume − baseline)/baseline, rounded to 1e-9 %"),
+    Column("nadir_volume_ml", "float64", "mL", "≥ 0, empty", "smallest volume at baseline or any earlier follow-up"),
+    Column("percent_change_from_nadir", "float64", "%", "empty when the nadir is 0",
+           "100·(volume − nadir)/nadir, rounded to 1e-9 %"),
+    Column("response", "string", "", "CR | PR | SD | PD | NE, empty at baseline", "response category of this scan"),
+    Column("response_confirmed", "boolean", "", "true | false | empty",
+           "CR/PR confirmed by the next evaluable scan (only with the confirmation rule; empty = no later scan yet)"),
+    Column("best_response", "string", "", "CR | PR | SD | PD | NE, empty", "best overall response of this lesion and method"),
+    Column("criteria", "string", "", "vascular-anomaly | recist-volumetric | user name", "criteria set used"),
+    Column("status", "string", "", " | ".join(STATUSES), "row status; anything but ok/empty leaves the numbers empty"),
+    Column("reason", "string", "", "text, empty", "why the status is not ok"),
+    Column("flags", "string", "", "';'-joined flags, empty", "warnings (touches-border, outside-course-window, new-lesion, ...)"),
+    Column("series_uid", "string", "", "DICOM UID, empty", "provenance: SeriesInstanceUID of the image"),
+    Column("input_hash", "string", "", "hex, empty", "provenance: content hash of the inputs"),
+    Column("config_hash", "string", "", "hex, empty", "provenance: hash of the pipeline configuration"),
+    Column("software_version", "string", "", "text, empty", "provenance: volumetry version"),
+    Column("computed_at", "datetime64[ns, UTC]", "UTC time", "ISO 8601, empty", "provenance: when the row was computed"),
+)
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+_BY_NAME = {c.name: c for c in COLUMNS}
+
+#: Columns a frame must have before :func:`conform` fills the rest with empties.
+REQUIRED = ("subject_id", "lesion_id", "visit", "method")
+
+
+def conform(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of ``df`` with exactly the schema's columns, in order, with their dtypes.
+
+    Missing optional columns are added empty; ``flags`` given as lists are
+    joined with ``;``. Extra columns are dropped (logged at debug level).
+
+    Raises
+    ------
+    InputError
+        If a required column is missing or a value cannot be converted.
+    """
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise InputError(f"the volume table lacks the column(s) {', '.join(missing)}; "
+                         f"every row needs {', '.join(REQUIRED)}")
+    extra = [c for c in df.columns if c not in _BY_NAME]
+    if extra:
+        log.debug("dropping columns outside the table schema: %s", extra)
+    out = {}
+    n = len(df)
+    for col in COLUMNS:
+        values = df[col.name] if col.name in df.columns else pd.Series([None] * n, index=df.index, dtype=object)
+        try:
+            out[col.name] = _coerce(values, col)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"column {col.name!r}: cannot convert to {col.dtype} ({exc})") from exc
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _coerce(values: pd.Series, col: Column) -> pd.Series:
+    if col.name == "flags":
+        values = values.map(_join_flags)
+        return values.astype("string")
+    if col.dtype == "string":
+        return values.map(lambda v: None if _isna(v) else str(v)).astype("string")
+    if col.dtype == "Int64":
+        num = pd.to_numeric(values, errors="raise")
+        if ((num.dropna() % 1) != 0).any():
+            raise ValueError("non-integer value")
+        return num.astype("Float64").astype("Int64")
+    if col.dtype == "float64":
+        return pd.to_numeric(values, errors="raise").astype("float64")
+    if col.dtype == "boolean":
+        return values.map(lambda v: None if _isna(v) else bool(v)).astype("boolean")
+    if col.dtype == "datetime64[ns]":
+        return pd.to_datetime(values, errors="raise").astype("datetime64[ns]").dt.normalize()
+    if col.dtype == "datetime64[ns, UTC]":
+        return pd.to_datetime(values, errors="raise", utc=True).astype("datetime64[ns, UTC]")
+    raise AssertionError(col.dtype)  # pragma: no cover
+
+
+def _isna(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _join_flags(v: Any) -> str:
+    if isinstance(v, (list, tuple, set, np.ndarray)):
+        seen: list[str] = []
+        for f in v:
+            if f and f not in seen:
+                seen.append(str(f))
+        return ";".join(seen)
+    return "" if _isna(v) else str(v)
+
+
+def split_flags(value: Any) -> list[str]:
+    """The list of flags of a ``flags`` cell (``;``-joined text, list or empty)."""
+    if isinstance(value, (list, tuple)):
+        return [str(f) for f in value if f]
+    return [] if _isna(value) or value == "" else [f for f in str(value).split(";") if f]
+
+
+# --------------------------------------------------------------------------- rows
+def measurement_rows(measurement, *, subject_id: str, lesion_id: str, visit: str,
+                     scan_date: Any = None, course: int | None = None,
+                     methods: Iterable[str] = ("voxel", "mesh", "ellipsoid-mri"),
+                     **provenance: Any) -> list[dict[str, Any]]:
+    """Rows (one per method) of the tidy table for one :class:`~volumetry.measure.Measurement`.
+
+    Parameters
+    ----------
+    measurement : Measurement
+    subject_id, lesion_id, visit : str
+    scan_date : date-like, optional
+    course : int, optional
+        Explicit course (0 = baseline); otherwise assigned from dates later.
+    methods : iterable of str
+        Any of ``voxel`` (voxel count, with the ±1-voxel band), ``mesh``,
+        ``ellipsoid-mri`` (π/6·L·W·H).
+    **provenance
+        ``series_uid``, ``input_hash``, ``config_hash``, ``software_version``, ``computed_at``.
+
+    Returns
+    -------
+    list of dict
+
+    Raises
+    ------
+    InputError
+        On an unknown method or provenance key.
+    """
+    m = measurement
+    bad = [k for k in provenance if k not in ("series_uid", "input_hash", "config_hash", "software_version", "computed_at")]
+    if bad:
+        raise InputError(f"unknown provenance column(s) {bad}")
+    values = {"voxel": m.volume_ml, "mesh": m.mesh_volume_ml, "ellipsoid-mri": m.ellipsoid_volume_ml}
+    d = m.diameters_mm or (None, None, None)
+    rows = []
+    for method in methods:
+        if method not in values:
+            raise InputError(f"unknown MRI method {method!r}; choose from {', '.join(values)}")
+        vol = values[method] if m.status == "ok" else None
+        status, reason = m.status, m.reason
+        if m.status == "ok" and vol is None:
+            status, reason = "failed", f"{method} volume could not be computed ({', '.join(m.flags)})"
+        rows.append({
+            "subject_id": subject_id, "lesion_id": lesion_id, "visit": visit, "course": course,
+            "scan_date": scan_date, "method": method, "volume_ml": vol,
+            "volume_low_ml": m.volume_low_ml if method == "voxel" else None,
+            "volume_high_ml": m.volume_high_ml if method == "voxel" else None,
+            "d1_mm": d[0], "d2_mm": d[1], "d3_mm": d[2],
+            "status": status, "reason": reason, "flags": list(m.flags), **provenance,
+        })
+    return rows
+
+
+# -------------------------------------------------------------------------- write
+def write_tables(df: pd.DataFrame, out_dir: str | Path, *, summary: bool = True) -> dict[str, Path]:
+    """Write ``volumes.csv`` and ``volumes.parquet`` (and ``summary.csv``) into ``out_dir``.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The tidy table (e.g. from :func:`volumetry.longitudinal.assess`);
+        coerced with :func:`conform`.
+    out_dir : str or Path
+        Output folder (created if needed). Nothing is written elsewhere.
+    summary : bool
+        Also write :func:`course_summary` as ``summary.csv``.
+
+    Returns
+    -------
+    dict
+        ``{"volumes_csv": path, "volumes_parquet": path, "summary_csv": path}``.
+
+    Raises
+    ------
+    InputError
+        If ``out_dir`` exists and is not a folder, or ``df`` does not fit the schema.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: exists and is not a folder; give an output folder")
+    out.mkdir(parents=True, exist_ok=True)
+    table = conform(df)
+    paths = {"volumes_csv": out / "volumes.csv", "volumes_parquet": out / "volumes.parquet"}
+    csv = table.copy()
+    csv["scan_date"] = csv["scan_date"].dt.strftime("%Y-%m-%d")
+    csv["computed_at"] = csv["computed_at"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    csv.to_csv(paths["volumes_csv"], index=False, float_format="%.12g", na_rep="")
+    arrow = pa.Table.from_pandas(table, schema=arrow_schema(), preserve_index=False)
+    pq.write_table(arrow, paths["volumes_parquet"])
+    if summary:
+        paths["summary_csv"] = out / "summary.csv"
+        course_summary(table).to_csv(paths["summary_csv"], index=False, float_format="%.12g", na_rep="")
+    log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return paths
+
+
+def arrow_schema():
+    """The Parquet (Arrow) schema of ``volumes.parquet``: dates as date32, times as UTC timestamps."""
+    import pyarrow as pa
+
+    types = {"string": pa.string(), "Int64": pa.int64(), "float64": pa.float64(), "boolean": pa.bool_(),
+             "datetime64[ns]": pa.date32(), "datetime64[ns, UTC]": pa.timestamp("us", tz="UTC")}
+    fields = [pa.field(c.name, types[c.dtype], nullable=True,
+                       metadata={"unit": c.unit, "allowed": c.allowed, "description": c.description})
+              for c in COLUMNS]
+    return pa.schema(fields)
+
+
+def read_tables(path: str | Path) -> pd.DataFrame:
+    """Read ``volumes.csv`` or ``volumes.parquet`` back with the schema's dtypes."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+    else:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+        df["flags"] = df["flags"].fillna("")
+    return conform(df)
+
+
+# ------------------------------------------------------------------------ summary
+def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion.
+
+    Parameters
+    ----------
+    successes, n : int
+        Count and denominator, ``0 ≤ successes ≤ n``.
+    confidence : float
+        Two-sided level (0.95 → z = 1.95996...).
+
+    Returns
+    -------
+    (low, high) : tuple of float
+        Bounds in [0, 1]; ``(nan, nan)`` when ``n == 0``.
+
+    Raises
+    ------
+    ValueError
+        If the counts are inconsistent.
+    """
+    from scipy.stats import norm
+
+    if n < 0 or successes < 0 or successes > n:
+        raise ValueError(f"need 0 <= successes <= n, got {successes}/{n}")
+    if n == 0:
+        return (math.nan, math.nan)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z / den * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def course_summary(df: pd.DataFrame, *, lesion_id: str | None = TOTAL) -> pd.DataFrame:
+    """Per method and course (≥ 1): percent change distribution and response rates.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        The tidy table.
+    lesion_id : str or None
+        Rows summarised: ``"total"`` (default: one row per subject, the
+        subject-level outcome), a lesion id, or None for every row.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``method, course, n`` (rows with a percent change),
+        ``median_percent_change, q1_percent_change, q3_percent_change`` (%),
+        ``n_assessed`` (rows with a response, NE included: the denominator),
+        and for each of ``cr, pr, sd, pd, ne`` and ``orr`` (CR + PR):
+        ``<x>_n, <x>_rate, <x>_ci_low, <x>_ci_high`` (95 % Wilson score).
+        Rows flagged ``repeat-in-course`` are left out (one scan per course).
+    """
+    t = conform(df) if list(df.columns) != list(COLUMN_NAMES) else df
+    t = t[t["course"].notna() & (t["course"] >= 1)]
+    if lesion_id is not None:
+        t = t[t["lesion_id"] == lesion_id]
+    repeat = t["flags"].fillna("").map(lambda f: "repeat-in-course" in split_flags(f)).astype(bool)
+    t = t[~repeat]
+    rows = []
+    for (method, course), g in t.groupby(["method", "course"], sort=True):
+        pct = g["percent_change"].dropna()
+        resp = g["response"].dropna()
+        row: dict[str, Any] = {
+            "method": method, "course": int(course), "n": int(len(pct)),
+            "median_percent_change": float(pct.median()) if len(pct) else math.nan,
+            "q1_percent_change": float(pct.quantile(0.25)) if len(pct) else math.nan,
+            "q3_percent_change": float(pct.quantile(0.75)) if len(pct) else math.nan,
+            "n_assessed": int(len(resp)),
+        }
+        counts = {c: int((resp == c).sum()) for c in RESPONSES}
+        counts["ORR"] = counts["CR"] + counts["PR"]
+        for cat, k in counts.items():
+            lo, hi = wilson_interval(k, len(resp))
+            key = cat.lower()
+            row[f"{key}_n"] = k
+            row[f"{key}_rate"] = k / len(resp) if len(resp) else math.nan
+            row[f"{key}_ci_low"] = lo
+            row[f"{key}_ci_high"] = hi
+        rows.append(row)
+    cols = ["method", "course", "n", "median_percent_change", "q1_percent_change", "q3_percent_change", "n_assessed"]
+    cols += [f"{c.lower()}_{s}" for c in (*RESPONSES, "ORR") for s in ("n", "rate", "ci_low", "ci_high")]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.astype({"course": "int64", "n": "int64", "n_assessed": "int64"}) if len(out) else out
