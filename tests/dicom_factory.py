@@ -133,7 +133,7 @@ def write_series(
             ds.RescaleIntercept = f"{intercept:g}"
         ds.PixelData = np.ascontiguousarray(array[k]).astype(array.dtype.newbyteorder("<")).tobytes()
         if transfer_syntax != ExplicitVRLittleEndian:
-            if transfer_syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+            if transfer_syntax in (pydicom.uid.DeflatedExplicitVRLittleEndian, pydicom.uid.ImplicitVRLittleEndian):
                 ds.file_meta.TransferSyntaxUID = transfer_syntax
             else:
                 ds.compress(transfer_syntax)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DicomReadError
+from .dicom_rawheader import read_raw_header
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +145,17 @@ class FileHeader:
     frames: tuple[Frame, ...]
 
 
-def read_header(path: str | Path) -> FileHeader | None:
+def read_header(path: str | Path, *, fast: bool = True) -> FileHeader | None:
     """Read one file's header (no pixels) and describe its frames.
 
     Parameters
     ----------
     path : str or Path
         Any file; non-DICOM files are skipped.
+    fast : bool
+        Parse classic little-endian headers with
+        :mod:`volumetry.io.dicom_rawheader` (pydicom otherwise, and for
+        whatever that parser leaves aside). Both give the same result.
 
     Returns
     -------
@@ -177,6 +182,11 @@ def read_header(path: str | Path) -> FileHeader | None:
         if not is_part10 and not (len(head) >= 8 and head[:2] in (b"\x08\x00", b"\x02\x00")):
             log.debug("skipping %s: not a DICOM file (no DICM preamble)", path)
             return None
+        file_size = os.fstat(fp.fileno()).st_size
+        raw = read_raw_header(fp, file_size) if is_part10 and fast else None
+        if raw is not None:
+            ds, pixel_pos, elem_head = raw
+            return _describe_checked(ds, path, pixel_pos, elem_head, file_size, is_part10)
         fp.seek(0)
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -186,7 +196,6 @@ def read_header(path: str | Path) -> FileHeader | None:
                 log.debug("%s: pydicom: %s", path, w.message)
             pixel_pos = fp.tell()
             elem_head = fp.read(12)
-            file_size = os.fstat(fp.fileno()).st_size
         except InvalidDicomError:
             log.debug("skipping %s: not a DICOM file", path)
             return None
@@ -195,6 +204,11 @@ def read_header(path: str | Path) -> FileHeader | None:
                 f"cannot read DICOM file {path}: {type(exc).__name__}: {exc}; "
                 "the file is truncated or corrupt: export it again or remove it from the folder"
             ) from exc
+    return _describe_checked(ds, path, pixel_pos, elem_head, file_size, is_part10)
+
+
+def _describe_checked(ds, path: str, pixel_pos: int, elem_head: bytes, file_size: int,
+                      is_part10: bool) -> FileHeader | None:
     meta = getattr(ds, "file_meta", None)
     deflated = meta is not None and meta.get("TransferSyntaxUID") == DEFLATED_LE
     if deflated:  # the stream pydicom read is inflated: file offsets mean nothing, pydicom decodes later
@@ -263,8 +277,64 @@ def _pixel_value_offset(path: str, ts: str, ds, pixel_pos: int, elem_head: bytes
     return start
 
 
+_NUMERIC_VR = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
+_ASCII_VR = frozenset({"UI", "CS", "DA", "TM", "DT", "AS"})
+_TAGS: dict[str, tuple[int, str]] = {}
+
+
+def _tag_vr(keyword: str) -> tuple[int, str]:
+    tv = _TAGS.get(keyword)
+    if tv is None:
+        from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+        tag = tag_for_keyword(keyword)
+        tv = _TAGS[keyword] = (tag, dictionary_VR(tag))
+    return tv
+
+
+def _decode_raw(elem, vr: str) -> Any:
+    """Value of a raw element for the VRs read in the hot path, without pydicom's conversion.
+
+    Returns NotImplemented for the VRs left to pydicom (text with a character set, sequences).
+    """
+    raw = elem.value
+    if raw is None or raw == b"":
+        return None
+    if vr in ("DS", "IS"):
+        parts = raw.decode("ascii").strip(" \0").split("\\")
+        conv = float if vr == "DS" else (lambda x: int(float(x)))
+        vals = [conv(x) for x in parts]
+        return vals[0] if len(vals) == 1 else vals
+    if vr in _ASCII_VR:
+        parts = [p.strip(" \0") for p in raw.decode("ascii").split("\\")]
+        return parts[0] if len(parts) == 1 else parts
+    fmt = _NUMERIC_VR.get(vr)
+    if fmt is not None:
+        n = len(raw) // struct.calcsize(fmt)
+        vals = struct.unpack(("<" if elem.is_little_endian else ">") + fmt * n, raw[: n * struct.calcsize(fmt)])
+        return vals[0] if n == 1 else list(vals)
+    return NotImplemented
+
+
 def _num(ds, keyword: str, default: Any = None) -> Any:
-    v = ds.get(keyword)
+    """Value of a top-level attribute, decoded directly from the raw bytes when it is
+    a number, UID or code string (pydicom's general conversion is the slow part of
+    reading a header); ``default`` when absent or empty."""
+    tag, vr = _tag_vr(keyword)
+    try:
+        elem = ds.get_item(tag)
+    except KeyError:
+        elem = None
+    if elem is None:
+        return default
+    v = NotImplemented
+    if getattr(elem, "is_raw", False):
+        try:
+            v = _decode_raw(elem, elem.VR or vr)
+        except (UnicodeDecodeError, ValueError, struct.error):
+            v = NotImplemented
+    if v is NotImplemented:
+        v = ds[tag].value
     if v is None or v == "":
         return default
     return v
@@ -285,10 +355,10 @@ def _describe(ds, path: str, pixel_pos: int, elem_head: bytes, file_size: int) -
     if not ts:  # no file meta (raw data set): the encoding pydicom found
         implicit = (getattr(ds, "original_encoding", None) or (True, True))[0]
         ts = "1.2.840.10008.1.2" if implicit else EXPLICIT_LE
-    rows = int(ds.Rows)
-    cols = int(ds.Columns)
+    rows = int(_num(ds, "Rows"))
+    cols = int(_num(ds, "Columns"))
     n_frames = int(_num(ds, "NumberOfFrames", 1) or 1)
-    bits_allocated = int(ds.BitsAllocated)
+    bits_allocated = int(_num(ds, "BitsAllocated"))
     source_args = dict(
         path=path,
         transfer_syntax=ts,
@@ -344,10 +414,11 @@ def classic_volume_key(ds) -> tuple:
     Temporal position, then echo number, then the Philips ASL label type, then
     InstanceNumber: the frames at one position are dealt to volumes in that order.
     """
-    label = ds.get(PHILIPS_LABEL_TYPE)
+    label = ds.get(PHILIPS_LABEL_TYPE) if PHILIPS_LABEL_TYPE in ds else None
+    echo = _num(ds, "EchoNumbers", 0)
     return (
         int(_num(ds, "TemporalPositionIdentifier", 0) or 0),
-        int(_num(ds, "EchoNumbers", 0) or 0) if not isinstance(ds.get("EchoNumbers"), (list, tuple)) else 0,
+        int(echo[0] if isinstance(echo, list) else echo or 0),
         str(label.value) if label is not None else "",
         int(_num(ds, "InstanceNumber", 0) or 0),
     )
@@ -362,7 +433,7 @@ def classic_volume_label(ds) -> str:
     te = _num(ds, "EchoTime")
     if te is not None:
         parts.append(f"TE {float(te):g} ms")
-    label = ds.get(PHILIPS_LABEL_TYPE)
+    label = ds.get(PHILIPS_LABEL_TYPE) if PHILIPS_LABEL_TYPE in ds else None
     if label is not None:
         parts.append(str(label.value))
     trig = _num(ds, "TriggerTime")
@@ -373,9 +444,9 @@ def classic_volume_label(ds) -> str:
 
 def classic_frame(ds, source: PixelSource) -> Frame | None:
     """The one frame of a classic single-frame image, None without geometry."""
-    ipp = ds.get("ImagePositionPatient")
-    iop = ds.get("ImageOrientationPatient")
-    ps = ds.get("PixelSpacing")
+    ipp = _as_list(_num(ds, "ImagePositionPatient"))
+    iop = _as_list(_num(ds, "ImageOrientationPatient"))
+    ps = _as_list(_num(ds, "PixelSpacing"))
     if not ipp or not iop or len(ipp) != 3 or len(iop) != 6:
         return None
     if not ps or len(ps) != 2:
@@ -383,7 +454,7 @@ def classic_frame(ds, source: PixelSource) -> Frame | None:
             f"DICOM file {source.path} has no valid PixelSpacing (0028,0030): {ps!r}; "
             "the in-plane voxel size is unknown"
         )
-    ss = ds.get(PHILIPS_SCALE_SLOPE)
+    ss = ds.get(PHILIPS_SCALE_SLOPE) if PHILIPS_SCALE_SLOPE in ds else None
     return Frame(
         source=source,
         frame_index=0,
@@ -399,6 +470,12 @@ def classic_frame(ds, source: PixelSource) -> Frame | None:
         volume_key=classic_volume_key(ds),
         volume_label=classic_volume_label(ds),
     )
+
+
+def _as_list(v) -> list | None:
+    if v is None:
+        return None
+    return list(v) if isinstance(v, (list, tuple)) or hasattr(v, "__len__") and not isinstance(v, str) else [v]
 
 
 def _philips_value(elem) -> float | None:

@@ -32,7 +32,11 @@ _N_MOSAIC_TAG = (0x0019, 0x100A)
 
 def is_mosaic(ds) -> bool:
     """True when the data set is a Siemens mosaic (ImageType contains MOSAIC)."""
-    image_type = ds.get("ImageType")
+    from .dicom_frames import _num
+
+    image_type = _num(ds, "ImageType")
+    if isinstance(image_type, str):
+        image_type = [image_type]
     if not image_type:
         return False
     return "MOSAIC" in [str(v).upper() for v in image_type]
