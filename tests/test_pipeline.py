@@ -1,0 +1,256 @@
+"""Batch pipeline on a tiny generated trial: numbers against the phantom's truth, caching,
+recomputation of exactly what changed, failure isolation, safe outputs, pool == inline,
+pseudonymisation.
+
+The tiny trial: NIfTI images 40×40×16 voxels of 1.5×1.5×3 mm, a body with a bright
+ellipsoidal lesion (no partial volume: the true voxel volume is known exactly), a seed on
+the baseline row only, follow-ups shifted by a few mm (the seed must be propagated by
+registration).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from volumetry.config import validate_pipeline
+from volumetry.image import Volume
+from volumetry.pipeline import run_study
+from volumetry.store import ResultStore
+
+SPACING = (1.5, 1.5, 3.0)
+SHAPE = (16, 40, 40)
+LESION_CENTRE = (33.0, 30.0, 24.0)
+#: subject -> visit -> (course, date, lesion radii (mm), shift of the patient (mm))
+TRIAL = {
+    "S01": {"baseline": (0, "2024-01-15", (9, 7, 7), (0, 0, 0)),
+            "w12": (1, "2024-04-08", (7.5, 6, 6), (3, -2, 0)),
+            "w24": (2, "2024-07-01", (6, 5, 5), (-2, 1.5, 0))},
+    "S02": {"baseline": (0, "2024-02-01", (8, 8, 6), (0, 0, 0)),
+            "w12": (1, "2024-04-25", (8.5, 8, 6.5), (2, 2, 0))},
+}
+
+
+def make_image(radii_mm, shift_mm, seed: int) -> tuple[Volume, np.ndarray]:
+    """A noisy body with an ellipsoidal lesion; returns the image and the true lesion mask."""
+    rng = np.random.default_rng(seed)
+    nk, nj, ni = SHAPE
+    k, j, i = np.meshgrid(np.arange(nk), np.arange(nj), np.arange(ni), indexing="ij")
+    x = i * SPACING[0] - shift_mm[0]
+    y = j * SPACING[1] - shift_mm[1]
+    z = k * SPACING[2] - shift_mm[2]
+    c = (ni * SPACING[0] / 2, nj * SPACING[1] / 2, nk * SPACING[2] / 2)
+    body = ((x - c[0]) / 25) ** 2 + ((y - c[1]) / 22) ** 2 + ((z - c[2]) / 40) ** 2 <= 1
+    arr = np.where(body, 300.0, 20.0) + 80 * np.sin(x / 7.0) * body
+    lesion = sum(((v - m) / r) ** 2 for v, m, r in zip((x, y, z), LESION_CENTRE, radii_mm)) <= 1
+    arr[lesion] = 1000.0
+    arr += rng.normal(0, 20, arr.shape)
+    return Volume(arr.astype(np.float32), SPACING, (0, 0, 0), np.eye(3)), lesion
+
+
+def make_tiny_trial(root: Path, trial: dict = TRIAL) -> pd.DataFrame:
+    """Write the images and manifest.csv of a tiny trial into ``root``; return the truth
+    (subject, visit, true volume in mL)."""
+    from volumetry.io.nifti import write_nifti
+
+    root.mkdir(parents=True, exist_ok=True)
+    lines = ["subject_id,visit,course,scan_date,image,lesion_id,seed_x,seed_y,seed_z,seed_space"]
+    truth = []
+    for n, (subject, visits) in enumerate(trial.items()):
+        for m, (visit, (course, date, radii, shift)) in enumerate(visits.items()):
+            img, lesion = make_image(radii, shift, seed=100 * n + m)
+            rel = f"{subject}/{visit}.nii.gz"
+            (root / subject).mkdir(exist_ok=True)
+            write_nifti(img, root / rel)
+            seed = ",".join(f"{v:g}" for v in LESION_CENTRE) + ",lps" if course == 0 else ",,,"
+            lines.append(f"{subject},{visit},{course},{date},{rel},1,{seed}")
+            truth.append({"subject_id": subject, "visit": visit,
+                          "true_ml": float(lesion.sum() * np.prod(SPACING) / 1000)})
+    (root / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return pd.DataFrame(truth)
+
+
+def tiny_config(**outputs):
+    return validate_pipeline({
+        "name": "tiny", "series": {"modality": "MR"},
+        "segmentation": {"method": "region_growing"},
+        "courses": {"length_weeks": 12, "max_courses": 4, "visit_window_days": 21},
+        "response": {"criteria": "vascular-anomaly"},
+        "outputs": {"report": False, **outputs},
+    }, source="tiny.yaml")
+
+
+def voxel_rows(table: pd.DataFrame) -> pd.DataFrame:
+    t = table[(table["method"] == "voxel") & (table["lesion_id"] != "total")]
+    return t.set_index(["subject_id", "visit"]).sort_index()
+
+
+def comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without the columns that legitimately differ between runs (time)."""
+    return table.drop(columns=["computed_at"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny") / "study"
+    truth = make_tiny_trial(root)
+    return root, truth
+
+
+@pytest.fixture(scope="module")
+def first_run(trial, tmp_path_factory):
+    root, _ = trial
+    out = tmp_path_factory.mktemp("out") / "run"
+    return run_study(root, tiny_config(), out, jobs=1, progress=False)
+
+
+def test_volumes_and_percent_change_match_truth(trial, first_run):
+    root, truth = trial
+    s = first_run
+    assert s.ok and s.n_scans == 5 and s.n_computed == 5 and s.n_cached == 0
+    v = voxel_rows(s.table)
+    t = truth.set_index(["subject_id", "visit"]).sort_index()
+    assert list(v.index) == list(t.index)
+    # binary phantom, no partial volume: the segmentation recovers the voxels within 3 %
+    np.testing.assert_allclose(v["volume_ml"], t["true_ml"], rtol=0.03)
+    for subject in ("S01", "S02"):
+        base = t.loc[(subject, "baseline"), "true_ml"]
+        for visit in ("w12", "w24"):
+            if (subject, visit) in t.index:
+                true_pct = 100 * (t.loc[(subject, visit), "true_ml"] - base) / base
+                assert abs(v.loc[(subject, visit), "percent_change"] - true_pct) < 3.0
+    assert set(v.loc[("S01", "w12"), "flags"].split(";")) >= {"propagated"}
+    assert v.loc[("S01", "w24"), "course"] == 2
+    assert v.loc[("S01", "w24"), "response"] in ("PR", "SD")
+
+
+def test_outputs_layout_and_provenance(first_run):
+    out = first_run.out_dir
+    for name in ("volumes.csv", "volumes.parquet", "summary.csv", "results.sqlite", "dataset_description.json"):
+        assert (out / name).is_file(), name
+    masks = sorted(p.relative_to(out).as_posix() for p in out.rglob("*_mask.nii.gz"))
+    assert masks == [f"sub-{s}/ses-{v}/anat/sub-{s}_ses-{v}_desc-lesion_mask.nii.gz"
+                     for s in ("S01", "S02") for v in sorted(TRIAL[s])]
+    from volumetry.io.reader import read_image
+
+    m = read_image(out / masks[0])
+    v = voxel_rows(first_run.table).loc[("S01", "baseline"), "volume_ml"]
+    assert np.isclose(np.count_nonzero(m.array) * m.voxel_volume_mm3 / 1000, v)
+    with ResultStore(out / "results.sqlite") as st:
+        for table in ("scans", "masks", "measurements"):
+            rows = [dict(r) for r in st.conn.execute(f"SELECT * FROM {table}")]
+            assert len(rows) == 5
+            for r in rows:
+                assert len(r["input_hash"]) == 64 and len(r["pipeline_hash"]) == 64
+                assert r["package_version"] and r["created_at"]
+    csv = pd.read_csv(out / "volumes.csv")
+    assert (csv["input_hash"].str.len() == 64).all()
+
+
+def test_rerun_recomputes_nothing(trial, first_run):
+    root, _ = trial
+    again = run_study(root, tiny_config(), first_run.out_dir, jobs=1, progress=False)
+    assert again.n_computed == 0 and again.n_cached == 5 and again.assessed == []
+    pd.testing.assert_frame_equal(comparable(again.table), comparable(first_run.table))
+
+
+def test_changed_input_recomputes_only_that_scan_and_subject(trial, tmp_path):
+    root, _ = trial
+    study = tmp_path / "study"
+    shutil.copytree(root, study)
+    out = tmp_path / "out"
+    first = run_study(study, tiny_config(), out, jobs=1, progress=False)
+    from volumetry.io.nifti import write_nifti
+
+    img, _ = make_image(TRIAL["S02"]["w12"][2], TRIAL["S02"]["w12"][3], seed=999)  # new noise
+    write_nifti(img, study / "S02" / "w12.nii.gz")
+    second = run_study(study, tiny_config(), out, jobs=1, progress=False)
+    assert second.computed == [("S02", "w12", "1")]
+    assert second.assessed == ["S02"] and second.n_cached == 4
+    before, after = voxel_rows(first.table), voxel_rows(second.table)
+    pd.testing.assert_frame_equal(before.loc[["S01"]].drop(columns="computed_at"),
+                                  after.loc[["S01"]].drop(columns="computed_at"))
+    assert after.loc[("S02", "w12"), "input_hash"] != before.loc[("S02", "w12"), "input_hash"]
+    # changing the baseline recomputes the follow-ups propagated from it, too
+    img, _ = make_image(TRIAL["S02"]["baseline"][2], (0, 0, 0), seed=1234)
+    write_nifti(img, study / "S02" / "baseline.nii.gz")
+    third = run_study(study, tiny_config(), out, jobs=1, progress=False)
+    assert sorted(third.computed) == [("S02", "baseline", "1"), ("S02", "w12", "1")]
+
+
+def test_failures_are_isolated_and_recorded(trial, tmp_path):
+    root, _ = trial
+    study = tmp_path / "study"
+    shutil.copytree(root, study)
+    (study / "S01" / "w24.nii.gz").write_bytes(b"\x1f\x8b corrupt")          # corrupt file
+    (study / "notdicom").mkdir()
+    (study / "notdicom" / "readme.txt").write_text("not an image")
+    text = (study / "manifest.csv").read_text().replace("S02/w12.nii.gz", "S02/missing.nii.gz")
+    text += "S03,baseline,0,2024-03-01,notdicom,1,33,30,24,lps\n"
+    (study / "manifest.csv").write_text(text)
+    out = tmp_path / "out"
+    s = run_study(study, tiny_config(), out, jobs=1, progress=False)
+    assert s.n_failed == 3 and not s.ok
+    failed = {(f.subject_id, f.visit): f for f in s.failures}
+    assert set(failed) == {("S01", "w24"), ("S02", "w12"), ("S03", "baseline")}
+    assert failed[("S01", "w24")].stage == "load" and "w24.nii.gz" in failed[("S01", "w24")].message
+    assert "manifest.csv line" in failed[("S02", "w12")].message
+    assert "column 'image'" in failed[("S02", "w12")].message and "missing.nii.gz does not exist" in failed[("S02", "w12")].message
+    assert failed[("S03", "baseline")].stage == "load" and "notdicom" in failed[("S03", "baseline")].message
+    v = voxel_rows(s.table)
+    for key in failed:
+        assert v.loc[key, "status"] == "failed" and pd.isna(v.loc[key, "volume_ml"])
+        assert v.loc[key, "reason"]
+    assert (v.loc[[("S01", "baseline"), ("S01", "w12"), ("S02", "baseline")], "status"] == "ok").all()
+    csv = pd.read_csv(out / "volumes.csv")
+    assert (csv.loc[csv["status"] == "failed", "volume_ml"].isna()).all()
+    with ResultStore(out / "results.sqlite") as st:
+        assert st.count("failures") == 3
+    # the failed scans are not written as masks; a re-run re-reports them without recomputing
+    assert not (out / "sub-S01" / "ses-w24").exists()
+    again = run_study(study, tiny_config(), out, jobs=1, progress=False)
+    assert again.n_computed == 0 and again.n_failed == 3
+
+
+def test_hostile_subject_id_stays_inside_output(trial, tmp_path):
+    root, _ = trial
+    study = tmp_path / "a" / "b" / "study"
+    shutil.copytree(root, study)
+    text = (study / "manifest.csv").read_text().replace("S02,", "../../x,")
+    (study / "manifest.csv").write_text(text)
+    out = tmp_path / "a" / "b" / "out"
+    before = {p for p in tmp_path.rglob("*")}
+    s = run_study(study, tiny_config(), out, jobs=1, progress=False)
+    assert s.ok
+    new = {p for p in tmp_path.rglob("*")} - before
+    assert new and all(out in p.parents or p == out for p in new)
+    assert "../../x" in set(s.table["subject_id"])
+    subs = sorted(p.name for p in out.glob("sub-*"))
+    assert len(subs) == 2 and all(n[4:].isalnum() for n in subs)
+
+
+def test_pool_equals_inline(trial, first_run, tmp_path):
+    root, _ = trial
+    s = run_study(root, tiny_config(), tmp_path / "out", jobs=2, progress=False)
+    assert s.ok and s.n_computed == 5
+    pd.testing.assert_frame_equal(comparable(s.table), comparable(first_run.table))
+
+
+def test_pseudonymize_replaces_identifiers_everywhere(trial, tmp_path, monkeypatch):
+    from volumetry.pseudonym import KEY_ENV, Pseudonymizer
+
+    monkeypatch.setenv(KEY_ENV, "test-key")
+    root, _ = trial
+    out = tmp_path / "out"
+    s = run_study(root, tiny_config(), out, jobs=1, progress=False, pseudonymize=True)
+    p = Pseudonymizer(b"test-key")
+    assert set(s.table["subject_id"]) == {p("S01"), p("S02")}
+    for f in out.rglob("*"):
+        assert "S01" not in f.name and "S02" not in f.name
+        if f.is_file():
+            data = f.read_bytes()
+            assert b"S01" not in data and b"S02" not in data, f
+    assert (out / f"sub-{p('S01')}").is_dir()

@@ -1,0 +1,245 @@
+"""Assess and write a run's outputs from the results store.
+
+* the volume table (``volumes.csv``, ``volumes.parquet``) and ``summary.csv``
+  through :mod:`volumetry.tables`, after the longitudinal assessment
+  (:mod:`volumetry.longitudinal`) of each subject;
+* the masks in a BIDS-derivatives layout::
+
+      sub-<subject>/ses-<visit>/anat/sub-<subject>_ses-<visit>_desc-lesion_mask.nii.gz
+
+  with ``_label-<lesion>`` before ``_desc`` when the subject has more than one
+  lesion (``sub-01_ses-w12_label-2_desc-lesion_mask.nii.gz``). Labels are made
+  safe with :func:`volumetry.paths.safe_label` and every path is checked with
+  :func:`volumetry.paths.safe_join`: nothing is written outside the output folder.
+
+Everything is rebuilt from the database, so the outputs of a run that was
+killed, or of a re-run where nothing was recomputed, are complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+from .._version import __version__
+from ..config import PipelineConfig
+from ..paths import safe_join, safe_label
+from ..store import ResultStore
+
+log = logging.getLogger(__name__)
+
+#: Methods (rows per scan) of the volume table.
+TABLE_METHODS = ("voxel", "mesh", "ellipsoid-mri")
+
+
+def mask_relpath(subject_id: str, visit: str, lesion_id: str, several_lesions: bool) -> str:
+    """Relative path of a scan's mask in the BIDS-derivatives layout (see the module docstring)."""
+    sub, ses = safe_label(subject_id), safe_label(visit)
+    label = f"_label-{safe_label(lesion_id)}" if several_lesions else ""
+    return f"sub-{sub}/ses-{ses}/anat/sub-{sub}_ses-{ses}{label}_desc-lesion_mask.nii.gz"
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _scan_rows(store: ResultStore, scan: dict, cfg: PipelineConfig) -> list[dict]:
+    """The table rows (one per method) of one scan, from the store."""
+    from ..measure import Measurement
+    from ..tables import measurement_rows
+
+    base = {"subject_id": scan["subject_id"], "lesion_id": scan["lesion_id"], "visit": scan["visit"],
+            "scan_date": scan["scan_date"], "course": scan["course"]}
+    prov = {"series_uid": scan["series_uid"], "input_hash": scan["input_hash"], "config_hash": cfg.sha256,
+            "software_version": scan["package_version"], "computed_at": scan["created_at"]}
+    m = store.measurement(scan["task_key"]) if scan["status"] == "ok" else None
+    if m is None:
+        f = store.failure(scan["task_key"])
+        reason = f"{f['stage']}: {f['message']}" if f else "no result recorded; re-run"
+        return [{**base, **prov, "method": method, "volume_ml": None, "status": "failed", "reason": reason,
+                 "flags": []} for method in TABLE_METHODS]
+    data = m["data"]
+    meas = Measurement(**data["measurement"])
+    rows = measurement_rows(meas, methods=TABLE_METHODS, **base, **prov)
+    extra = list((data.get("segmentation") or {}).get("flags") or [])
+    extra += list((data.get("registration") or {}).get("flags") or [])
+    if (data.get("segmentation") or {}).get("source") == "propagated":
+        extra.append("propagated")
+    for r in rows:
+        r["flags"] = list(dict.fromkeys(list(r["flags"]) + extra))
+    return rows
+
+
+def assess(store: ResultStore, run_id: int, idents: list[tuple], cfg: PipelineConfig):
+    """Build the volume table of the study's scans, re-assessing only changed subjects.
+
+    Parameters
+    ----------
+    store : ResultStore
+    run_id : int
+    idents : list of tuple
+        ``(subject_id, visit, lesion_id)`` of the study's scans (output identifiers).
+    cfg : PipelineConfig
+
+    Returns
+    -------
+    (pandas.DataFrame, list of tuple)
+        The conformed volume table, and the ``(subject_id, lesion_id)`` whose
+        assessment was recomputed in this run.
+    """
+    import pandas as pd
+
+    from ..tables import conform
+
+    scans = store.scans(idents)
+    by_subject: dict[str, list[dict]] = {}
+    for s in scans:
+        by_subject.setdefault(s["subject_id"], []).append(s)
+    crit_hash = cfg.section_hash("courses", "response")
+    frames = []
+    assessed = []
+    for subject, subject_scans in by_subject.items():
+        key = hashlib.sha256(json.dumps({
+            "scans": sorted((s["visit"], s["lesion_id"], s["task_key"], s["status"], s["course"], s["scan_date"])
+                            for s in subject_scans),
+            "criteria": crit_hash, "version": __version__,
+        }, sort_keys=True, default=str).encode()).hexdigest()
+        stored = store.assessment(subject, "*")
+        if stored is not None and stored["assess_key"] == key:
+            frames.append(pd.DataFrame.from_records(stored["data"]))
+            continue
+        rows = [r for s in subject_scans for r in _scan_rows(store, s, cfg)]
+        table = _assess_subject(conform(pd.DataFrame.from_records(rows)), cfg)
+        records = json.loads(table.to_json(orient="records", date_format="iso"))
+        store.record_assessment(run_id, subject, "*", key, records, cfg.sha256)
+        assessed.append(subject)
+        frames.append(table)
+    if not frames:
+        return conform(pd.DataFrame(columns=["subject_id", "lesion_id", "visit", "method"])), assessed
+    table = conform(pd.concat([conform(f) for f in frames], ignore_index=True))
+    order = {ident: n for n, ident in enumerate(idents)}
+    table["_order"] = [order.get((s, v, l), len(order)) for s, v, l in
+                       zip(table["subject_id"], table["visit"], table["lesion_id"])]
+    table = table.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable")
+    return conform(table.drop(columns="_order")), assessed
+
+
+def course_schedule(cfg: PipelineConfig):
+    """The :class:`volumetry.longitudinal.courses.CourseSchedule` of the pipeline's ``courses`` section.
+
+    Raises
+    ------
+    ConfigError
+        Values the schedule refuses (e.g. a window of half a course or more), naming the pipeline file.
+    """
+    from ..errors import ConfigError
+    from ..longitudinal.courses import CourseSchedule
+
+    c = cfg.courses
+    try:
+        return CourseSchedule(course_weeks=c["length_weeks"], max_courses=c["max_courses"],
+                              window_days=c["visit_window_days"])
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg.path or '<pipeline>'}: key 'courses': {exc}") from None
+
+
+def check_criteria(cfg: PipelineConfig) -> None:
+    """Fail early on an unknown ``response.criteria`` (ConfigError naming the pipeline file)."""
+    from ..errors import ConfigError, InputError
+    from ..longitudinal.criteria import get_criteria
+
+    try:
+        get_criteria(cfg.response["criteria"])
+    except (ConfigError, InputError) as exc:
+        raise ConfigError(f"{cfg.path or '<pipeline>'}: key 'response.criteria': {exc}") from None
+
+
+def _assess_subject(df, cfg: PipelineConfig):
+    """Longitudinal assessment (courses, percent change, response) of one subject's rows."""
+    from ..longitudinal import assess as _assess
+
+    return _assess(df, criteria=cfg.response["criteria"], schedule=course_schedule(cfg))
+
+
+def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineConfig, out_dir: Path) -> dict:
+    """Write the tables and masks of a run into ``out_dir``.
+
+    Returns
+    -------
+    dict
+        Name → path of each file written (``volumes_csv``, ``volumes_parquet``,
+        ``summary_csv``, ``masks`` (folder), ``database``).
+
+    Raises
+    ------
+    InputError
+        A path would leave the output folder (cannot happen with sanitised
+        labels; checked anyway).
+    """
+    from ..tables import write_tables
+
+    out_dir = Path(out_dir)
+    written = dict(write_tables(table, out_dir, summary=cfg.outputs["summary"]))
+    if "parquet" not in cfg.outputs["tables"]:
+        Path(written.pop("volumes_parquet")).unlink(missing_ok=True)
+    if "csv" not in cfg.outputs["tables"]:
+        Path(written.pop("volumes_csv")).unlink(missing_ok=True)
+    if cfg.outputs["masks"]:
+        n = write_masks(store, idents, out_dir)
+        written["masks"] = out_dir
+        log.info("masks: %d written or refreshed", n)
+    written["database"] = out_dir / "results.sqlite"
+    if cfg.outputs["report"]:
+        try:
+            from ..report.build import build_report
+        except ImportError:  # the report package is optional
+            log.warning("outputs.report is true but volumetry.report is not available; no report written")
+        else:
+            try:
+                written["report"] = build_report(out_dir)
+            except Exception as exc:  # noqa: BLE001 -- the tables and masks are written; say what went wrong
+                log.error("the QC report could not be built (%s: %s); the tables and masks are complete. "
+                          "Retry with 'volumetry report %s'", type(exc).__name__, exc, out_dir)
+    return written
+
+
+def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path) -> int:
+    """Write (or refresh) the NIfTI mask of every successful scan; remove the
+    stale mask of a scan that failed. Returns the number of files written."""
+    from ..io.nifti import write_nifti
+    from .tasks import unpack_mask
+
+    lesions: dict[str, set] = {}
+    for s, _, l in idents:
+        lesions.setdefault(s, set()).add(l)
+    n_written = 0
+    for scan in store.scans(idents):
+        rel = mask_relpath(scan["subject_id"], scan["visit"], scan["lesion_id"], len(lesions[scan["subject_id"]]) > 1)
+        target = safe_join(out_dir, *rel.split("/"))
+        mask = store.mask(scan["task_key"]) if scan["status"] == "ok" else None
+        if mask is None:
+            if target.exists():
+                target.unlink()
+            continue
+        if target.is_file() and mask["path"] == rel and mask["file_sha256"] == _file_sha256(target):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        vol = unpack_mask(mask["data"], mask["grid"])
+        tmp = target.with_name("." + target.name.replace(".nii.gz", ".tmp.nii.gz"))
+        write_nifti(vol, tmp)
+        os.replace(tmp, target)
+        store.set_mask_file(scan["task_key"], rel, _file_sha256(target))
+        n_written += 1
+    desc = safe_join(out_dir, "dataset_description.json")
+    if not desc.exists():
+        desc.write_text(json.dumps({
+            "Name": "volumetry lesion masks", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+            "GeneratedBy": [{"Name": "volumetry", "Version": __version__}],
+        }, indent=2) + "\n")
+    return n_written

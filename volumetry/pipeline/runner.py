@@ -1,0 +1,475 @@
+"""Run a study through the pipeline: plan the tasks, use the cache, execute, record, assess, write.
+
+Only this module touches the results store. The tasks themselves
+(:func:`volumetry.pipeline.tasks.run_task`) are pure and run
+
+* in this process (``jobs=1``),
+* in a local process pool (``jobs=N``, default all cores; workers stay alive
+  across scans and import the heavy libraries once), or
+* on an existing Dask distributed cluster (``dask_address``).
+
+Caching: every scan's task key is the SHA-256 of everything its result depends
+on (the content of its image and mask files, its prompt, its baseline's image
+and prompt when propagated, the pipeline's segmentation section, the package
+version, its identity). A key already in the store is not recomputed. A
+subject's longitudinal assessment is recomputed only when one of its scans'
+keys or statuses, or the course/response sections of the pipeline, changed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from .._version import __version__
+from ..config import PipelineConfig
+from ..errors import ConfigError, InputError
+from ..manifest import ScanRow, Study, read_study
+from ..store import DB_NAME, ResultStore
+from .tasks import ImageRef, PromptSpec, ScanTask, TaskResult, hash_image_input, input_files, content_hash, run_task
+
+log = logging.getLogger(__name__)
+
+#: Stages whose time is reported (s): the four task stages and writing outputs.
+STAGES = ("load", "register", "segment", "measure", "write")
+
+
+@dataclasses.dataclass
+class Failure:
+    """A failed scan: who, which stage, and why."""
+
+    subject_id: str
+    visit: str
+    lesion_id: str
+    stage: str
+    error_type: str
+    message: str
+
+    def line(self) -> str:
+        """One line for the run's summary."""
+        return f"{self.subject_id} {self.visit} lesion {self.lesion_id}: {self.stage}: {self.message}"
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run did.
+
+    Attributes
+    ----------
+    out_dir : pathlib.Path
+    run_id : int
+    n_scans, n_computed, n_cached, n_failed : int
+        Scans in the study; computed in this run; taken from the store; failed
+        (computed or cached failures).
+    computed : list of tuple
+        ``(subject_id, visit, lesion_id)`` of the scans computed in this run.
+    assessed : list of tuple
+        ``(subject_id, lesion_id)`` whose assessment was recomputed.
+    failures : list of Failure
+    timings : dict
+        Total seconds per stage over the computed scans (``load``, ``register``,
+        ``segment``, ``measure``) and for writing the outputs (``write``).
+    elapsed_s : float
+    outputs : dict
+        Name → path of every file written.
+    table : pandas.DataFrame
+        The volume table (one row per scan).
+    """
+
+    out_dir: Path
+    run_id: int
+    n_scans: int
+    n_computed: int
+    n_cached: int
+    n_failed: int
+    computed: list
+    assessed: list
+    failures: list
+    timings: dict
+    elapsed_s: float
+    outputs: dict
+    table: Any = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no scan failed."""
+        return self.n_failed == 0
+
+
+def _sha(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclasses.dataclass
+class _Planned:
+    row: ScanRow
+    ident: tuple  # (subject_id as written, visit, lesion_id)
+    task: ScanTask | None
+    input_hash: str
+    failure: dict | None = None  # failure found while planning (missing file ...)
+
+
+def _check_segmentation(cfg: PipelineConfig) -> dict:
+    """Resolve the method and parameters now, so a bad pipeline fails before any scan."""
+    from ..segment.registry import get_method, resolve_params
+
+    where = cfg.path or "<pipeline>"
+    try:
+        method = get_method(cfg.segmentation["method"])
+        params = resolve_params(method, cfg.segmentation["params"])
+    except InputError as exc:
+        raise ConfigError(f"{where}: key 'segmentation': {exc}") from None
+    return {"method": method.name, "params": params}
+
+
+def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str]) -> list[_Planned]:
+    """Build the task of every scan of the study (hashing its input files).
+
+    Scans whose files are missing get a planning failure instead of a task
+    (the message names the manifest line and column).
+    """
+    from .outputs import check_criteria, course_schedule
+
+    seg = _check_segmentation(cfg)
+    course_schedule(cfg)
+    check_criteria(cfg)
+    hashes: dict[int, str | Exception] = {}
+
+    def image_hash(n: int) -> str:
+        if n not in hashes:
+            row = study.rows[n]
+            try:
+                if not row.image.exists():
+                    raise InputError(f"{row.where}, column 'image': {row.image} does not exist; "
+                                     "fix the path (relative to the manifest's folder)")
+                hashes[n] = hash_image_input(row.image, row.files)
+            except InputError as exc:
+                hashes[n] = exc
+            except OSError as exc:
+                hashes[n] = InputError(f"{row.where}, column 'image': {row.image} cannot be read: {exc}")
+        return hashes[n]
+
+    out = []
+    for n, row in enumerate(study.rows):
+        ident = (ident_of(row.subject_id), row.visit, row.lesion_id)
+        h = image_hash(n)
+        if isinstance(h, Exception):
+            out.append(_Planned(row, ident, None, "missing", _fail("input", h)))
+            continue
+        mask_hash = None
+        if row.mask is not None:
+            if not row.mask.is_file():
+                out.append(_Planned(row, ident, None, h, _fail("input", InputError(
+                    f"{row.where}, column 'mask': {row.mask} does not exist; fix the path "
+                    "(relative to the manifest's folder)"))))
+                continue
+            mask_hash = content_hash([row.mask], row.mask.parent)
+        prompt = None
+        baseline = None
+        if row.mask is None and (row.seed is not None or row.box is not None):
+            prompt = PromptSpec(row.seed, row.box, row.seed_space, row.lesion_id)
+        elif row.mask is None:
+            donor = study.rows[row.propagate_from]
+            if not cfg.segmentation["propagate"]:
+                out.append(_Planned(row, ident, None, h, _fail("input", InputError(
+                    f"{row.where}: no seed, box or mask for this scan and the pipeline has "
+                    "segmentation.propagate: false; give a seed on this row or enable propagation"))))
+                continue
+            dh = image_hash(row.propagate_from)
+            if isinstance(dh, Exception):
+                out.append(_Planned(row, ident, None, h, _fail("input", InputError(
+                    f"{row.where}: the baseline this scan is propagated from ({donor.where}) "
+                    f"cannot be used: {dh}"))))
+                continue
+            baseline = (ImageRef(str(donor.image), donor.series_uid, dh),
+                        PromptSpec(donor.seed, donor.box, donor.seed_space, donor.lesion_id))
+        key_payload = {
+            "version": __version__, "ident": ident, "image": h, "series_uid": row.series_uid,
+            "prompt": dataclasses.asdict(prompt) if prompt else None, "mask": mask_hash,
+            "baseline": [dataclasses.asdict(b) for b in baseline] if baseline else None,
+            "segmentation": seg, "registration": cfg.segmentation["registration"] if baseline else None,
+        }
+        task = ScanTask(
+            task_key=_sha(key_payload), image=ImageRef(str(row.image), row.series_uid, h), prompt=prompt,
+            mask=str(row.mask) if row.mask is not None else None, mask_hash=mask_hash, baseline=baseline,
+            method=seg["method"], params=seg["params"], registration=cfg.segmentation["registration"],
+            where=row.where,
+        )
+        out.append(_Planned(row, ident, task, h))
+    return out
+
+
+def _scrub(text: str, real: str, shown: str) -> str:
+    """Replace a real subject identifier by its pseudonym in a message."""
+    return text.replace(real, shown) if real and real != shown else text
+
+
+def _fail(stage: str, exc: Exception, deterministic: bool = True) -> dict:
+    return {"stage": stage, "error_type": type(exc).__name__, "message": str(exc), "deterministic": deterministic}
+
+
+# ------------------------------------------------------------------------------ executors
+def _execute_inline(tasks: list[ScanTask]) -> Iterator[TaskResult]:
+    for t in tasks:
+        yield run_task(t)
+
+
+def _execute_pool(tasks: list[ScanTask], jobs: int) -> Iterator[TaskResult]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from .tasks import warm_up
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=warm_up) as pool:
+        futures = {pool.submit(run_task, t): t for t in tasks}
+        for fut in as_completed(futures):
+            task = futures[fut]
+            try:
+                yield fut.result()
+            except BrokenProcessPool as exc:
+                yield TaskResult(task.task_key, False, stage="worker", error_type="BrokenProcessPool",
+                                 message=f"{task.where}: a worker process died ({exc}); re-run to retry")
+            except Exception as exc:  # noqa: BLE001 -- e.g. a result that cannot be unpickled
+                yield TaskResult(task.task_key, False, stage="worker", error_type=type(exc).__name__,
+                                 message=f"{task.where}: {exc}")
+
+
+def _execute_dask(tasks: list[ScanTask], address: Any) -> Iterator[TaskResult]:
+    from distributed import Client, as_completed
+
+    client = Client(address, set_as_default=False)
+    try:
+        futures = client.map(run_task, tasks, key=[f"volumetry-scan-{t.task_key}" for t in tasks])
+        by_key = {f.key: t for f, t in zip(futures, tasks)}
+        for fut in as_completed(futures):
+            task = by_key[fut.key]
+            try:
+                yield fut.result()
+            except Exception as exc:  # noqa: BLE001 -- a worker lost, a pickling error ...
+                yield TaskResult(task.task_key, False, stage="worker", error_type=type(exc).__name__,
+                                 message=f"{task.where}: the Dask task failed: {exc}")
+            fut.release()
+    finally:
+        client.close()
+
+
+class _Progress:
+    """A tqdm bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self, total: int, enabled: bool | None) -> None:
+        self.total = total
+        self.done = 0
+        tty = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = None
+        if tty and total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="scan", desc="volumetry run", file=sys.stderr)
+
+    def update(self, text: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(text[:40], refresh=False)
+            self.bar.update(1)
+        else:
+            log.info("[%d/%d] %s", self.done, self.total, text)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ------------------------------------------------------------------------------ the run
+def run_study(
+    study: str | Path,
+    cfg: PipelineConfig,
+    out_dir: str | Path,
+    *,
+    jobs: int | None = None,
+    dask_address: Any = None,
+    pseudonymize: bool = False,
+    progress: bool | None = None,
+    argv: list[str] | None = None,
+) -> RunSummary:
+    """Run every scan of a study and write the outputs.
+
+    Parameters
+    ----------
+    study : str or pathlib.Path
+        Manifest CSV, folder with ``manifest.csv``, or DICOM tree (see :mod:`volumetry.manifest`).
+    cfg : PipelineConfig
+    out_dir : str or pathlib.Path
+        The output folder (created); nothing is written outside it.
+    jobs : int, optional
+        Local worker processes (default: all cores; 1 runs in this process).
+    dask_address : str or object, optional
+        Address of a running Dask scheduler (or a ``distributed`` cluster
+        object); the tasks run there instead of the local pool.
+    pseudonymize : bool
+        Replace subject identifiers by keyed pseudonyms everywhere (see
+        :mod:`volumetry.pseudonym`).
+    progress : bool, optional
+        Force the progress bar on or off (default: on when stderr is a terminal).
+    argv : list of str, optional
+        Command line, recorded in the ``runs`` table.
+
+    Returns
+    -------
+    RunSummary
+
+    Raises
+    ------
+    InputError
+        Bad study, manifest or pipeline (before any scan is processed).
+    """
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir).resolve()
+    study_obj = read_study(study, cfg.series)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if pseudonymize:
+        from ..pseudonym import Pseudonymizer, load_key
+
+        ident_of: Callable[[str], str] = Pseudonymizer(load_key(out_dir))
+    else:
+        def ident_of(s: str) -> str:
+            return s
+    planned = plan(study_obj, cfg, ident_of)
+
+    store = ResultStore(out_dir / DB_NAME)
+    try:
+        run_id = store.begin_run(study=None if pseudonymize else str(study_obj.source),
+                                 pipeline_path=str(cfg.path) if cfg.path else None, pipeline_hash=cfg.sha256,
+                                 pseudonymized=pseudonymize, argv=argv)
+        summary = _run(store, run_id, study_obj, planned, cfg, out_dir, jobs=jobs, dask_address=dask_address,
+                       pseudonymize=pseudonymize, progress=progress)
+        summary.elapsed_s = time.perf_counter() - t_start
+        store.finish_run(run_id, status="failed" if summary.n_failed else "ok", counts={
+            "n_scans": summary.n_scans, "n_computed": summary.n_computed, "n_cached": summary.n_cached,
+            "n_failed": summary.n_failed, "n_assessed": len(summary.assessed)})
+        return summary
+    finally:
+        store.close()
+
+
+def _scan_row(p: _Planned, status: str, pseudonymize: bool, study: Study) -> dict:
+    row = p.row
+    # the image's absolute path (for the report's overlays); withheld when pseudonymising,
+    # as paths often hold names
+    image = None if pseudonymize else str(row.image)
+    return {"subject_id": p.ident[0], "visit": p.ident[1], "lesion_id": p.ident[2], "course": row.course,
+            "scan_date": row.scan_date.isoformat() if row.scan_date else None, "image": image,
+            "task_key": p.task.task_key if p.task else _sha({"failed-input": p.ident, "h": p.input_hash,
+                                                              "f": p.failure}),
+            "status": status}
+
+
+def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned], cfg: PipelineConfig,
+         out_dir: Path, *, jobs, dask_address, pseudonymize, progress) -> RunSummary:
+    from . import outputs
+
+    timings = {s: 0.0 for s in STAGES}
+    computed: list[tuple] = []
+    todo: list[_Planned] = []
+    n_cached = 0
+    for p in planned:
+        if p.failure is not None:
+            p.failure["message"] = _scrub(p.failure["message"], p.row.subject_id, p.ident[0])
+            scan = _scan_row(p, "failed", pseudonymize, study)
+            store.record_scan(run_id, scan, {"input_hash": p.input_hash, "series_uid": p.row.series_uid,
+                                             "pipeline_hash": cfg.sha256}, failure=p.failure)
+            continue
+        hit = store.cached(p.task.task_key)
+        if hit is not None:
+            n_cached += 1
+            scan = _scan_row(p, "ok" if hit["kind"] == "measurement" else "failed", pseudonymize, study)
+            # the scan may point to another key from an earlier run: make this key current
+            if _points_elsewhere(store, scan):
+                store.record_scan(run_id, scan, {"input_hash": p.input_hash, "series_uid": p.row.series_uid,
+                                                 "pipeline_hash": cfg.sha256})
+            continue
+        todo.append(p)
+
+    if todo:
+        log.info("%d scan(s) to compute, %d unchanged (cached)", len(todo), n_cached)
+    else:
+        log.info("nothing to recompute: all %d scan(s) unchanged since the last run", n_cached)
+    # one subject's scans together: a worker reuses the baseline it just loaded
+    todo.sort(key=lambda p: (p.ident[0], p.ident[2], p.row.course if p.row.course is not None else -1,
+                             p.row.scan_date.isoformat() if p.row.scan_date else "", p.ident[1]))
+    by_key = {p.task.task_key: p for p in todo}
+    tasks = [p.task for p in todo]
+    n_jobs = max(1, min(int(jobs or os.cpu_count() or 1), len(tasks) or 1))
+    if dask_address is not None:
+        results: Iterable[TaskResult] = _execute_dask(tasks, dask_address)
+    elif n_jobs == 1:
+        results = _execute_inline(tasks)
+    else:
+        results = _execute_pool(tasks, n_jobs)
+    bar = _Progress(len(tasks), progress)
+    try:
+        for res in results:
+            p = by_key[res.task_key]
+            for k, v in res.timings.items():
+                if k in timings:
+                    timings[k] += v
+            _record(store, run_id, p, res, cfg, pseudonymize, study)
+            computed.append(p.ident)
+            what = (f"{res.measurement.get('volume_ml'):.2f} mL" if res.ok and res.measurement
+                    and res.measurement.get("volume_ml") is not None else
+                    (res.measurement or {}).get("status", "") if res.ok else f"FAILED ({res.stage})")
+            bar.update(f"{p.ident[0]} {p.ident[1]} lesion {p.ident[2]}: {what}")
+    finally:
+        bar.close()
+
+    t0 = time.perf_counter()
+    idents = [p.ident for p in planned]
+    table, assessed = outputs.assess(store, run_id, idents, cfg)
+    written = outputs.write_outputs(store, table, idents, cfg, out_dir)
+    timings["write"] += time.perf_counter() - t0
+
+    failures = []
+    for scan in store.scans(idents):
+        if scan["status"] == "failed":
+            f = store.failure(scan["task_key"])
+            if f is not None:
+                failures.append(Failure(scan["subject_id"], scan["visit"], scan["lesion_id"], f["stage"],
+                                        f["error_type"], f["message"]))
+    return RunSummary(out_dir=out_dir, run_id=run_id, n_scans=len(planned), n_computed=len(computed),
+                      n_cached=n_cached, n_failed=len(failures), computed=computed, assessed=assessed,
+                      failures=failures, timings=timings, elapsed_s=0.0, outputs=written, table=table)
+
+
+def _points_elsewhere(store: ResultStore, scan: dict) -> bool:
+    cur = store.scans([(scan["subject_id"], scan["visit"], scan["lesion_id"])])
+    return not cur or cur[0]["task_key"] != scan["task_key"] or cur[0]["status"] != scan["status"]
+
+
+def _record(store: ResultStore, run_id: int, p: _Planned, res: TaskResult, cfg: PipelineConfig,
+            pseudonymize: bool, study: Study) -> None:
+    prov = {"input_hash": p.input_hash, "series_uid": (res.image or {}).get("series_uid") or p.row.series_uid,
+            "pipeline_hash": cfg.sha256}
+    scan = _scan_row(p, "ok" if res.ok else "failed", pseudonymize, study)
+    if not res.ok:
+        store.record_scan(run_id, scan, prov, failure={
+            "stage": res.stage or "unknown", "error_type": res.error_type or "Error",
+            "message": _scrub(res.message or "", p.row.subject_id, p.ident[0]), "deterministic": res.deterministic})
+        return
+    m = res.measurement or {}
+    data = {"measurement": m, "segmentation": res.segmentation, "registration": res.registration,
+            "image": res.image, "timings": res.timings}
+    store.record_scan(
+        run_id, scan, prov,
+        measurement={"status": m.get("status", "ok"), "reason": m.get("reason"), "volume_ml": m.get("volume_ml"),
+                     "mesh_volume_ml": m.get("mesh_volume_ml"), "data": data},
+        mask={"source": (res.segmentation or {}).get("source", "segmented"),
+              "method": (res.segmentation or {}).get("method"), "n_voxels": res.n_voxels,
+              "grid": res.mask_grid, "data": res.mask_data})

@@ -1,0 +1,369 @@
+"""One scan = one task: load → (propagate) → segment → measure.
+
+:func:`run_task` is a pure function of an explicit :class:`ScanTask` (paths,
+prompt, method, parameters) that returns a :class:`TaskResult` value: it never
+touches the results database or the output folder, so it runs the same in this
+process, in a local worker process or on a Dask worker. Every exception is
+caught and returned as a failure with its stage and message (failure
+isolation); a bad scan never stops the batch.
+
+The mask travels back packed (:func:`pack_mask`: cropped to its bounding box,
+bit-packed, zlib-compressed) so that results stay small across processes.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import os
+import time
+import traceback
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..image import Volume
+
+#: Images kept in memory per worker process (a follow-up task reloads its
+#: subject's baseline image; consecutive tasks of one subject reuse it).
+IMAGE_CACHE_SIZE = 2
+_IMAGE_CACHE: "collections.OrderedDict[tuple, Volume]" = collections.OrderedDict()
+
+#: Read size for content hashes (bytes).
+_CHUNK = 1 << 20
+
+
+# ------------------------------------------------------------------------------ content hashes
+def input_files(image: str | Path, files: tuple = ()) -> list[Path]:
+    """The files an image input consists of: ``files`` when given (a DICOM
+    series found in a tree), every file under a folder, or the file itself.
+
+    Raises
+    ------
+    InputError
+        The path does not exist, or a folder holds no file.
+    """
+    if files:
+        return sorted(Path(f) for f in files)
+    p = Path(image)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        found = sorted(f for f in p.rglob("*") if f.is_file())
+        if not found:
+            raise InputError(f"{p}: the folder holds no file")
+        return found
+    raise InputError(f"{p}: no such file or folder")
+
+
+def content_hash(paths: list[Path], root: Path | None = None) -> str:
+    """SHA-256 over the relative names and bytes of ``paths`` (sorted).
+
+    Renaming or moving the whole input keeps the hash when ``root`` is the
+    input's own folder; any change of a byte changes it.
+    """
+    h = hashlib.sha256()
+    for p in sorted(paths):
+        name = os.path.relpath(p, root) if root is not None else p.name
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        with open(p, "rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def hash_image_input(image: str | Path, files: tuple = ()) -> str:
+    """Content hash of an image input (file, DICOM folder, or explicit files)."""
+    paths = input_files(image, files)
+    p = Path(image)
+    root = p if p.is_dir() else p.parent
+    return content_hash(paths, root)
+
+
+# ------------------------------------------------------------------------------ values
+@dataclasses.dataclass(frozen=True)
+class ImageRef:
+    """Where an image is: ``path`` (file or DICOM folder), ``series_uid``, and the
+    content hash of its files (``input_hash``; also the key of the worker cache)."""
+
+    path: str
+    series_uid: str | None
+    input_hash: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PromptSpec:
+    """A prompt as the manifest states it: seed ``(x, y, z)`` and/or box
+    ``(x0, y0, z0, x1, y1, z1)`` in ``space`` (``lps``, ``ras`` or ``voxel``)."""
+
+    seed: tuple | None
+    box: tuple | None
+    space: str
+    lesion_id: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ScanTask:
+    """Everything one scan's computation depends on.
+
+    Attributes
+    ----------
+    task_key : str
+        SHA-256 of all the fields below (plus package version): the cache key.
+    image : ImageRef
+    prompt : PromptSpec or None
+        The scan's own prompt (None when propagated or when a mask is imported).
+    mask : str or None
+        Imported mask file (used instead of segmenting).
+    mask_hash : str or None
+    baseline : tuple of (ImageRef, PromptSpec) or None
+        The image and prompt to propagate from by registration.
+    method : str
+    params : dict
+    registration : str
+        ``rigid`` or ``affine``.
+    where : str
+        Where the scan was declared (manifest line) for messages.
+    """
+
+    task_key: str
+    image: ImageRef
+    prompt: PromptSpec | None
+    mask: str | None
+    mask_hash: str | None
+    baseline: tuple | None
+    method: str
+    params: dict
+    registration: str = "rigid"
+    where: str = ""
+
+
+@dataclasses.dataclass
+class TaskResult:
+    """What a task returns (plain values, cheap to pickle).
+
+    Attributes
+    ----------
+    task_key : str
+    ok : bool
+        True when a mask was made and measured (the measurement itself may still
+        have status ``empty`` or ``failed`` with a reason).
+    stage : str or None
+        Failed stage: ``load``, ``register``, ``segment``, ``mask``, ``measure``.
+    error_type, message : str or None
+    deterministic : bool
+        True for bad input (an :class:`~volumetry.errors.InputError`), which the
+        same inputs would reproduce: it is cached; other failures are retried.
+    measurement : dict or None
+        ``Measurement.to_dict()``.
+    segmentation : dict or None
+        ``status, reason, method, params, flags, qc`` (and ``source``: segmented,
+        propagated or imported).
+    registration : dict or None
+    image : dict or None
+        Geometry and series of the loaded image.
+    mask_data : bytes or None
+        :func:`pack_mask` of the mask; ``mask_grid`` its grid.
+    timings : dict
+        Seconds spent in ``load``, ``register``, ``segment``, ``measure``.
+    """
+
+    task_key: str
+    ok: bool
+    stage: str | None = None
+    error_type: str | None = None
+    message: str | None = None
+    deterministic: bool = False
+    measurement: dict | None = None
+    segmentation: dict | None = None
+    registration: dict | None = None
+    image: dict | None = None
+    mask_data: bytes | None = None
+    mask_grid: dict | None = None
+    n_voxels: int | None = None
+    timings: dict = dataclasses.field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------ masks across processes
+def pack_mask(mask: Volume) -> tuple[bytes, dict, int]:
+    """Pack a boolean mask: ``(bytes, grid, n_voxels)``.
+
+    The grid holds the full shape, spacing (mm), origin (LPS mm), direction and
+    the bounding box of the mask; the bytes are the zlib-compressed bit-packed
+    crop. :func:`unpack_mask` restores the exact mask.
+    """
+    arr = np.asarray(mask.array).astype(bool)
+    n = int(arr.sum())
+    if n:
+        idx = np.nonzero(arr)
+        lo = [int(i.min()) for i in idx]
+        hi = [int(i.max()) + 1 for i in idx]
+    else:
+        lo, hi = [0, 0, 0], [0, 0, 0]
+    crop = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    data = zlib.compress(np.packbits(crop.ravel()).tobytes(), 6)
+    grid = {
+        "shape": list(arr.shape), "lo": lo, "hi": hi,
+        "spacing": list(mask.spacing), "origin": list(mask.origin),
+        "direction": np.asarray(mask.direction).ravel().tolist(),
+    }
+    return data, grid, n
+
+
+def unpack_mask(data: bytes, grid: dict, meta: dict | None = None) -> Volume:
+    """Inverse of :func:`pack_mask`: the boolean mask Volume."""
+    lo, hi = grid["lo"], grid["hi"]
+    arr = np.zeros(grid["shape"], dtype=bool)
+    shape = tuple(h - l for l, h in zip(lo, hi))
+    count = int(np.prod(shape))
+    if count:
+        bits = np.unpackbits(np.frombuffer(zlib.decompress(data), dtype=np.uint8), count=count)
+        arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = bits.reshape(shape).astype(bool)
+    return Volume(arr, tuple(grid["spacing"]), tuple(grid["origin"]),
+                  np.asarray(grid["direction"]).reshape(3, 3), meta or {})
+
+
+# ------------------------------------------------------------------------------ the task
+def load_image(ref: ImageRef) -> Volume:
+    """Read an image through a small per-process cache keyed by its content hash."""
+    key = (ref.path, ref.series_uid, ref.input_hash)
+    hit = _IMAGE_CACHE.get(key)
+    if hit is not None:
+        _IMAGE_CACHE.move_to_end(key)
+        return hit
+    from ..io.reader import read_image
+
+    vol = read_image(ref.path, series_uid=ref.series_uid)
+    _IMAGE_CACHE[key] = vol
+    while len(_IMAGE_CACHE) > IMAGE_CACHE_SIZE:
+        _IMAGE_CACHE.popitem(last=False)
+    return vol
+
+
+def _prompt(spec: PromptSpec, image: Volume):
+    from ..segment import Prompt
+
+    box = None if spec.box is None else np.asarray(spec.box, dtype=float).reshape(2, 3)
+    if spec.seed is None:
+        # a box alone: its centre is the seed
+        centre = box.mean(axis=0)
+        return Prompt.from_points([centre], spec.space, image, box=box, lesion_id=spec.lesion_id)
+    return Prompt.from_points([spec.seed], spec.space, image, box=box, lesion_id=spec.lesion_id)
+
+
+class _StageError(Exception):
+    def __init__(self, stage: str, exc: BaseException) -> None:
+        super().__init__(str(exc))
+        self.stage = stage
+        self.exc = exc
+
+
+def _stage(name: str, timings: dict, func, *args, **kwargs):
+    t0 = time.perf_counter()
+    try:
+        return func(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 -- isolated and reported with its stage
+        raise _StageError(name, exc) from exc
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+
+
+def _image_info(img: Volume) -> dict:
+    meta = img.meta or {}
+    return {
+        **img.describe(),
+        "series_uid": meta.get("series_uid"), "description": meta.get("description"),
+        "modality": meta.get("modality"), "warnings": list(meta.get("warnings") or []),
+    }
+
+
+def plain(obj: Any) -> Any:
+    """JSON-ready copy of a result value (dataclasses, numpy, paths, tuples)."""
+    if hasattr(obj, "to_dict") and callable(obj.to_dict):
+        return plain(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if not isinstance(getattr(obj, f.name), Volume)}
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items() if not isinstance(v, Volume)}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, float) and obj != obj:
+        return None
+    if isinstance(obj, (str, int, float, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def run_task(task: ScanTask) -> TaskResult:
+    """Process one scan: load → (propagate) → segment (or import the mask) → measure.
+
+    Never raises: any error becomes a failed :class:`TaskResult` naming the
+    stage, the scan (manifest line) and the problem.
+    """
+    timings: dict[str, float] = {}
+    try:
+        image = _stage("load", timings, load_image, task.image)
+        registration = None
+        if task.mask is not None:
+            from ..io.masks import read_mask_for_image
+
+            mask = _stage("mask", timings, read_mask_for_image, task.mask, image)
+            seg = {"status": "ok", "reason": "", "method": "imported", "source": "imported",
+                   "flags": list((mask.meta or {}).get("flags") or []), "params": {}, "qc": {}}
+        else:
+            from ..segment import propagate, segment
+
+            if task.prompt is not None:
+                prompt = _stage("segment", timings, _prompt, task.prompt, image)
+                source = "segmented"
+            else:
+                base_ref, base_spec = task.baseline
+                base_img = _stage("load", timings, load_image, base_ref)
+                base_prompt = _stage("register", timings, _prompt, base_spec, base_img)
+                prompt, reg = _stage("register", timings, propagate, base_img, image, base_prompt,
+                                     transform=task.registration)
+                registration = plain(reg)
+                source = "propagated"
+            result = _stage("segment", timings, segment, image, prompt, method=task.method, params=task.params)
+            seg = {"status": result.status, "reason": result.reason, "method": result.method,
+                   "source": source, "flags": list(result.flags), "params": plain(result.params),
+                   "qc": plain(result.qc)}
+            if result.status != "ok" or result.mask is None:
+                return TaskResult(task.task_key, False, stage="segment", error_type="SegmentationFailed",
+                                  message=f"{task.where}: segmentation failed: {result.reason}",
+                                  deterministic=True, segmentation=seg, registration=registration,
+                                  image=_image_info(image), timings=timings)
+            mask = result.mask
+        from ..measure import measure
+
+        m = _stage("measure", timings, measure, mask, image)
+        data, grid, n = pack_mask(mask)
+        return TaskResult(task.task_key, True, measurement=plain(m), segmentation=seg, registration=registration,
+                          image=_image_info(image), mask_data=data, mask_grid=grid, n_voxels=n, timings=timings)
+    except _StageError as err:
+        exc = err.exc
+        deterministic = isinstance(exc, InputError)
+        message = f"{task.where}: {exc}" if task.where else str(exc)
+        if not deterministic:
+            tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
+            message += " | " + "".join(tb[-3:]).strip().replace("\n", " ")
+        return TaskResult(task.task_key, False, stage=err.stage, error_type=type(exc).__name__,
+                          message=message, deterministic=deterministic, timings=timings)
+
+
+def warm_up() -> None:
+    """Import the heavy modules once per worker process (pool initializer)."""
+    import SimpleITK  # noqa: F401
+    import scipy.ndimage  # noqa: F401
+
+    from .. import measure, segment  # noqa: F401
+    from ..io import reader  # noqa: F401
