@@ -121,3 +121,14 @@ def test_measurement_rows_feed_the_engine():
     assert mesh["volume_low_ml"].isna().all() and mesh["volume_ml"].iloc[0] < 0.512
     with pytest.raises(InputError, match="unknown MRI method"):
         measurement_rows(m0, subject_id="S", lesion_id="L", visit="v", methods=("magic",))
+
+
+def test_docs_document_every_column_status_and_flag():
+    from pathlib import Path
+
+    from volumetry.measure import FLAGS
+    from volumetry.tables import STATUSES
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tables.md").read_text(encoding="utf-8")
+    for name in (*COLUMN_NAMES, *STATUSES, *FLAGS):
+        assert f"`{name}`" in doc, name

@@ -79,7 +79,7 @@ COLUMNS: tuple[Column, ...] = (
            "CR/PR confirmed by the next evaluable scan (only with the confirmation rule; empty = no later scan yet)"),
     Column("best_response", "string", "", "CR | PR | SD | PD | NE, empty", "best overall response of this lesion and method"),
     Column("criteria", "string", "", "vascular-anomaly | recist-volumetric | user name", "criteria set used"),
-    Column("status", "string", "", " | ".join(STATUSES), "row status; anything but ok/empty leaves the numbers empty"),
+    Column("status", "string", "", " | ".join(STATUSES), "row status; with anything but ok/empty the percent changes are empty and the response NE"),
     Column("reason", "string", "", "text, empty", "why the status is not ok"),
     Column("flags", "string", "", "';'-joined flags, empty", "warnings (touches-border, outside-course-window, new-lesion, ...)"),
     Column("series_uid", "string", "", "DICOM UID, empty", "provenance: SeriesInstanceUID of the image"),
