@@ -14,6 +14,7 @@ mask is not on the series' grid and an error says how to fix it.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,6 +161,36 @@ def _map_frame(frame_affine: np.ndarray, grid: Volume, rows: int, cols: int, whe
     return k, j, i
 
 
+def _hoist_frame_geometry(ds: Any) -> Any:
+    """A copy of an enhanced header with per-frame pixel measures / orientation also in the
+    shared functional groups (highdicom reads them there only). The frames' geometry has
+    been checked to agree with the mask's grid, so the values are the same for every frame."""
+    if "PerFrameFunctionalGroupsSequence" not in ds or "SharedFunctionalGroupsSequence" not in ds:
+        return ds
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    first = ds.PerFrameFunctionalGroupsSequence[0]
+    missing = [kw for kw in ("PixelMeasuresSequence", "PlaneOrientationSequence")
+               if kw not in shared and kw in first]
+    if not missing:
+        return ds
+    import copy
+
+    ds = copy.deepcopy(ds)
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    for kw in missing:
+        setattr(shared, kw, copy.deepcopy(ds.PerFrameFunctionalGroupsSequence[0][kw].value))
+    return ds
+
+
+def _refuse_mosaic(datasets: Sequence[Any], names: Sequence[str]) -> None:
+    for ds, name in zip(datasets, names):
+        if "MOSAIC" in [str(v).upper() for v in (ds.get("ImageType") or [])]:
+            raise InputError(
+                f"{name}: a Siemens mosaic tiles every slice into one image, which a DICOM SEG cannot reference "
+                "slice by slice; keep the NIfTI mask for this series (or export the series unmosaicked)"
+            )
+
+
 def _load_sources(source_dicom_files: Sequence[Any]) -> tuple[list[Any], list[str]]:
     import pydicom
 
@@ -278,8 +309,9 @@ def write_seg(
 
     datasets, names = _load_sources(source_dicom_files)
     frames = _frames_of(datasets, names)
+    _refuse_mosaic(datasets, names)
     covered = np.zeros(arr.shape, dtype=bool)
-    planes = []
+    planes, positions, seen = [], [], set()
     for fr in frames:
         ds = datasets[fr.dataset_index]
         rows, cols = int(ds.Rows), int(ds.Columns)
@@ -291,7 +323,12 @@ def write_seg(
                 f"{where}: the source frame reaches outside the mask's grid (mask size {mask.size} in (i, j, k)); "
                 "make the mask on the whole series"
             )
+        key = (int(k[0, 0]), int(j[0, 0]), int(i[0, 0]))
+        if key in seen:  # another volume (dynamic, echo) of a multi-frame source at the same place
+            continue
+        seen.add(key)
         planes.append(arr[k, j, i])
+        positions.append(fr.affine[:3, 3])
         covered[k, j, i] = True
     if np.any(arr & ~covered):
         raise GeometryMismatchError(
@@ -299,6 +336,15 @@ def write_seg(
             f"{len(datasets)} source files covers; pass every file of the series"
         )
     pixel_array = np.stack(planes).astype(np.uint8)
+    a0 = frames[0].affine
+    spacing_rc = (float(np.linalg.norm(a0[:3, 1])), float(np.linalg.norm(a0[:3, 0])))  # (between rows, columns)
+    orientation = np.r_[a0[:3, 0] / spacing_rc[1], a0[:3, 1] / spacing_rc[0]]
+    geometry = (
+        hd.PixelMeasuresSequence(pixel_spacing=spacing_rc, slice_thickness=float(mask.spacing[2])),
+        hd.PlaneOrientationSequence(coordinate_system="PATIENT", image_orientation=[float(v) for v in orientation]),
+        [hd.PlanePositionSequence(coordinate_system="PATIENT", image_position=[float(v) for v in p])
+         for p in positions],
+    )
 
     description = hd.seg.SegmentDescription(
         segment_number=1,
@@ -310,9 +356,33 @@ def write_seg(
             name=algorithm_name, family=codes.cid7162.NeighborhoodAnalysis, version=__version__,
         ),
     )
-    seg = hd.seg.Segmentation(
+    datasets = [_hoist_frame_geometry(ds) for ds in datasets]
+    with warnings.catch_warnings():
+        # the source's PatientName is copied as it is; highdicom's advice on its format is noise here
+        warnings.filterwarnings("ignore", message=r".*unlikely to represent the intended person name",
+                                category=UserWarning)
+        seg = _build_seg(hd, datasets, pixel_array, geometry, description,
+                         series_number, omit_empty_frames, series_description)
+    for keyword, value in (overrides or {}).items():
+        setattr(seg, keyword, value)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    seg.save_as(out_path)
+    log.info("wrote DICOM SEG %s (%d frames, %d mask voxels)", out_path, pixel_array.shape[0],
+             int(np.count_nonzero(arr)))
+    return out_path
+
+
+def _build_seg(hd, datasets, pixel_array, geometry, description, series_number, omit_empty_frames,
+               series_description):
+    from .._version import __version__
+
+    pixel_measures, plane_orientation, plane_positions = geometry
+    return hd.seg.Segmentation(
         source_images=datasets,
-        pixel_array=pixel_array if len(frames) > 1 else pixel_array[0],
+        pixel_array=pixel_array,
+        pixel_measures=pixel_measures,
+        plane_orientation=plane_orientation,
+        plane_positions=plane_positions,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=[description],
         series_instance_uid=hd.UID(),
@@ -326,13 +396,6 @@ def write_seg(
         omit_empty_frames=omit_empty_frames,
         series_description=series_description,
     )
-    for keyword, value in (overrides or {}).items():
-        setattr(seg, keyword, value)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    seg.save_as(out_path)
-    log.info("wrote DICOM SEG %s (%d frames, %d mask voxels)", out_path, pixel_array.shape[0],
-             int(np.count_nonzero(arr)))
-    return out_path
 
 
 def read_seg(path: str | Path, image: Volume | None = None, *, segment_number: int = 1) -> Volume:
