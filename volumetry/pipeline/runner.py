@@ -128,17 +128,35 @@ def _check_segmentation(cfg: PipelineConfig) -> dict:
     return {"method": method.name, "params": params}
 
 
-def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str]) -> list[_Planned]:
-    """Build the task of every scan of the study (hashing its input files).
+def check_pipeline(cfg: PipelineConfig) -> dict:
+    """Check what the schema alone cannot: the segmentation method and its
+    parameters, the course schedule and the response criteria.
 
-    Scans whose files are missing get a planning failure instead of a task
-    (the message names the manifest line and column).
+    Returns
+    -------
+    dict
+        ``{"method": name, "params": parameters with defaults}``.
+
+    Raises
+    ------
+    ConfigError
+        Naming the pipeline file and the key.
     """
     from .outputs import check_criteria, course_schedule
 
     seg = _check_segmentation(cfg)
     course_schedule(cfg)
     check_criteria(cfg)
+    return seg
+
+
+def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str]) -> list[_Planned]:
+    """Build the task of every scan of the study (hashing its input files).
+
+    Scans whose files are missing get a planning failure instead of a task
+    (the message names the manifest line and column).
+    """
+    seg = check_pipeline(cfg)
     hashes: dict[int, str | Exception] = {}
 
     def image_hash(n: int) -> str:
@@ -199,7 +217,7 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str]) -> l
             task_key=_sha(key_payload), image=ImageRef(str(row.image), row.series_uid, h), prompt=prompt,
             mask=str(row.mask) if row.mask is not None else None, mask_hash=mask_hash, baseline=baseline,
             method=seg["method"], params=seg["params"], registration=cfg.segmentation["registration"],
-            where=row.where,
+            where=row.where, lesion_id=row.lesion_id,
         )
         out.append(_Planned(row, ident, task, h))
     return out
@@ -250,7 +268,7 @@ def _execute_dask(tasks: list[ScanTask], address: Any) -> Iterator[TaskResult]:
     try:
         futures = client.map(run_task, tasks, key=[f"volumetry-scan-{t.task_key}" for t in tasks])
         by_key = {f.key: t for f, t in zip(futures, tasks)}
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             task = by_key[fut.key]
             try:
                 yield fut.result()
@@ -334,6 +352,7 @@ def run_study(
     t_start = time.perf_counter()
     out_dir = Path(out_dir).resolve()
     study_obj = read_study(study, cfg.series)
+    check_pipeline(cfg)  # a bad pipeline fails before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     if pseudonymize:
         from ..pseudonym import Pseudonymizer, load_key

@@ -140,6 +140,7 @@ class ScanTask:
     params: dict
     registration: str = "rigid"
     where: str = ""
+    lesion_id: str = "1"
 
 
 @dataclasses.dataclass
@@ -244,6 +245,18 @@ def load_image(ref: ImageRef) -> Volume:
     return vol
 
 
+def _read_mask(path: str, image: Volume, lesion_id: str):
+    """An imported mask on the image's grid: binary, or the label ``lesion_id`` of a label map."""
+    from ..io.masks import read_mask
+
+    try:
+        return read_mask(path, image)
+    except InputError:
+        if not lesion_id.isdigit():
+            raise
+        return read_mask(path, image, label=int(lesion_id))
+
+
 def _prompt(spec: PromptSpec, image: Volume):
     from ..segment import Prompt
 
@@ -314,11 +327,11 @@ def run_task(task: ScanTask) -> TaskResult:
         image = _stage("load", timings, load_image, task.image)
         registration = None
         if task.mask is not None:
-            from ..io.masks import read_mask_for_image
-
-            mask = _stage("mask", timings, read_mask_for_image, task.mask, image)
+            imported = _stage("mask", timings, _read_mask, task.mask, image, task.lesion_id)
+            mask = imported.mask
             seg = {"status": "ok", "reason": "", "method": "imported", "source": "imported",
-                   "flags": list((mask.meta or {}).get("flags") or []), "params": {}, "qc": {}}
+                   "flags": list(imported.flags), "params": {}, "qc": {"label": imported.label,
+                                                                     "geometry_note": imported.geometry_note}}
         else:
             from ..segment import propagate, segment
 
