@@ -153,3 +153,15 @@ def test_single_classic_file_loads_its_series(shared_data):
     vol = load_dicom(one)
     assert vol.size == (256, 256, 35)
     assert vol.meta["source"] == str(one)
+
+
+def test_index_of_the_whole_tree(shared_data):
+    """Recursive index of every item: the classic and enhanced exports of the Philips series
+    share a SeriesInstanceUID and become two stacks (never 12 volumes of one)."""
+    stacks = index_dicom(shared_data / "dicom")
+    assert len(stacks) == 6
+    philips = [s for s in stacks if s.manufacturer == "Philips"]
+    assert [(s.kind, s.n_slices, s.n_volumes, len(s.files)) for s in philips] == [
+        ("classic", 40, 6, 240), ("enhanced", 40, 6, 1)]
+    assert {s.stack_id for s in philips} == {philips[0].series_uid + "#1", philips[0].series_uid + "#2"}
+    assert len({s.stack_id for s in stacks}) == 6

@@ -17,6 +17,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from ..errors import DicomReadError, SeriesSelectionError
 from ..image import Volume
 from .dicom_geometry import (
@@ -38,6 +40,8 @@ __all__ = [
     "load_dicom",
     "stack_grid",
     "select_stack",
+    "stacks_for_path",
+    "describe_stack",
     "PHILIPS_SCALINGS",
     "DEFAULT_PHILIPS_SCALING",
     "ORIENTATION_TOL",
@@ -186,6 +190,57 @@ def select_stack(stacks: list[SeriesStack], series_uid: str | None, where: str) 
     raise SeriesSelectionError(msg)
 
 
+def stacks_for_path(path: str | Path) -> list[SeriesStack]:
+    """Stacks of a folder tree, or of one file.
+
+    A single classic (one-slice) file stands for its series: the files of the
+    same series directly in its folder are indexed with it.
+
+    Raises
+    ------
+    DicomReadError
+        Missing path; a truncated or unreadable DICOM file.
+    """
+    path = Path(path)
+    headers = read_headers(path)
+    if path.is_file() and len(headers) == 1 and headers[0].kind == "classic":
+        uid = headers[0].series_uid
+        log.info("%s is one slice: indexing its series %s in %s", path, uid, path.parent)
+        headers = [h for h in read_headers(path.parent, recursive=False) if h.series_uid == uid]
+    return build_stacks(headers)
+
+
+def describe_stack(stack: SeriesStack, *, volume_index: int | None = None) -> dict:
+    """Description and geometry of a stack from its headers (no pixels read).
+
+    The geometry (``size`` [i, j, k], ``spacing`` mm, ``origin`` LPS mm,
+    ``direction`` row-major LPS) is that of ``volume_index`` (default 0; all
+    volumes of a stack share their slice positions). A geometry problem is
+    reported in ``error`` with the geometry fields set to None.
+    """
+    from ..errors import SeriesGeometryError
+
+    d = stack.describe()
+    out = {"size": None, "spacing": None, "origin": None, "direction": None, "voxel_volume_mm3": None, **d}
+    out["warnings"] = []
+    try:
+        v, grid = stack_grid(stack, volume_index=0 if volume_index is None and stack.n_volumes > 1 else volume_index)
+    except SeriesGeometryError as exc:
+        out["error"] = str(exc)
+        return out
+    vol_geom = Volume(np.zeros((1, 1, 1), np.uint8), grid.spacing, grid.origin, grid.direction)
+    out.update(
+        size=[stack.cols, stack.rows, len(grid.frames)],
+        spacing=list(grid.spacing),
+        origin=list(grid.origin),
+        direction=[float(x) for x in grid.direction.ravel()],
+        voxel_volume_mm3=vol_geom.voxel_volume_mm3,
+        volume_index=v,
+        warnings=list(grid.warnings),
+    )
+    return out
+
+
 def load_dicom(path: str | Path, *, series_uid: str | None = None, volume_index: int | None = None,
                philips_scaling: str = DEFAULT_PHILIPS_SCALING) -> Volume:
     """Load one DICOM volume from a folder tree or a file.
@@ -218,14 +273,7 @@ def load_dicom(path: str | Path, *, series_uid: str | None = None, volume_index:
         The slices do not form one regular grid.
     """
     path = Path(path)
-    headers = read_headers(path)
-    if path.is_file() and len(headers) == 1 and headers[0].kind == "classic":
-        uid = headers[0].series_uid
-        log.info("%s is one slice: loading its series %s from %s", path, uid, path.parent)
-        headers = [h for h in read_headers(path.parent, recursive=False) if h.series_uid == uid]
-        if series_uid is None:
-            series_uid = uid
-    stacks = build_stacks(headers)
+    stacks = stacks_for_path(path)
     stack = select_stack(stacks, series_uid, str(path))
     vol = load_stack(stack, volume_index=volume_index, philips_scaling=philips_scaling)
     vol.meta["source"] = str(path)

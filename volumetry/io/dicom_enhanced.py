@@ -130,7 +130,8 @@ def enhanced_frames(ds, source: PixelSource) -> list[Frame]:
             slope=slope,
             intercept=intercept,
             philips_scale_slope=ss,
-            volume_key=(dims, temporal, float(te) if te is not None else 0.0, instance, n),
+            volume_key=(dims, temporal, float(te) if te is not None else 0.0,
+                        str(label_el.value) if label_el is not None else "", instance, n),
             volume_label=", ".join(label_parts),
         ))
     return frames

@@ -106,7 +106,8 @@ class Frame:
         Philips private scale slope (2005,100E), None when absent.
     volume_key : tuple
         Sort key ordering the frames that share one slice position into
-        volumes (temporal position, echo, label, instance number, frame).
+        volumes: (enhanced dimension indices, temporal position, echo,
+        label, instance number, frame), the same types for every kind.
     volume_label : str
         Human-readable description of that volume ("temporal 2, echo 1").
     """
@@ -417,10 +418,12 @@ def classic_volume_key(ds) -> tuple:
     label = ds.get(PHILIPS_LABEL_TYPE) if PHILIPS_LABEL_TYPE in ds else None
     echo = _num(ds, "EchoNumbers", 0)
     return (
+        (),
         int(_num(ds, "TemporalPositionIdentifier", 0) or 0),
-        int(echo[0] if isinstance(echo, list) else echo or 0),
+        float(echo[0] if isinstance(echo, list) else echo or 0),
         str(label.value) if label is not None else "",
         int(_num(ds, "InstanceNumber", 0) or 0),
+        0,
     )
 
 

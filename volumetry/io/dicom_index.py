@@ -36,7 +36,8 @@ SAME_POSITION_TOL_MM = 0.01
 
 @dataclasses.dataclass(frozen=True)
 class SeriesStack:
-    """One stack of a series: frames sharing orientation, matrix and pixel size.
+    """One stack of a series: frames of one kind (classic, enhanced, mosaic) sharing
+    orientation, matrix and pixel size.
 
     Attributes
     ----------
@@ -172,7 +173,9 @@ def read_headers(root: str | Path, *, recursive: bool = True) -> list[FileHeader
 
 
 def _stack_key(h: FileHeader, f: Frame) -> tuple:
+    # the kind too: a classic and an enhanced export of one series are two stacks, not 2x the volumes
     return (
+        h.kind,
         tuple(np.round(f.orientation, ORIENTATION_GROUP_DECIMALS) + 0.0),
         f.rows,
         f.cols,
