@@ -34,13 +34,13 @@ def _hull_points(points: np.ndarray) -> np.ndarray:
     """Vertices of the convex hull of ``points`` (all points if the hull is degenerate)."""
     from scipy.spatial import ConvexHull, QhullError
 
-    pts = np.unique(np.asarray(points, dtype=float), axis=0)
-    if len(pts) <= points.shape[1] + 1:
+    pts = np.asarray(points, dtype=float)
+    if len(pts) <= pts.shape[1] + 1:
         return pts
     try:
         return pts[ConvexHull(pts).vertices]
-    except (QhullError, ValueError):  # flat or collinear set: every point is a candidate
-        return pts
+    except (QhullError, ValueError):  # flat or collinear set: every (distinct) point is a candidate
+        return np.unique(pts, axis=0)
 
 
 def max_feret(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -59,13 +59,16 @@ def max_feret(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         The two end points.
     """
     pts = _hull_points(points)
+    centred = pts - pts.mean(axis=0)  # small coordinates: the Gram expansion stays exact enough
+    sq = (centred ** 2).sum(axis=1)
     best, bp, bq = -1.0, pts[0], pts[0]
     for start in range(0, len(pts), _BLOCK):
-        blk = pts[start:start + _BLOCK]
-        d2 = ((blk[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+        blk = centred[start:start + _BLOCK]
+        d2 = sq[start:start + _BLOCK, None] + sq[None, :] - 2.0 * (blk @ centred.T)
         a, b = np.unravel_index(int(np.argmax(d2)), d2.shape)
-        if d2[a, b] > best:
-            best, bp, bq = float(d2[a, b]), blk[a], pts[b]
+        exact = float(((pts[start + a] - pts[b]) ** 2).sum())
+        if exact > best:
+            best, bp, bq = exact, pts[start + a], pts[b]
     return float(np.sqrt(max(best, 0.0))), bp, bq
 
 
