@@ -1,0 +1,125 @@
+"""Each segmentation method on small analytic phantoms, failures with reasons, QC flags."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from volumetry.errors import InputError
+from volumetry.segment import Prompt, method_names, segment, segment_lesions
+
+from test_segment_helpers import dice, ellipsoid_phantom, rotation
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return ellipsoid_phantom(radii=((8.0, 6.5, 9.0),), shape=(12, 40, 40), noise=20.0, seed=3)
+
+
+@pytest.mark.parametrize("method", ["default", "region_growing", "threshold", "levelset"])
+def test_each_method_finds_the_ellipsoid(phantom, method):
+    image, truth, true_ml, centres = phantom
+    corners = np.array([centres[0] - 12, centres[0] + 12])
+    prompt = Prompt.from_points(centres, "lps", image, box=corners)
+    res = segment(image, prompt, method=method)
+    assert res.status == "ok", res.reason
+    assert res.mask.same_grid(image) and res.mask.array.dtype == bool
+    tol = {"levelset": 0.08}.get(res.method, 0.04)
+    assert abs(res.volume_ml / true_ml - 1) < tol, (res.volume_ml, true_ml)
+    assert dice(res.mask.array, truth) > 0.9
+    assert res.method == ("region_growing" if method == "default" else method)
+    assert res.qc["n_components"] == 1 and res.qc["touches_border"] == 0
+
+
+def test_region_growing_without_box_is_unbiased_on_thick_slices():
+    vols = []
+    for seed in range(4):
+        image, truth, true_ml, centres = ellipsoid_phantom(radii=((7.0, 7.0, 8.0),), spacing=(1.0, 1.0, 5.0),
+                                                           shape=(8, 36, 36), noise=25.0, seed=seed)
+        res = segment(image, Prompt.from_points(centres, "lps", image))
+        vols.append(res.volume_ml / true_ml - 1)
+    # partial volume at 5 mm slices: the half-way threshold is right on average
+    assert abs(np.mean(vols)) < 0.05, vols
+
+
+def test_search_region_grows_until_the_lesion_fits():
+    image, truth, true_ml, centres = ellipsoid_phantom(radii=((14.0, 12.0, 15.0),), spacing=(1.0, 1.0, 2.0),
+                                                       shape=(20, 40, 40), noise=15.0)
+    res = segment(image, Prompt.from_points(centres, "lps", image), params={"search_radius_mm": 4.0})
+    assert res.ok and res.qc["search_radius_mm"] >= 16
+    assert abs(res.volume_ml / true_ml - 1) < 0.03
+
+
+def test_oblique_grid_and_voxel_seed():
+    d = rotation([1, 1, 0], 30)
+    image, truth, true_ml, centres = ellipsoid_phantom(direction=d, noise=15.0)
+    ijk = np.rint(image.lps_to_index(centres[0]))
+    res = segment(image, Prompt.from_points(ijk, "voxel", image))
+    assert res.ok and dice(res.mask.array, truth) > 0.9
+
+
+def test_multifocal_lesion_with_one_seed_per_focus():
+    image, truth, true_ml, centres = ellipsoid_phantom(
+        radii=((5.0, 5.0, 6.0), (4.0, 4.5, 6.0)), centres=[[-8.0, -12.0, 28.0], [10.0, 2.0, 30.0]],
+        noise=15.0, seed=5)
+    one = segment(image, Prompt.from_points(centres[:1], "lps", image))
+    both = segment(image, Prompt.from_points(centres, "lps", image))
+    assert both.qc["n_components"] == 2 and "multiple-components" in both.flags
+    # two small foci on 3 mm slices: compare with the voxels at least half inside
+    truth_ml = truth.sum() * image.voxel_volume_mm3 / 1000
+    assert abs(both.volume_ml / truth_ml - 1) < 0.06 and dice(both.mask.array, truth) > 0.9
+    assert one.volume_ml < 0.7 * both.volume_ml
+    several = segment_lesions(image, [Prompt.from_points(centres[:1], "lps", image, lesion_id="a"),
+                                      Prompt.from_points(centres[1:], "lps", image, lesion_id="b")])
+    assert abs(several["a"].volume_ml + several["b"].volume_ml - both.volume_ml) < 1e-9
+
+
+def test_seed_on_background_fails_with_a_reason_not_zero_ml(phantom):
+    image, truth, true_ml, centres = phantom
+    off = image.index_to_lps(np.array([3.0, 3.0, 6.0]))
+    for method in ("region_growing", "levelset", "threshold"):
+        res = segment(image, Prompt.from_points(off, "lps", image, box=[off - 6, off + 6]), method=method)
+        assert res.status == "failed" and res.mask is None and res.volume_ml is None
+        assert "seed" in res.reason and ("lesion" in res.reason or "threshold" in res.reason), res.reason
+
+
+def test_no_lesion_at_all_is_failed_not_empty():
+    rng = np.random.default_rng(1)
+    image, _, _, centres = ellipsoid_phantom(lesion=100.0, noise=15.0)  # lesion intensity = background
+    res = segment(image, Prompt.from_points(centres, "lps", image))
+    assert res.status == "failed"
+    assert "not on lesion-like tissue" in res.reason or "stands out" in res.reason
+    assert rng is not None
+
+
+def test_mask_touching_the_image_border_is_flagged():
+    image, truth, true_ml, centres = ellipsoid_phantom(centres=[[-20.0, -10.0, 25.0]], noise=10.0)
+    res = segment(image, Prompt.from_points([[-19.0, -10.0, 25.0]], "lps", image))
+    assert res.ok and "touches-image-border" in res.flags and res.qc["touches_border"] == 1
+
+
+def test_threshold_reports_a_box_that_cuts_the_lesion(phantom):
+    image, truth, true_ml, centres = phantom
+    c = centres[0]
+    res = segment(image, Prompt.from_points(c, "lps", image, box=[c - [12, 12, 12], c + [3, 12, 12]]),
+                  method="threshold")
+    assert res.ok and res.qc["fraction_outside_box"] > 0.05 and "outside-box" in res.flags
+
+
+def test_unknown_method_and_parameter_are_input_errors(phantom):
+    image, _, _, centres = phantom
+    prompt = Prompt.from_points(centres, "lps", image)
+    with pytest.raises(InputError, match="unknown segmentation method 'watershed'; choose one of: default, "):
+        segment(image, prompt, method="watershed")
+    with pytest.raises(InputError, match="unknown parameter.*'region_growing'"):
+        segment(image, prompt, params={"smoothing": 1})
+    assert set(method_names()) == {"region_growing", "threshold", "levelset"}
+
+
+def test_result_json_is_plain(phantom):
+    import json
+
+    image, _, _, centres = phantom
+    res = segment(image, Prompt.from_points(centres, "lps", image))
+    d = json.loads(json.dumps(res.to_json()))
+    assert d["status"] == "ok" and d["volume_ml"] == pytest.approx(res.volume_ml) and d["method"] == "region_growing"
+    assert set(d["qc"]) >= {"seed_z", "n_components", "touches_border", "contrast_sd", "threshold"}

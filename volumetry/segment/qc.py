@@ -1,0 +1,86 @@
+"""Quality-control numbers and flags for a segmentation mask.
+
+Flags (strings, stable names that reports and tables can filter on):
+
+==========================  ===========================================================
+flag                        meaning
+==========================  ===========================================================
+``empty-mask``              the method left no voxel (the result is "failed")
+``touches-image-border``    the mask reaches the edge of the image: the lesion may be cut
+``touches-search-limit``    the mask still reaches the largest search region (possible leak)
+``multiple-components``     the mask has more than one 26-connected component
+``outside-box``             more than :data:`OUTSIDE_BOX_FRACTION` of the thresholded
+                            region around the seeds lies outside the box (the box cuts
+                            the lesion)
+``seed-intensity-atypical``  the seed intensity is more than :data:`SEED_Z_MAX` SD from
+                            the lesion's mean
+``low-contrast``            lesion − background < :data:`LOW_CONTRAST_SD` noise SD
+``few-voxels``              fewer than :data:`FEW_VOXELS` voxels (partial volume dominates)
+``mask-resampled``          an imported mask was resampled to the image grid (io.masks)
+``registration-*``          flags of the follow-up registration (propagate)
+==========================  ===========================================================
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .common import CONN26
+
+#: A box cutting more than this fraction of the region (dimensionless) is flagged.
+OUTSIDE_BOX_FRACTION = 0.05
+#: Seed intensity farther than this many lesion SDs from the lesion mean is flagged.
+SEED_Z_MAX = 3.0
+#: Contrast below this many noise SDs is flagged.
+LOW_CONTRAST_SD = 4.0
+#: Masks with fewer voxels than this are flagged.
+FEW_VOXELS = 30
+
+
+def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | None,
+            touches_image_border: bool) -> dict:
+    """QC numbers of a (non-empty) crop mask.
+
+    Parameters
+    ----------
+    crop_image : numpy.ndarray
+        Intensities of the crop.
+    crop_mask : numpy.ndarray
+        Boolean mask on the crop.
+    seed_value : float or None
+        Intensity at the seeds.
+    touches_image_border : bool
+        Whether the mask reaches the image's edge.
+
+    Returns
+    -------
+    dict
+        ``n_voxels``, ``n_components``, ``lesion_mean``, ``lesion_sd``,
+        ``seed_z`` (seed intensity z-score against the lesion), ``touches_border`` (0/1).
+    """
+    vals = crop_image[crop_mask]
+    _, ncomp = ndimage.label(crop_mask, structure=CONN26)
+    mean, sd = float(vals.mean()), float(vals.std())
+    seed_z = float((seed_value - mean) / sd) if seed_value is not None and sd > 0 else float("nan")
+    return {"n_voxels": int(crop_mask.sum()), "n_components": int(ncomp), "lesion_mean": mean,
+            "lesion_sd": sd, "seed_z": seed_z, "touches_border": int(bool(touches_image_border))}
+
+
+def flags_from_qc(qc: dict) -> list[str]:
+    """Flags implied by the QC numbers (see the module table)."""
+    flags = []
+    if qc.get("touches_border"):
+        flags.append("touches-image-border")
+    if qc.get("touches_search_limit"):
+        flags.append("touches-search-limit")
+    if qc.get("n_components", 1) > 1:
+        flags.append("multiple-components")
+    if qc.get("fraction_outside_box", 0.0) > OUTSIDE_BOX_FRACTION:
+        flags.append("outside-box")
+    if abs(qc.get("seed_z", 0.0)) > SEED_Z_MAX:
+        flags.append("seed-intensity-atypical")
+    if qc.get("contrast_sd", np.inf) < LOW_CONTRAST_SD:
+        flags.append("low-contrast")
+    if 0 < qc.get("n_voxels", FEW_VOXELS) < FEW_VOXELS:
+        flags.append("few-voxels")
+    return flags
