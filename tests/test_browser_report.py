@@ -19,6 +19,7 @@ import pytest
 from volumetry.report.build import build_report
 
 from test_report_fixture import INJECTED, make_output_folder
+from test_report_pipeline import TRIAL, run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -57,17 +58,25 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def synthetic_report(tmp_path_factory):
     out, df = make_output_folder(tmp_path_factory.mktemp("browser"))
-    return build_report(out), df
+    return build_report(out), df.subject_id.nunique(), len(df)
 
 
-def test_report_in_headless_chromium(browser, report):
+@pytest.fixture(scope="module")
+def pipeline_report(tmp_path_factory):
+    out = run_trial(tmp_path_factory.mktemp("browser-run"))
+    return out / "report" / "index.html", len(TRIAL), sum(len(v) for v in TRIAL.values())
+
+
+def check_in_browser(browser, page: Path, n_subjects: int, n_overlays: int, screenshot: str) -> None:
+    """Open ``page`` from disk and check it as a reader would; save a screenshot."""
     from selenium.common.exceptions import NoAlertPresentException
 
-    page, df = report
+    browser.get_log("browser")  # drop entries of earlier pages
+    browser.set_window_size(1400, 1000)
     browser.get(page.resolve().as_uri())
-    browser.execute_script("return document.readyState")  # wait for load
+    assert browser.execute_script("return document.readyState") == "complete"
 
     # the injected script did not run: no alert, no script element, the text is shown as text
     with pytest.raises(NoAlertPresentException):
@@ -78,20 +87,31 @@ def test_report_in_headless_chromium(browser, report):
     # every image loaded
     images = browser.execute_script(
         "return Array.from(document.images).map(i => [i.getAttribute('src').slice(0, 40), i.complete, i.naturalWidth])")
-    assert len(images) == len(df) + 1  # one montage per visit + the spider plot
+    assert len(images) == n_overlays + 1  # one montage per visit + the spider plot
     assert all(complete and width > 0 for _, complete, width in images), images
 
     # the waterfall drawn by matplotlib has one bar per subject, each with a painted path
     bars = browser.execute_script(
         "return Array.from(document.querySelectorAll('#waterfall g.bar')).map(g => "
         "[g.dataset.subject, g.querySelector('path').getBBox().height])")
-    assert sorted(s for s, _ in bars) == sorted(df.subject_id.unique())
+    assert len(bars) == n_subjects and len({s for s, _ in bars}) == n_subjects
     assert all(h > 0 for _, h in bars)
 
     ARTIFACTS.mkdir(exist_ok=True)
     height = browser.execute_script("return document.body.scrollHeight")
     browser.set_window_size(1400, min(int(height) + 40, 6000))
-    assert browser.save_screenshot(str(ARTIFACTS / "report.png"))
+    assert browser.save_screenshot(str(ARTIFACTS / screenshot))
 
     severe = [e for e in browser.get_log("browser") if e.get("level") == "SEVERE"]
     assert severe == []
+
+
+def test_synthetic_report_in_headless_chromium(browser, synthetic_report):
+    page, n_subjects, n_overlays = synthetic_report
+    check_in_browser(browser, page, n_subjects, n_overlays, "report-synthetic.png")
+
+
+def test_pipeline_report_in_headless_chromium(browser, pipeline_report):
+    """The report 'volumetry run' wrote for a small trial (a stand-in for the sample trial)."""
+    page, n_subjects, n_overlays = pipeline_report
+    check_in_browser(browser, page, n_subjects, n_overlays, "report.png")

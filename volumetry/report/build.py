@@ -228,14 +228,16 @@ def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: in
     finally:
         db.close()
     run = run_rows[-1] if run_rows else {}
-    run_info = {"run": run.get("run_id"), "started": run.get("started_at"), "finished": run.get("finished_at"),
-                "status": run.get("status"), "scans": run.get("n_scans"), "failed": run.get("n_failed"),
+    running = run.get("status") == "running"  # the run builds its report before it closes its row
+    run_info = {"run": run.get("run_id"), "started": run.get("started_at"),
+                "finished": None if running else run.get("finished_at"),
+                "status": None if running else run.get("status"), "scans": run.get("n_scans"), "failed": run.get("n_failed"),
                 "pipeline": (run.get("pipeline_hash") or "")[:12], "volumetry": run.get("package_version"),
                 "report by volumetry": __version__}
 
     failures, failure_cols = _failures(df, db_failures)
     flag_rows, flag_cols = _flag_rows(df)
-    subjects = _subjects(df, files, out_dir, img_dir, publish, n_levels, embed_images)
+    subjects = _subjects(df, files, out_dir, img_dir, publish, n_levels, embed_images, method)
 
     page = page_html.StudyPage(
         title=title, run_info=run_info,
@@ -271,14 +273,26 @@ def _failures(df, db_failures: list[dict]) -> tuple[list[dict], list[str]]:
 
 
 def _flag_rows(df) -> tuple[list[dict], list[str]]:
+    """One row per subject × lesion × visit with the union of its flags over methods."""
     if "flags" not in df.columns:
         return [], []
-    cols = [c for c in ("subject_id", "lesion_id", "visit", "method", "status", "flags") if c in df.columns]
     flagged = df[df["flags"].fillna("").astype(str).str.strip() != ""]
-    return _records(flagged[cols]), cols
+    keys = [c for c in ("subject_id", "lesion_id", "visit") if c in df.columns]
+    rows = []
+    for key, g in flagged.groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        flags = sorted({f.strip() for v in g["flags"].astype(str) for f in v.split(";") if f.strip()})
+        row = dict(zip(keys, key))
+        if "method" in g.columns:
+            row["methods"] = ", ".join(sorted(set(g["method"].dropna().astype(str))))
+        row["flags"] = ";".join(flags)
+        rows.append(row)
+    cols = keys + (["methods"] if "method" in df.columns else []) + ["flags"]
+    return rows, cols
 
 
-def _subjects(df, files, out_dir: Path, img_dir: Path, publish, n_levels: int, embed: bool):
+def _subjects(df, files, out_dir: Path, img_dir: Path, publish, n_levels: int, embed: bool,
+              method: str | None = None):
     import pandas as pd
 
     cols = [c for c in page_html.MEASUREMENT_COLUMNS if c in df.columns]
@@ -291,7 +305,10 @@ def _subjects(df, files, out_dir: Path, img_dir: Path, publish, n_levels: int, e
         g = g.sort_values(["lesion_id", "_days", "visit"], kind="stable")
         flags = sorted({f.strip() for v in g.get("flags", pd.Series(dtype=str)).fillna("").astype(str)
                         for f in v.split(";") if f.strip()})
-        section = page_html.SubjectSection(subject, f"subject-{s_idx + 1}", _records(g[cols]), cols, flags=flags)
+        shown = g[g["method"].astype(str) == method] if method and "method" in g.columns else g
+        section = page_html.SubjectSection(subject, f"subject-{s_idx + 1}", _records(shown[cols]), cols,
+                                           flags=flags, method=method if len(shown) < len(g) else None,
+                                           all_measurements=_records(g[cols]) if len(shown) < len(g) else [])
         for lesion, lg in g.groupby(g["lesion_id"].astype(str), sort=True):
             if lesion.lower() in ("total", "all", "sum"):
                 continue

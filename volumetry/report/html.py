@@ -21,7 +21,8 @@ from typing import Any, Sequence
 #: Columns of the tidy table shown per subject, in this order when present.
 MEASUREMENT_COLUMNS = (
     "lesion_id", "visit", "course", "scan_date", "days_from_baseline", "method", "series_description",
-    "volume_ml", "baseline_volume_ml", "percent_change", "nadir_volume_ml", "response", "best_response",
+    "volume_ml", "volume_low_ml", "volume_high_ml", "baseline_volume_ml", "percent_change", "nadir_volume_ml",
+    "percent_change_from_nadir", "response", "response_confirmed", "best_response", "d1_mm", "d2_mm", "d3_mm",
     "status", "reason", "flags",
 )
 
@@ -38,13 +39,13 @@ h1{font-size:1.5em;margin:18px 0 4px}h2{font-size:1.2em;border-bottom:1px solid 
 h3{font-size:1.05em;margin:18px 0 6px}h4{font-size:.95em;margin:12px 0 4px}
 table{border-collapse:collapse;font-size:.82em;margin:6px 0 12px}
 th,td{border:1px solid #d0d0d0;padding:3px 7px;text-align:left;vertical-align:top}
-th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f2f2f2}td{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .meta{color:#555;font-size:.85em}.flag{color:#9a3412}.fail{color:#b91c1c}
 .plots{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
 .plots figure{margin:0}.plots svg{max-width:100%;height:auto}
 figure.overlay{margin:6px 0 14px}figure.overlay img{max-width:100%;image-rendering:pixelated;display:block}
 figcaption{font-size:.8em;color:#444}.empty{color:#666;font-style:italic}
-nav a{margin-right:10px;font-size:.85em}.scroll{overflow-x:auto}
+nav a{margin-right:10px;font-size:.85em}summary{cursor:pointer;font-size:.85em;color:#333}.scroll{overflow-x:auto}
 .resp{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:4px;vertical-align:-1px}
 """
 
@@ -119,6 +120,8 @@ class SubjectSection:
     columns: list[str]
     overlays: list[OverlayView] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
+    method: str | None = None  #: when set, ``measurements`` hold this method only ...
+    all_measurements: list[dict] = field(default_factory=list)  #: ... and these every method
 
 
 @dataclass
@@ -157,7 +160,12 @@ def _subject_html(s: SubjectSection) -> str:
              f"<h3>Subject {esc(s.subject_id)}</h3>"]
     if s.flags:
         parts.append('<p class="flag">QC flags: ' + ", ".join(esc(f) for f in s.flags) + "</p>")
+    if s.method:
+        parts.append(f'<p class="meta">Measurements by the {esc(s.method)} method:</p>')
     parts.append(table_html(s.measurements, s.columns, css_class="measurements"))
+    if s.all_measurements:
+        parts.append("<details><summary>every method</summary>"
+                     + table_html(s.all_measurements, s.columns, css_class="measurements-all") + "</details>")
     parts.extend(_overlay_html(ov) for ov in s.overlays)
     parts.append("</section>")
     return "\n".join(parts)
