@@ -46,3 +46,13 @@ def test_measure_label_and_text(files, capsys):
 def test_measure_label_map_without_label_is_a_usage_error(files, capsys):
     assert main(["measure", str(files / "t2.nrrd"), "--mask", str(files / "labels.nrrd")]) == 2
     assert "--label" in capsys.readouterr().err
+
+
+def test_measure_mask_on_another_grid_is_a_usage_error(files, capsys):
+    arr = np.zeros((12, 14, 16), np.uint8)
+    arr[3:5, 3:5, 3:5] = 1
+    other = Volume(arr, (0.5, 0.8, 2.0), (10.0, -20.0, 31.0), np.eye(3))
+    sitk.WriteImage(other.to_sitk(), str(files / "other.nrrd"))
+    assert main(["measure", str(files / "t2.nrrd"), "--mask", str(files / "other.nrrd")]) == 2
+    err = capsys.readouterr().err
+    assert "not on the image's grid" in err and "resample it with nearest neighbour" in err

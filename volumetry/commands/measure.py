@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from ..measure import measure
 
     image = read_image_from_args(args.image, args)
-    mask = read_image(args.mask)
+    mask = read_image(args.mask, affine_source=getattr(args, "affine", "auto"))
     m = measure(mask, image, label=args.label)
     if args.json:
         print_json({"image": str(args.image), "mask": str(args.mask), **m.to_dict()})
