@@ -145,3 +145,22 @@ def test_report_command(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no such output folder" in capsys.readouterr().err
     root.handlers[:], root.level, root.propagate = saved  # the CLI's handler points at capsys' stream
+
+
+def test_images_given_in_process_when_the_database_withholds_paths(tmp_path):
+    """A pseudonymised run keeps no image path in results.sqlite; the runner passes them."""
+    import sqlite3
+
+    out, df = make_output_folder(tmp_path)
+    con = sqlite3.connect(out / "results.sqlite")
+    paths = {(s, v, l): (img, uid) for s, v, l, img, uid in
+             con.execute("SELECT subject_id, visit, lesion_id, image, series_uid FROM scans")}
+    con.execute("UPDATE scans SET image = NULL")
+    con.commit()
+    con.close()
+    text = build_report(out).read_text(encoding="utf-8")
+    assert not re.findall(r'<img src="img/ov-', text)
+    assert text.count("the image of this scan is not available") == len(df)
+    text = build_report(out, images=paths).read_text(encoding="utf-8")
+    assert len(re.findall(r'<img src="img/ov-', text)) == len(df)
+    assert str(tmp_path) not in text  # paths never reach the page

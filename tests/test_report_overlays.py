@@ -66,6 +66,38 @@ def test_contour_pixels_lie_on_truth_boundary_and_cover_it():
         assert b[crop].sum() > 0 and not missed.any(), f"boundary voxels without contour on slice {tile.k}"
 
 
+def _check_contour_on_truth(image, truth, montage):
+    """Every contour pixel is on a voxel within one voxel of the truth boundary; every boundary
+    voxel in view carries contour. Returns the number of contour pixels."""
+    rgb = _decode(montage.png)
+    red = np.all(rgb == CONTOUR_RGB, axis=-1)
+    for tile in montage.tiles:
+        if tile.k is None:
+            continue
+        b = _boundary_2d(truth.array[tile.k].astype(bool))
+        near = ndimage.binary_dilation(b, ndimage.generate_binary_structure(2, 2))
+        band = red[tile.y0:tile.y0 + tile.n_j * tile.scale_j, tile.x0:tile.x0 + tile.n_i * tile.scale_i]
+        ys, xs = np.nonzero(band)
+        vj, vi = tile.j0 + ys // tile.scale_j, tile.i0 + xs // tile.scale_i
+        assert near[vj, vi].all(), f"contour off the truth boundary on slice {tile.k}"
+        covered = np.zeros_like(b)
+        covered[vj, vi] = True
+        crop = np.zeros_like(b)
+        crop[tile.j0:tile.j0 + tile.n_j, tile.i0:tile.i0 + tile.n_i] = True
+        assert not (b & crop & ~covered).any(), f"boundary voxels without contour on slice {tile.k}"
+    return int(red.sum())
+
+
+@pytest.mark.parametrize("shape, plane", [("septated", "oblique"), ("multifocal", "coronal"), ("cystic", "axial")])
+def test_contour_on_phantom_truth_boundary(shape, plane):
+    """On the phantom module's lesions (oblique grids, infiltrative and multifocal shapes)."""
+    phantoms = pytest.importorskip("volumetry.phantoms.lesion", reason="volumetry.phantoms not available")
+    ph = phantoms.make_lesion_phantom(phantoms.PhantomSpec(shape=shape, plane=plane, volume_ml=4.0), seed=11)
+    montage = render_montage(ph.image, ph.mask, n_levels=5)
+    assert all(t.k is not None for t in montage.tiles)
+    assert _check_contour_on_truth(ph.image, ph.mask, montage) > 100
+
+
 def test_same_anatomical_level_across_visits_on_different_grids():
     base_img, base_mask = ellipsoid_phantom()
     plan = plan_views(base_mask, 4)

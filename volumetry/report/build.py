@@ -20,7 +20,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -154,7 +154,8 @@ def _load_mask(path: Path, cache: _ImageCache) -> Volume:
 
 
 def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: int = 5,
-                 embed_images: bool = False, title: str = "volumetry QC report") -> Path:
+                 embed_images: bool = False, title: str = "volumetry QC report",
+                 images: Mapping[tuple[str, str, str], Any] | None = None) -> Path:
     """Write the HTML QC report of a pipeline output folder.
 
     Parameters
@@ -171,6 +172,12 @@ def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: in
         instead of linking ``img/*.png`` relatively.
     title : str
         Page title.
+    images : mapping, optional
+        Image of each scan, keyed by ``(subject_id, visit, lesion_id)`` as in
+        the tables, valued ``path`` or ``(path, series_uid)``. Overrides the
+        ``scans.image`` paths of the database (which a pseudonymised run
+        withholds): the runner can pass the paths in-process so that overlays
+        are drawn without storing any path.
 
     Returns
     -------
@@ -227,6 +234,12 @@ def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: in
         files = db.scan_files()
     finally:
         db.close()
+    for key, value in (images or {}).items():
+        path, uid = (value if isinstance(value, tuple) else (value, None))
+        sf = files.setdefault(tuple(str(k) for k in key), _ScanFiles())
+        sf.image = str(path)
+        if uid:
+            sf.series_uid = str(uid)
     run = run_rows[-1] if run_rows else {}
     running = run.get("status") == "running"  # the run builds its report before it closes its row
     run_info = {"run": run.get("run_id"), "started": run.get("started_at"),
@@ -335,13 +348,13 @@ def _overlay(sf: _ScanFiles | None, row: dict, out_dir: Path, img_dir: Path, pub
     visit with a non-empty mask, i.e. the baseline when it has one); failures become a note."""
     view = page_html.OverlayView("", "", None)
     sf = sf or _ScanFiles()
-    image_path = _resolve(row.get("image_path") or row.get("image") or sf.image, out_dir)
+    image_path = _resolve(sf.image or row.get("image_path") or row.get("image"), out_dir)
     mask_path = _resolve(row.get("mask_path") or sf.mask, out_dir)
     if image_path is None:
         view.note = "no overlay: the image of this scan is not available"
         return view, plan
     try:
-        series_uid = row.get("series_uid") or sf.series_uid
+        series_uid = sf.series_uid or row.get("series_uid")
         if not (isinstance(series_uid, str) and series_uid and image_path.is_dir()):
             series_uid = None  # a series UID selects within a DICOM folder only
         image = cache.get(image_path, series_uid)
