@@ -117,7 +117,7 @@ def write_series(
                           description=description, series_number=series_number,
                           signed=array.dtype == np.int16)
         ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds.SOPInstanceUID = generate_uid(prefix=None, entropy_srcs=[series_uid, str(k), name_prefix])
+        ds.SOPInstanceUID = generate_uid(prefix=_UID_PREFIX, entropy_srcs=[series_uid, str(k), name_prefix])
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
         ds.InstanceNumber = int(instance[k])
         ds.ImagePositionPatient = [f"{v:.6f}" for v in positions[k]]

@@ -231,3 +231,13 @@ def test_multi_volume_series_missing_one_slice(tmp_path):
     paths[2].unlink()
     with pytest.raises(SeriesGeometryError, match="do not all hold the same number of frames"):
         load_dicom(tmp_path, volume_index=0)
+
+
+def test_duplicate_copies_of_a_series_are_one_stack(tmp_path):
+    arr = phantom((4, 8, 8), seed=25)
+    write_series(tmp_path / "export1", arr, seed=5)
+    write_series(tmp_path / "export2", arr, seed=5)  # same UIDs: the same images copied
+    (stack,) = index_dicom(tmp_path)
+    assert (stack.n_slices, stack.n_volumes) == (4, 1)
+    assert all("export1" in f for f in stack.files)
+    np.testing.assert_array_equal(load_dicom(tmp_path).array, arr)

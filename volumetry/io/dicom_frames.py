@@ -144,6 +144,7 @@ class FileHeader:
     spacing_between_slices_mm: float | None
     kind: str  # "classic", "enhanced" or "mosaic"
     frames: tuple[Frame, ...]
+    sop_uid: str = ""
 
 
 def read_header(path: str | Path, *, fast: bool = True) -> FileHeader | None:
@@ -395,6 +396,7 @@ def _describe(ds, path: str, pixel_pos: int, elem_head: bytes, file_size: int) -
     return FileHeader(
         path=path,
         series_uid=str(_num(ds, "SeriesInstanceUID", "")),
+        sop_uid=str(_num(ds, "SOPInstanceUID", "")),
         study_uid=str(_num(ds, "StudyInstanceUID", "")),
         patient_id=str(_num(ds, "PatientID", "")),
         study_date=str(_num(ds, "StudyDate", "")),

@@ -240,9 +240,19 @@ def _make_stack(headers: list[FileHeader], frames: list[Frame], stack_id: str) -
 
 
 def build_stacks(headers: list[FileHeader]) -> list[SeriesStack]:
-    """Group file headers into stacks (see module docstring)."""
+    """Group file headers into stacks (see module docstring).
+
+    A file whose SOPInstanceUID was already seen (the same image exported
+    twice) is skipped, keeping the first copy in path order.
+    """
     by_series: dict[str, list[FileHeader]] = defaultdict(list)
+    seen: dict[str, str] = {}
     for h in headers:
+        if h.sop_uid:
+            first = seen.setdefault(h.sop_uid, h.path)
+            if first != h.path:  # the same image exported twice: keep the first copy
+                log.info("skipping %s: a copy of %s (same SOPInstanceUID)", h.path, first)
+                continue
         by_series[h.series_uid].append(h)
     stacks = []
     for uid, hs in by_series.items():

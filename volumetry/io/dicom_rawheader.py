@@ -34,7 +34,7 @@ _FIRST_READ = 8192
 
 _u16 = struct.Struct("<H").unpack_from
 _u32 = struct.Struct("<I").unpack_from
-_tag_vr_len16 = struct.Struct("<HH2sH").unpack_from
+_group_elem = struct.Struct("<HH").unpack_from
 
 
 class _NeedMore(Exception):
@@ -78,6 +78,8 @@ class RawHeader:
 
     @staticmethod
     def _tag(key) -> int:
+        if key.__class__ is int:
+            return key
         if isinstance(key, tuple):
             return (key[0] << 16) | key[1]
         if isinstance(key, str):
@@ -154,7 +156,7 @@ def _parse(buf: bytes, pos: int, explicit: bool, out: dict | None, item: bool = 
             if item or out is None:
                 raise _NeedMore
             raise _NeedMore
-        group, elem_no = _u16(buf, pos)[0], _u16(buf, pos + 2)[0]
+        group, elem_no = _group_elem(buf, pos)
         tag = (group << 16) | elem_no
         if item and tag == _ITEM_END:
             return pos + 8, None
