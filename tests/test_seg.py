@@ -210,3 +210,19 @@ def test_mosaic_source_is_refused_with_reason(shared_data, tmp_path):
     vol = load_dicom(shared_data / "dicom" / "siemens_mosaic_ax_asc35" / "dicom", volume_index=0)
     with pytest.raises(InputError, match="Siemens mosaic"):
         write_seg(vol.with_array(vol.array > 0), vol.meta["files"], tmp_path / "seg.dcm")
+
+
+def test_series_files_select_the_loaded_series(series, tmp_path):
+    """The files found from the folder are those of the series; the SEG written with them
+    equals the one written with the loader's own list."""
+    from volumetry.io.dicom import load_dicom
+    from volumetry.io.seg import series_files
+
+    paths, mask = series
+    folder = paths[0].parent
+    vol = load_dicom(folder)
+    assert vol.same_grid(mask)
+    found = series_files(folder)
+    assert sorted(found) == sorted(Path(p) for p in vol.meta["files"]) == sorted(paths)
+    out = write_seg(vol.with_array(mask.array), found, tmp_path / "s.dcm")
+    np.testing.assert_array_equal(read_seg(out, image=vol).array, mask.array)

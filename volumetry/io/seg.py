@@ -228,6 +228,48 @@ def _load_sources(source_dicom_files: Sequence[Any]) -> tuple[list[Any], list[st
     return datasets, names
 
 
+def series_files(path: str | Path, *, series_uid: str | None = None,
+                 volume_index: int | None = None) -> list[Path]:
+    """The DICOM files of the series (and volume) an image was loaded from, headers only.
+
+    The same selection as :func:`volumetry.io.dicom.load_dicom` makes, for a
+    caller that has the mask but not the loaded image (``image.meta["files"]``
+    holds the same list when it has).
+
+    Parameters
+    ----------
+    path : str or Path
+        DICOM folder or file, as given to ``read_image``.
+    series_uid : str, optional
+        SeriesInstanceUID (or stack id) selecting the series.
+    volume_index : int, optional
+        Volume of a multi-volume series.
+
+    Returns
+    -------
+    list of Path
+        The files holding the selected volume's frames, in slice order.
+
+    Raises
+    ------
+    DicomReadError
+        Missing path or unreadable file.
+    SeriesSelectionError
+        No or several series match.
+    """
+    from .dicom import select_stack, stack_grid, stacks_for_path
+
+    stacks = stacks_for_path(path)
+    stack = select_stack(stacks, series_uid, str(path))
+    _, grid = stack_grid(stack, volume_index=volume_index)
+    files: list[Path] = []
+    for f in grid.frames:
+        p = Path(f.source.path)
+        if p not in files:
+            files.append(p)
+    return files
+
+
 def write_seg(
     mask: Volume,
     source_dicom_files: Sequence[Any],
