@@ -40,8 +40,8 @@ def test_trial_pipeline_encodes_the_trial():
 
 def test_packaged_copy_is_in_sync():
     assert filecmp.cmp(TRIAL, packaged_pipeline(), shallow=False), (
-        "volumetry/data/pipelines/ must be a copy of pipelines/; run "
-        f"cp pipelines/{DEFAULT_PIPELINE_NAME} volumetry/data/pipelines/")
+        "volumetry/data/ must hold a copy of pipelines/; run "
+        f"cp pipelines/{DEFAULT_PIPELINE_NAME} volumetry/data/")
 
 
 def test_default_pipeline_from_cwd_else_packaged(tmp_path):

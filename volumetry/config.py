@@ -308,8 +308,9 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
 
 
 def packaged_pipeline(name: str = DEFAULT_PIPELINE_NAME) -> Path:
-    """Path of a pipeline file shipped inside the package (``volumetry/data/pipelines``)."""
-    return Path(__file__).resolve().parent / "data" / "pipelines" / name
+    """Path of a pipeline file shipped inside the package (``volumetry/data/``, kept equal to
+    ``pipelines/`` by a test)."""
+    return Path(__file__).resolve().parent / "data" / name
 
 
 def find_default_pipeline(cwd: str | Path | None = None) -> Path:
