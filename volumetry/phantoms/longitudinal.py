@@ -54,7 +54,7 @@ def expected_response(factor: float) -> str:
     """
     if factor <= 0:
         return "CR"
-    pct = (factor - 1.0) * 100.0
+    pct = round((factor - 1.0) * 100.0, 9)  # boundaries inclusive despite binary fractions
     if pct >= PD_THRESHOLD_PCT:
         return "PD"
     if pct <= PR_THRESHOLD_PCT:
