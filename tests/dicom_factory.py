@@ -151,3 +151,79 @@ def phantom(shape: tuple[int, int, int], *, signed: bool = False, seed: int = 0)
     arr = rng.integers(lo, hi, size=shape)
     arr[:, 0, 0] = np.arange(nk)  # slice signature in a corner
     return arr.astype(np.int16 if signed else np.uint16)
+
+
+def write_enhanced(
+    path: str | Path,
+    volumes: np.ndarray,
+    *,
+    pixel_spacing: Sequence[float] = (1.0, 1.0),
+    origin: Sequence[float] = (0.0, 0.0, 0.0),
+    row: Sequence[float] = (1.0, 0.0, 0.0),
+    col: Sequence[float] = (0.0, 1.0, 0.0),
+    slice_step: float = 1.0,
+    slopes: np.ndarray | None = None,
+    intercept: float = 0.0,
+    description: str = "synthetic enhanced",
+    seed: int = 0,
+) -> Path:
+    """Write ``volumes`` (``[volume, k, row, column]``, uint16) as one Enhanced MR file.
+
+    Orientation and pixel measures are in the *shared* functional group; position, frame
+    content (temporal position, in-stack position) and rescale (``slopes[v, k]``) per frame.
+    The frames are stored in a seeded random order.
+    """
+    rng = np.random.default_rng(seed)
+    volumes = np.asarray(volumes)
+    nv, nk, rows, cols = volumes.shape
+    row = np.asarray(row, float)
+    col = np.asarray(col, float)
+    normal = np.cross(row, col)
+    series_uid = uid(rng)
+    ds = base_dataset(rows=rows, cols=cols, series_uid=series_uid, study_uid=uid(rng), description=description)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"  # Enhanced MR
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = series_uid + ".1"
+    ds.InstanceNumber = 1
+    ds.NumberOfFrames = nv * nk
+    shared = Dataset()
+    pm = Dataset()
+    pm.PixelSpacing = [f"{v:g}" for v in pixel_spacing]
+    pm.SliceThickness = f"{abs(slice_step):g}"
+    shared.PixelMeasuresSequence = [pm]
+    po = Dataset()
+    po.ImageOrientationPatient = [f"{v:.8f}" for v in np.concatenate([row, col])]
+    shared.PlaneOrientationSequence = [po]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    dims = []
+    for tag in (0x00209057, 0x00209128):
+        d = Dataset()
+        d.DimensionIndexPointer = tag
+        d.FunctionalGroupPointer = 0x00209111
+        dims.append(d)
+    ds.DimensionIndexSequence = dims
+    order = [(v, k) for v in range(nv) for k in range(nk)]
+    order = [order[i] for i in rng.permutation(len(order))]
+    per_frame = []
+    for v, k in order:
+        item = Dataset()
+        pp = Dataset()
+        pp.ImagePositionPatient = [f"{x:.6f}" for x in np.asarray(origin, float) + k * slice_step * normal]
+        item.PlanePositionSequence = [pp]
+        fc = Dataset()
+        fc.StackID = "1"
+        fc.InStackPositionNumber = k + 1
+        fc.TemporalPositionIndex = v + 1
+        fc.DimensionIndexValues = [k + 1, v + 1]
+        item.FrameContentSequence = [fc]
+        pv = Dataset()
+        pv.RescaleSlope = f"{(slopes[v, k] if slopes is not None else 1.0):g}"
+        pv.RescaleIntercept = f"{intercept:g}"
+        pv.RescaleType = "US"
+        item.PixelValueTransformationSequence = [pv]
+        per_frame.append(item)
+    ds.PerFrameFunctionalGroupsSequence = per_frame
+    ds.PixelData = np.stack([volumes[v, k] for v, k in order]).astype("<u2").tobytes()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path

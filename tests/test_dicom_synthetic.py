@@ -241,3 +241,17 @@ def test_duplicate_copies_of_a_series_are_one_stack(tmp_path):
     assert (stack.n_slices, stack.n_volumes) == (4, 1)
     assert all("export1" in f for f in stack.files)
     np.testing.assert_array_equal(load_dicom(tmp_path).array, arr)
+
+
+def test_signed_12_bit_values_are_sign_extended(tmp_path):
+    import pydicom
+
+    arr = np.array([[[-5, 7], [-2048, 2047]]] * 3, dtype=np.int16)
+    paths = write_series(tmp_path, arr)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.BitsStored, ds.HighBit = 12, 11
+        ds.PixelData = (arr[0].astype(np.uint16) & 0x0FFF).astype("<u2").tobytes()  # no sign extension stored
+        ds.save_as(p)
+    vol = load_dicom(tmp_path)
+    np.testing.assert_array_equal(vol.array, arr)
