@@ -16,6 +16,10 @@ from .roi import make_roi
 
 log = logging.getLogger(__name__)
 
+#: A propagated lesion must reach at least this fraction (dimensionless) of the way from
+#: its surroundings to the intensity the baseline lesion maps to in the follow-up.
+MIN_EXPECTED_FRACTION = 0.6
+
 
 @dataclasses.dataclass
 class SegmentationResult:
@@ -129,6 +133,9 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
             break
         radius = np.where(grow, np.minimum(radius * 2, p["max_search_radius_mm"]), radius)
         log.debug("lesion %s: mask touches the search region, growing it to %s mm", prompt.lesion_id, radius)
+    expected = prompt.source.get("expected_lesion_intensity")
+    if out.mask is not None and out.mask.any() and expected is not None and np.isfinite(expected):
+        out = _check_expected_intensity(out, float(expected), p.get("min_expected_fraction", MIN_EXPECTED_FRACTION))
     qc = {k: _num(v) for k, v in out.qc.items()}
     qc.update(search_radius_mm=float(radius.max()) if prompt.box is None else float("nan"))
     flags = list(out.flags) + list(prompt.source.get("registration_flags", []))
@@ -153,6 +160,28 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
     log.info("lesion %s: %s %.3f mL in %.2f s%s", prompt.lesion_id, name, res.volume_ml, res.elapsed_s,
              f" (flags: {', '.join(flags)})" if flags else "")
     return res
+
+
+def _check_expected_intensity(out, expected: float, fraction: float):
+    """Fail a propagated segmentation whose region is far darker than the baseline lesion
+    mapped into this scan (a complete response leaves muscle or fat at the seed)."""
+    from .common import MethodOutput
+
+    qc = dict(out.qc)
+    bright = max(qc.get("seed_value", -np.inf), qc.get("lesion_median", -np.inf))
+    background = qc.get("background_median")
+    qc["expected_lesion_intensity"] = expected
+    if background is None or not np.isfinite(background) or not np.isfinite(bright):
+        return MethodOutput(out.mask, out.reason, qc, out.flags)
+    reached = (bright - background) / (expected - background) if expected > background else np.inf
+    qc["expected_contrast_fraction"] = float(reached)
+    if reached < fraction:
+        return MethodOutput(
+            None, f"no lesion-like tissue at the propagated seed: the region there (intensity {bright:.4g}, "
+            f"surroundings {background:.4g}) is far darker than the baseline lesion maps to in this scan "
+            f"({expected:.4g}); no measurable lesion (complete response?) — check the follow-up, or give a seed on it",
+            qc, out.flags + ["no-lesion-at-propagated-seed"])
+    return MethodOutput(out.mask, out.reason, qc, out.flags)
 
 
 def segment_lesions(image: Volume, prompts: list[Prompt], *, method: str = "default",

@@ -35,7 +35,9 @@ DEFAULTS = {
     "start_sigmas": 1.0,      # first region: voxels above seed value - start_sigmas x noise SD
     "shell_mm": 4.0,          # width (mm) of the background shell around the region
     "gap_mm": 2.0,            # gap (mm) between the region (+1 voxel) and its background shell
-    "lesion_stat": "core",   # lesion intensity: median of the region eroded by a voxel ("core") or of it all
+    "lesion_stat": "auto",    # lesion intensity: median of the region eroded by a voxel ("core"), of it all
+                              # ("region"), or "auto": the region when its core holds >= core_fraction of it
+    "core_fraction": 0.7,     # "auto": above this core/region ratio partial volume is negligible
     "fraction": 0.5,          # threshold = background + fraction x (lesion - background)
     "min_contrast_sd": 2.0,   # lesion - background must exceed this many noise SDs, else "failed"
     "max_iterations": 12,     # threshold updates
@@ -43,6 +45,27 @@ DEFAULTS = {
     "closing_mm": 1.5,        # closing radius (mm) bridging thin dark septa inside the lesion (0 = none)
     "fill_holes": True,
 }
+
+
+def lesion_intensity(a: np.ndarray, region: np.ndarray, stat: str, core_fraction: float) -> float:
+    """Median lesion intensity of ``region``.
+
+    ``"core"`` leaves out the outer voxel layer (partial volume: right for small
+    lesions on thick slices); ``"region"`` keeps it (right for large
+    heterogeneous lesions whose rim is dimmer, e.g. oedema); ``"auto"`` takes the
+    whole region once its core holds at least ``core_fraction`` of it.
+
+    Raises
+    ------
+    ValueError
+        If ``stat`` is unknown.
+    """
+    if stat not in ("core", "region", "auto"):
+        raise ValueError(f"lesion_stat must be 'core', 'region' or 'auto', got {stat!r}")
+    inner = core(region)
+    if stat == "region" or (stat == "auto" and inner.sum() >= core_fraction * region.sum()):
+        return float(np.median(a[region]))
+    return float(np.median(a[inner]))
 
 
 def region_growing(roi: Roi, params: dict) -> MethodOutput:
@@ -95,7 +118,7 @@ def region_growing(roi: Roi, params: dict) -> MethodOutput:
                 None, "the seed is not on lesion-like tissue: the region grown from it fills the whole search "
                 "region (or box) without standing out from its surroundings; move the seed onto the bright lesion, "
                 "or there is no measurable lesion here", qc, needs_larger_crop=True)
-        lesion = float(np.median(a[core(region) if p['lesion_stat'] == 'core' else region]))
+        lesion = lesion_intensity(a, region, p["lesion_stat"], p["core_fraction"])
         background = float(np.median(a[sh]))
         contrast = lesion - background
         new_t = background + p["fraction"] * contrast

@@ -26,6 +26,7 @@ DEFAULT_METHOD = "region_growing"
 COMMON_DEFAULTS = {
     "search_radius_mm": 30.0,      # first search region around the seeds (no box), mm
     "max_search_radius_mm": 160.0,  # the search region grows up to this while the mask touches it, mm
+    "min_expected_fraction": 0.6,  # propagated prompts: contrast reached vs the baseline lesion mapped here
 }
 
 
