@@ -74,7 +74,9 @@ class RunSummary:
     failures : list of Failure
     timings : dict
         Total seconds per stage over the computed scans (``load``, ``register``,
-        ``segment``, ``measure``) and for writing the outputs (``write``).
+        ``segment``, ``measure``; summed over workers), for writing the outputs
+        (``write``: tables, masks, report), hashing the inputs and planning
+        (``plan``) and recording results in the database (``record``).
     elapsed_s : float
     outputs : dict
         Name → path of every file written.
@@ -361,7 +363,9 @@ def run_study(
     else:
         def ident_of(s: str) -> str:
             return s
+    t_plan = time.perf_counter()
     planned = plan(study_obj, cfg, ident_of)
+    t_plan = time.perf_counter() - t_plan
 
     store = ResultStore(out_dir / DB_NAME)
     try:
@@ -371,6 +375,7 @@ def run_study(
         summary = _run(store, run_id, study_obj, planned, cfg, out_dir, jobs=jobs, dask_address=dask_address,
                        pseudonymize=pseudonymize, progress=progress)
         summary.elapsed_s = time.perf_counter() - t_start
+        summary.timings["plan"] = t_plan
         store.finish_run(run_id, status="failed" if summary.n_failed else "ok", counts={
             "n_scans": summary.n_scans, "n_computed": summary.n_computed, "n_cached": summary.n_cached,
             "n_failed": summary.n_failed, "n_assessed": len(summary.assessed)})
@@ -440,7 +445,9 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
             for k, v in res.timings.items():
                 if k in timings:
                     timings[k] += v
+            t_rec = time.perf_counter()
             _record(store, run_id, p, res, cfg, pseudonymize, study)
+            timings["record"] = timings.get("record", 0.0) + time.perf_counter() - t_rec
             computed.append(p.ident)
             what = (f"{res.measurement.get('volume_ml'):.2f} mL" if res.ok and res.measurement
                     and res.measurement.get("volume_ml") is not None else

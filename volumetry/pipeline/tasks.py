@@ -350,12 +350,18 @@ def run_task(task: ScanTask) -> TaskResult:
             seg = {"status": result.status, "reason": result.reason, "method": result.method,
                    "source": source, "flags": list(result.flags), "params": plain(result.params),
                    "qc": plain(result.qc)}
-            if result.status != "ok" or result.mask is None:
+            if result.status == "empty":
+                # the method found no lesion at the (propagated) seed: a measured 0 mL, never a failure
+                seg["flags"].append("lesion-not-found")
+                mask = result.mask if result.mask is not None else image.with_array(
+                    np.zeros(image.array.shape, dtype=bool))
+            elif result.status != "ok" or result.mask is None:
                 return TaskResult(task.task_key, False, stage="segment", error_type="SegmentationFailed",
                                   message=f"{task.where}: segmentation failed: {result.reason}",
                                   deterministic=True, segmentation=seg, registration=registration,
                                   image=_image_info(image), timings=timings)
-            mask = result.mask
+            else:
+                mask = result.mask
         from ..measure import measure
 
         m = _stage("measure", timings, measure, mask, image)

@@ -1,0 +1,66 @@
+"""A study folder without manifest: a DICOM tree (subjects from PatientID, visits from
+StudyDate, the series by the pipeline's selection rule, the seed from seeds.csv), with a
+hostile PatientID ``../../x``: nothing is written outside the output folder."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_pipeline import LESION_CENTRE, SPACING, make_image, tiny_config, voxel_rows
+from volumetry.errors import InputError
+from volumetry.io.dicom_write import SeriesInfo, write_dicom_series
+from volumetry.manifest import read_study
+from volumetry.pipeline import run_study
+
+RULE = {"modality": "MR", "description_regex": r"t2.*fs|stir", "prefer": "most_slices"}
+
+
+def _write_tree(root, patient_id="../../x"):
+    truth = {}
+    for n, (date, radii, shift) in enumerate([("20240115", (9, 7, 7), (0, 0, 0)),
+                                              ("20240408", (7, 6, 6), (3, -2, 0))]):
+        img, lesion = make_image(radii, shift, seed=50 + n)
+        img = img.with_array(np.round(img.array).astype(np.int16))
+        common = dict(patient_id=patient_id, study_date=date, uid_seed=f"tree-{n}", study_uid=None)
+        write_dicom_series(img, root / f"study{n}" / "t2fs", SeriesInfo(series_description="T2 FS COR",
+                                                                        series_number=3, **common))
+        write_dicom_series(img, root / f"study{n}" / "t1", SeriesInfo(series_description="T1 VIBE",
+                                                                      series_number=2, **common))
+        truth[f"{date[:4]}-{date[4:6]}-{date[6:]}"] = float(lesion.sum() * np.prod(SPACING) / 1000)
+    (root / "seeds.csv").write_text("subject_id,seed_x,seed_y,seed_z,seed_space\n"
+                                    f"{patient_id},{LESION_CENTRE[0]},{LESION_CENTRE[1]},{LESION_CENTRE[2]},lps\n")
+    return truth
+
+
+def test_dicom_tree_study_with_hostile_patient_id(tmp_path):
+    tree = tmp_path / "deep" / "er" / "tree"
+    truth = _write_tree(tree)
+    study = read_study(tree, RULE)
+    assert [(r.subject_id, r.visit) for r in study.rows] == [("../../x", "2024-01-15"), ("../../x", "2024-04-08")]
+    assert all(len(r.files) == 16 and "t2fs" in str(r.image) for r in study.rows)
+    assert study.rows[0].seed is not None and study.rows[1].propagate_from == 0
+
+    out = tmp_path / "deep" / "er" / "out"
+    before = set(tmp_path.rglob("*"))
+    s = run_study(tree, tiny_config(), out, jobs=1, progress=False)
+    assert s.ok, [f.line() for f in s.failures]
+    created = set(tmp_path.rglob("*")) - before
+    assert created and all(p == out or out in p.parents for p in created)
+    v = voxel_rows(s.table)
+    for visit, true_ml in truth.items():
+        assert v.loc[("../../x", visit), "volume_ml"] == pytest.approx(true_ml, rel=0.03)
+        assert v.loc[("../../x", visit), "series_uid"]
+    subs = [p.name for p in out.glob("sub-*")]
+    assert len(subs) == 1 and subs[0][4:].isalnum()
+    assert len(list(out.rglob("*_desc-lesion_mask.nii.gz"))) == 2
+
+
+def test_dicom_tree_errors(tmp_path):
+    tree = tmp_path / "tree"
+    _write_tree(tree, patient_id="P1")
+    with pytest.raises(InputError, match=r"no series matches the pipeline's series rule .*T1 VIBE"):
+        read_study(tree, {**RULE, "description_regex": "stir"})
+    (tree / "seeds.csv").unlink()
+    with pytest.raises(InputError, match="needs the side file seeds.csv"):
+        read_study(tree, RULE)
