@@ -143,3 +143,49 @@ def test_saved_montage_has_tile_sidecar(tmp_path):
     assert _decode(path.read_bytes()).shape == m.rgb.shape
     tiles = load_tiles(path)
     assert [t.k for t in tiles] == [t.k for t in m.tiles] and tiles[0].caption.startswith("slice ")
+
+
+def test_plan_carried_by_a_registration_transform():
+    plan = ViewPlan(((10.0, 0.0, 0.0), (0.0, 0.0, 5.0)), 50.0)
+    rot90z = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]  # +90 degrees about z
+    moved = plan.mapped(rot90z, (1.0, 2.0, 3.0), (0.0, 0.0, 5.0))
+    np.testing.assert_allclose(moved.points_lps, [(1.0, 12.0, 3.0), (1.0, 2.0, 8.0)], atol=1e-12)
+    assert moved.field_mm == 50.0
+    from volumetry.errors import InputError
+    with pytest.raises(InputError, match="finite 3x3 matrix"):
+        plan.mapped(np.eye(3), (np.nan, 0, 0), (0, 0, 0))
+
+
+def test_carried_levels_find_the_moved_lesion():
+    """A follow-up where the patient lies 7.5 mm further along z: with the registration the
+    tiles show the lesion at the same slices of the lesion as on the baseline."""
+    base_img, base_mask = ellipsoid_phantom()
+    fu_img, fu_mask = ellipsoid_phantom(centre_mm=(-3.0, 2.0, 53.5))
+    plan = plan_views(base_mask, 3)
+    carried = plan.mapped(np.eye(3), (0.0, 0.0, 7.5), (0.0, 0.0, 0.0))
+    m0, m1 = render_montage(base_img, base_mask, plan), render_montage(fu_img, fu_mask, carried)
+    for t0, t1 in zip(m0.tiles, m1.tiles):
+        assert t1.k - t0.k == 3  # 7.5 mm / 2.5 mm slices
+        np.testing.assert_array_equal(base_mask.array[t0.k], fu_mask.array[t1.k])
+
+
+def test_mask_outside_the_zoomed_views_gets_a_whole_slice_tile():
+    """A leak far from the lesion must be visible: the montage adds the whole slice holding
+    most of the mask outside the views, with the contour on it."""
+    image, truth = ellipsoid_phantom(shape=(14, 90, 96))
+    leak = truth.array.copy()
+    leak[12, 60:85, 5:30] = True  # beyond the lesion's slab and field of view
+    mask = truth.with_array(leak)
+    plan = plan_views(truth, 5)
+    m = render_montage(image, mask, plan)
+    assert m.outside_fraction == pytest.approx(25 * 25 / leak.sum())
+    over = m.tiles[-1]
+    assert over.k == 12 and over.caption.startswith("whole slice 13/14")
+    assert (over.n_i, over.n_j) == (96, 90) and len(m.tiles) == 6
+    assert _check_contour_on_truth(image, mask, m) > 0
+    red = np.all(m.rgb == CONTOUR_RGB, axis=-1)
+    block = red[over.y0 + 60 * over.scale_j: over.y0 + 85 * over.scale_j, over.x0 + 5 * over.scale_i:
+                over.x0 + 30 * over.scale_i]
+    assert block.sum() > 0
+    # the lesion alone stays inside the views: no extra tile
+    assert render_montage(image, truth, plan).outside_fraction == 0.0

@@ -53,6 +53,7 @@ class _ScanFiles:
     image: str | None = None
     mask: str | None = None
     series_uid: str | None = None
+    registration: dict | None = None  #: baseline -> this scan (matrix, translation_mm, fixed_parameters)
 
 
 def _read_csv(path: Path):
@@ -110,9 +111,19 @@ class _Db:
         masks = {}
         if {"task_key", "path"} <= self.columns("masks"):
             masks = {r["task_key"]: r["path"] for r in self.rows("masks", ("task_key", "path"))}
+        registrations = {}
+        if {"task_key", "data"} <= self.columns("measurements"):
+            for r in self.rows("measurements", ("task_key", "data")):
+                try:
+                    reg = json.loads(r["data"] or "{}").get("registration")
+                except (ValueError, AttributeError):
+                    reg = None
+                if isinstance(reg, dict) and reg.get("matrix") is not None:
+                    registrations[r["task_key"]] = reg
         for r in self.rows("scans", ("subject_id", "visit", "lesion_id", "image", "task_key", "series_uid")):
             key = (str(r["subject_id"]), str(r["visit"]), str(r["lesion_id"]))
-            out[key] = _ScanFiles(r.get("image"), masks.get(r.get("task_key")), r.get("series_uid"))
+            out[key] = _ScanFiles(r.get("image"), masks.get(r.get("task_key")), r.get("series_uid"),
+                                  registrations.get(r.get("task_key")))
         return out
 
     def close(self) -> None:
@@ -366,7 +377,13 @@ def _overlay(sf: _ScanFiles | None, row: dict, out_dir: Path, img_dir: Path, pub
             view.note = "no mask for this scan: image only"
         if plan is None and mask is not None and mask.array.any():
             plan = plan_views(mask, n_levels)
-        montage = render_montage(image, mask, plan, n_levels=n_levels)
+            view_plan = plan
+        else:
+            view_plan = _carried(plan, sf.registration)
+            if view_plan is not plan:
+                view.note = (view.note + "; " if view.note else "") + \
+                    "levels carried from the baseline by the registration"
+        montage = render_montage(image, mask, view_plan, n_levels=n_levels)
     except (VolumetryError, OSError, ValueError) as exc:
         log.warning("overlay of %s / %s not drawn: %s", row.get("subject_id"), row.get("visit"), exc)
         view.note = f"no overlay: the image could not be read ({type(exc).__name__})"
@@ -377,10 +394,26 @@ def _overlay(sf: _ScanFiles | None, row: dict, out_dir: Path, img_dir: Path, pub
     else:
         view.src = publish(montage.png, f"ov-{n}.png")
     view.captions = [t.caption for t in montage.tiles]
+    if montage.outside_fraction > 0:
+        pct = 100 * montage.outside_fraction
+        view.warning = (f"{'< 1' if pct < 1 else f'{pct:.0f}'} % of this mask lies outside the zoomed views "
+                        "(last tile: the whole slice holding most of it)")
     description = image.meta.get("description")
     if description:
         view.series = str(description)
     return view, plan
+
+
+def _carried(plan: ViewPlan | None, registration: dict | None) -> ViewPlan | None:
+    """The baseline plan mapped by the scan's registration (baseline -> follow-up), when known."""
+    if plan is None or not registration:
+        return plan
+    try:
+        return plan.mapped(registration["matrix"], registration["translation_mm"],
+                           registration["fixed_parameters"])
+    except (KeyError, InputError) as exc:
+        log.warning("registration of a scan unusable for its overlay (%s); scanner coordinates used", exc)
+        return plan
 
 
 def overlay_index(report_dir: str | Path) -> dict[str, Any]:

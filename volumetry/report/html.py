@@ -108,6 +108,7 @@ class OverlayView:
     note: str = ""
     heading: str = ""
     series: str = ""  #: series description (from the image's DICOM tags; escaped when shown)
+    warning: str = ""  #: shown above the picture (e.g. mask outside the zoomed views)
 
 
 @dataclass
@@ -150,6 +151,8 @@ def _overlay_html(ov: OverlayView) -> str:
     caption = " · ".join(esc(c) for c in ov.captions)
     if ov.note:
         caption = (caption + " — " if caption else "") + esc(ov.note)
+    if ov.warning:
+        head += f'<p class="flag overlay-warning">{esc(ov.warning)}</p>'
     alt = esc(f"mask contour on visit {ov.visit}, lesion {ov.lesion_id}")
     return (f'{head}<figure class="overlay"><img src="{esc(ov.src)}" alt="{alt}" loading="eager">'
             f"<figcaption>{caption}</figcaption></figure>")

@@ -68,6 +68,41 @@ class ViewPlan:
     def from_dict(cls, d: dict) -> "ViewPlan":
         return cls(tuple(tuple(float(v) for v in p) for p in d["points_lps"]), float(d["field_mm"]))
 
+    def mapped(self, matrix, translation_mm, centre_mm) -> "ViewPlan":
+        """The plan carried into a follow-up by a registration transform.
+
+        Parameters
+        ----------
+        matrix : array-like, 3×3
+            Linear part of the transform.
+        translation_mm : array-like, 3
+            Translation (mm).
+        centre_mm : array-like, 3
+            Centre of rotation (LPS mm).
+
+        Returns
+        -------
+        ViewPlan
+            Points ``M (p - c) + c + t`` (ITK's convention for a transform that
+            maps baseline LPS points to follow-up LPS points, as
+            :func:`volumetry.segment.propagate` records it); same field of view.
+
+        Raises
+        ------
+        InputError
+            If the parameters are not finite or have the wrong shape.
+        """
+        try:
+            m = np.asarray(matrix, float).reshape(3, 3)
+            t = np.asarray(translation_mm, float).reshape(3)
+            c = np.asarray(centre_mm, float).reshape(-1)[:3]
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"registration transform cannot be read ({exc})") from exc
+        if c.shape != (3,) or not (np.all(np.isfinite(m)) and np.all(np.isfinite(t)) and np.all(np.isfinite(c))):
+            raise InputError("registration transform must be a finite 3x3 matrix, translation and centre (mm)")
+        pts = (np.asarray(self.points_lps, float) - c) @ m.T + c + t
+        return ViewPlan(tuple(tuple(float(v) for v in p) for p in pts), self.field_mm)
+
 
 @dataclass(frozen=True)
 class Tile:
@@ -106,6 +141,9 @@ class Montage:
 
     rgb: np.ndarray
     tiles: list[Tile] = field(default_factory=list)
+    #: fraction of the mask's voxels outside the zoomed tiles' slab and field (0..1);
+    #: when > 0 the last tile is a whole slice showing where that part of the mask is
+    outside_fraction: float = 0.0
 
     @property
     def png(self) -> bytes:
@@ -257,8 +295,17 @@ def render_montage(
     shown = [np.asarray(image.array[k, j0:j1, i0:i1], float) for _, k, i0, i1, j0, j1 in crops if k is not None]
     lo, hi = _window(np.concatenate([s.ravel() for s in shown])) if shown else (0.0, 1.0)
 
+    outside, k_over = _outside_views(marr, crops)
     n = len(crops)
-    rgb = np.empty((tile_h, n * tile_w + (n - 1) * TILE_GAP_PX, 3), np.uint8)
+    over_w = over_h = 0
+    if k_over is not None:
+        oi, oj = scale_i, scale_j
+        # a whole slice at the zoomed tiles' scale, halved while larger than about 2 tiles
+        while (nj_img * oj > 2 * max(tile_h, 256) or ni_img * oi > 2 * max(tile_w, 256)) and max(oi, oj) > 1:
+            oi, oj = max(1, oi // 2), max(1, oj // 2)
+        over_h, over_w = nj_img * oj, ni_img * oi
+    width_px = n * tile_w + (n - 1) * TILE_GAP_PX + (over_w + TILE_GAP_PX if k_over is not None else 0)
+    rgb = np.empty((max(tile_h, over_h), width_px, 3), np.uint8)
     rgb[:] = BACKGROUND_RGB
     tiles: list[Tile] = []
     for t, (p, k, i0, i1, j0, j1) in enumerate(crops):
@@ -283,7 +330,39 @@ def render_montage(
         pos = image.index_to_lps(np.array([0, 0, k], float)) @ image.direction[:, 2]
         tiles.append(Tile(p, k, x0, y0, i0, j0, i1 - i0, j1 - j0, scale_i, scale_j,
                           f"slice {k + 1}/{nk_img} ({pos:.1f} mm)"))
-    return Montage(rgb, tiles)
+    if k_over is not None:
+        x0 = n * (tile_w + TILE_GAP_PX)
+        sl = np.asarray(image.array[k_over], float)
+        grey = np.nan_to_num(np.clip((sl - lo) / (hi - lo) * 255.0, 0, 255), nan=0.0).round().astype(np.uint8)
+        up = np.repeat(np.repeat(grey, oj, axis=0), oi, axis=1)
+        block = np.repeat(up[:, :, None], 3, axis=2)
+        block[_contour(marr[k_over], oj, oi, 1)] = CONTOUR_RGB
+        rgb[:over_h, x0:x0 + over_w] = block
+        centre = image.index_to_lps(np.array([(ni_img - 1) / 2, (nj_img - 1) / 2, k_over], float))
+        tiles.append(Tile(tuple(float(v) for v in centre), k_over, x0, 0, 0, 0, ni_img, nj_img, oi, oj,
+                          f"whole slice {k_over + 1}/{nk_img}: where most of the mask outside the zoomed "
+                          "views lies"))
+    return Montage(rgb, tiles, outside)
+
+
+def _outside_views(marr: np.ndarray | None, crops: list) -> tuple[float, int | None]:
+    """Fraction of mask voxels outside the zoomed views, and the slice holding most of them."""
+    if marr is None:
+        return 0.0, None
+    total = int(np.count_nonzero(marr))
+    shown = [c for c in crops if c[1] is not None]
+    if total == 0:
+        return 0.0, None
+    inside = np.zeros(marr.shape, bool)
+    if shown:
+        ks = [c[1] for c in shown]
+        for _, _, i0, i1, j0, j1 in shown:
+            inside[min(ks):max(ks) + 1, j0:j1, i0:i1] = True
+    out = marr & ~inside
+    n_out = int(np.count_nonzero(out))
+    if n_out == 0:
+        return 0.0, None
+    return n_out / total, int(np.argmax(out.sum(axis=(1, 2))))
 
 
 def render_scan_overlay(image: Volume, mask: Volume | None, plan: ViewPlan | None = None, **kwargs) -> bytes:
