@@ -114,9 +114,13 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
     method_params = {k: v for k, v in p.items() if k in m.defaults or k == "init_params"}
     radius = np.full(6, float(p["search_radius_mm"]))
     touches_limit = False
+    expected = prompt.source.get("expected_lesion_intensity")
     while True:
         roi = make_roi(image, prompt, radius)
         out = m.func(roi, method_params)
+        if out.mask is not None and out.mask.any() and expected is not None and np.isfinite(expected):
+            # a propagated prompt: no need to grow the search region around tissue that is not lesion
+            out = _check_expected_intensity(out, float(expected), p["min_expected_fraction"])
         if prompt.box is not None:
             break
         if out.mask is None:
@@ -133,9 +137,6 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
             break
         radius = np.where(grow, np.minimum(radius * 2, p["max_search_radius_mm"]), radius)
         log.debug("lesion %s: mask touches the search region, growing it to %s mm", prompt.lesion_id, radius)
-    expected = prompt.source.get("expected_lesion_intensity")
-    if out.mask is not None and out.mask.any() and expected is not None and np.isfinite(expected):
-        out = _check_expected_intensity(out, float(expected), p.get("min_expected_fraction", MIN_EXPECTED_FRACTION))
     qc = {k: _num(v) for k, v in out.qc.items()}
     qc.update(search_radius_mm=float(radius.max()) if prompt.box is None else float("nan"))
     flags = list(out.flags) + list(prompt.source.get("registration_flags", []))
