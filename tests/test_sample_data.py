@@ -89,3 +89,24 @@ def test_truth_table_matches_masks_and_seeds():
             seed = np.array([float(m["seed_x"]), float(m["seed_y"]), float(m["seed_z"])])
             i, j, k = np.rint(image.lps_to_index(seed)).astype(int)
             assert lab[k, j, i], f"seed of {key} is not inside its lesion"
+
+
+def test_every_dicom_scan_loads_with_its_written_geometry():
+    """Oblique (PH003 course1) and slice-gap (PH004 course1) series included."""
+    import json
+
+    from volumetry.io.dicom import load_dicom
+
+    scans = {(r["subject_id"], r["visit"], r["image"]) for r in _rows("manifest.csv") if r["image"].endswith("/dicom")}
+    planes, gaps = set(), set()
+    for subject, visit, image in sorted(scans):
+        truth = json.loads((SAMPLE / "truth" / subject / f"{visit}.json").read_text())
+        g = truth["grid"]
+        vol = load_dicom(SAMPLE / image)
+        assert list(vol.size) == g["size"]
+        assert np.abs(np.subtract(vol.origin, g["origin_lps_mm"])).max() < 1e-4
+        assert np.abs(np.subtract(vol.spacing, g["spacing_mm"])).max() < 1e-4
+        assert np.abs(vol.direction.ravel() - np.array(g["direction"])).max() < 1e-4
+        planes.add(g["plane"])
+        gaps.add(g["spacing_mm"][2] > g["slice_thickness_mm"] + 1e-6)
+    assert "oblique" in planes and True in gaps
