@@ -315,3 +315,13 @@ def test_unreadable_course_is_an_error():
     rows = pd.DataFrame(series([10.0, 8.0])).assign(course=[0, "first"])
     with pytest.raises(InputError, match="'first' is not a number"):
         assess(rows)
+
+
+def test_second_scan_on_the_baseline_day_is_not_a_second_baseline():
+    rows = series([10.0, 8.0]) + [dict(subject_id="S1", lesion_id="L1", visit="rescan", scan_date=day(0),
+                                       method="voxel", volume_ml=10.4)]
+    out = lesion_rows(assess(pd.DataFrame(rows)))
+    assert courses(out) == [0, 0, 1]
+    rescan = out[out["visit"] == "rescan"].iloc[0]
+    assert "repeat-in-course" in rescan["flags"] and pd.isna(rescan["response"])
+    assert out[out["visit"] == "V1"].iloc[0]["percent_change"] == -20.0

@@ -17,6 +17,8 @@ Rules, per subject and method (MRI and ultrasound are scheduled independently):
 5. When two scans land in the same course, the one closest to the course's
    target day keeps it cleanly; the others keep the course number but are
    flagged ``repeat-in-course`` (left out of :func:`volumetry.tables.course_summary`).
+   A second scan on the baseline day is course 0, flagged ``repeat-in-course``
+   and not assessed (the baseline visit is the reference).
 """
 from __future__ import annotations
 
@@ -161,13 +163,15 @@ def assign_courses(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
                 k = schedule.course_of_day(d)
                 if k is None:
                     flags.append("outside-course-window")
+                elif k == 0:
+                    flags.append("repeat-in-course")  # another scan on the baseline day
             per_visit[visit] = (k, d, flags)
         _flag_repeats(per_visit, schedule)
         for idx, visit in zip(g.index, g["visit"].astype(str)):
             k, d, flags = per_visit[visit]
             course[idx] = pd.NA if k is None else k
             days[idx] = pd.NA if d is None else d
-            is_base[idx] = k == 0
+            is_base[idx] = visit == base_visit
             out.at[idx, "flags"] = out.at[idx, "flags"] + [f for f in flags if f not in out.at[idx, "flags"]]
     out["course"] = course
     out["days_from_baseline"] = days
