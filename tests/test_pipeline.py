@@ -254,3 +254,24 @@ def test_pseudonymize_replaces_identifiers_everywhere(trial, tmp_path, monkeypat
             data = f.read_bytes()
             assert b"S01" not in data and b"S02" not in data, f
     assert (out / f"sub-{p('S01')}").is_dir()
+
+
+@pytest.mark.parametrize("policy", ["empty", "failed"])
+def test_vanished_lesion_policy(tmp_path, policy):
+    """A lesion gone at follow-up (complete response): the propagated seed lands on normal
+    tissue. The trial's policy records a measured empty lesion (-100 %, CR) flagged
+    lesion-not-found; 'failed' records a failure instead."""
+    trial = {"S04": {"baseline": (0, "2024-01-15", (9, 7, 7), (0, 0, 0)),
+                     "w12": (1, "2024-04-08", (0.01, 0.01, 0.01), (2, -1, 0))}}
+    make_tiny_trial(tmp_path / "study", trial)
+    cfg = tiny_config()
+    cfg = validate_pipeline({**cfg.to_dict(), "segmentation": {**cfg.segmentation, "vanished_lesion": policy}})
+    s = run_study(tmp_path / "study", cfg, tmp_path / "out", jobs=1, progress=False)
+    row = voxel_rows(s.table).loc[("S04", "w12")]
+    if policy == "empty":
+        assert s.ok
+        assert row["status"] == "empty" and row["percent_change"] == -100.0 and row["response"] == "CR"
+        assert "lesion-not-found" in row["flags"].split(";")
+    else:
+        assert [(f.subject_id, f.visit, f.stage) for f in s.failures] == [("S04", "w12", "segment")]
+        assert row["status"] == "failed" and "complete response?" in row["reason"]

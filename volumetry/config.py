@@ -80,6 +80,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "registration": Key(
             (str,), "rigid", "transform of the baseline-to-follow-up registration", choices=("rigid", "affine"),
         ),
+        "vanished_lesion": Key(
+            (str,), "empty", "when the method finds no lesion-like tissue at a propagated seed: record a measured "
+            "0 mL flagged lesion-not-found (empty) or a failure (failed)", choices=("empty", "failed"),
+        ),
     },
     "courses": {
         "length_weeks": Key((int, float), 12, "length of one treatment course in weeks", minimum=0.1),

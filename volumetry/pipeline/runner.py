@@ -214,12 +214,13 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str]) -> l
             "prompt": dataclasses.asdict(prompt) if prompt else None, "mask": mask_hash,
             "baseline": [dataclasses.asdict(b) for b in baseline] if baseline else None,
             "segmentation": seg, "registration": cfg.segmentation["registration"] if baseline else None,
+            "vanished_lesion": cfg.segmentation["vanished_lesion"] if baseline else None,
         }
         task = ScanTask(
             task_key=_sha(key_payload), image=ImageRef(str(row.image), row.series_uid, h), prompt=prompt,
             mask=str(row.mask) if row.mask is not None else None, mask_hash=mask_hash, baseline=baseline,
             method=seg["method"], params=seg["params"], registration=cfg.segmentation["registration"],
-            where=row.where, lesion_id=row.lesion_id,
+            where=row.where, lesion_id=row.lesion_id, vanished_lesion=cfg.segmentation["vanished_lesion"],
         )
         out.append(_Planned(row, ident, task, h))
     return out

@@ -32,6 +32,10 @@ from ..image import Volume
 IMAGE_CACHE_SIZE = 2
 _IMAGE_CACHE: "collections.OrderedDict[tuple, Volume]" = collections.OrderedDict()
 
+#: Flag of :func:`volumetry.segment.segment` when a propagated seed lands on tissue far darker
+#: than the baseline lesion (the lesion has gone: complete response).
+NO_LESION_FLAG = "no-lesion-at-propagated-seed"
+
 #: Read size for content hashes (bytes).
 _CHUNK = 1 << 20
 
@@ -126,6 +130,10 @@ class ScanTask:
     params : dict
     registration : str
         ``rigid`` or ``affine``.
+    vanished_lesion : str
+        ``empty``: a propagated follow-up where the method finds no lesion-like
+        tissue (flag ``no-lesion-at-propagated-seed``) is a measured 0 mL flagged
+        ``lesion-not-found``; ``failed``: it is a failure.
     where : str
         Where the scan was declared (manifest line) for messages.
     """
@@ -141,6 +149,7 @@ class ScanTask:
     registration: str = "rigid"
     where: str = ""
     lesion_id: str = "1"
+    vanished_lesion: str = "empty"
 
 
 @dataclasses.dataclass
@@ -350,7 +359,9 @@ def run_task(task: ScanTask) -> TaskResult:
             seg = {"status": result.status, "reason": result.reason, "method": result.method,
                    "source": source, "flags": list(result.flags), "params": plain(result.params),
                    "qc": plain(result.qc)}
-            if result.status == "empty":
+            vanished = (source == "propagated" and task.vanished_lesion == "empty" and result.status == "failed"
+                        and NO_LESION_FLAG in (result.flags or []))
+            if result.status == "empty" or vanished:
                 # the method found no lesion at the (propagated) seed: a measured 0 mL, never a failure
                 seg["flags"].append("lesion-not-found")
                 mask = result.mask if result.mask is not None else image.with_array(
