@@ -2,13 +2,19 @@
 
 Checks what a reader would notice: console errors, images that do not load,
 a waterfall plot without one bar per subject, an injected script that runs.
-A screenshot is saved to ``test-artifacts/report.png`` (gitignored).
+Screenshots are saved to ``test-artifacts/`` (gitignored): ``report.png`` is the
+report ``volumetry run`` writes for the sample trial (subjects PH003 and PH004 of
+``sample_data/``: DICOM and NIfTI visits, oblique and gapped protocol drift, a
+missed visit, a complete response; one DICOM series' SeriesDescription replaced
+by ``<script>alert(1)</script>``), ``report-synthetic.png`` a synthetic folder
+with a failed scan.
 
 Skips when Debian's ``chromium`` / ``chromium-driver`` are absent (``.ci/run``
 installs them); Selenium never downloads a browser or driver here.
 """
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 import tempfile
@@ -19,10 +25,14 @@ import pytest
 from volumetry.report.build import build_report
 
 from test_report_fixture import INJECTED, make_output_folder
-from test_report_pipeline import TRIAL, run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
+SAMPLE = ROOT / "sample_data"
+#: Subjects of the sample trial run here (the whole trial takes about a minute on 2 cores).
+SAMPLE_SUBJECTS = ("PH003", "PH004")
+#: The DICOM visit whose SeriesDescription becomes a script.
+INJECTED_VISIT = ("PH004", "course1")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 CHROME_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -63,10 +73,68 @@ def synthetic_report(tmp_path_factory):
     return build_report(out), df.subject_id.nunique(), len(df)
 
 
+def run_sample_subset(root: Path) -> tuple[Path, int]:
+    """Run ``volumetry run`` on SAMPLE_SUBJECTS of the sample trial with one injected
+    series description; return the output folder and the number of scans."""
+    import pydicom
+
+    from volumetry.config import load_pipeline
+    from volumetry.pipeline import run_study
+
+    if not (SAMPLE / "manifest.csv").is_file():
+        pytest.skip(f"{SAMPLE} is absent; make it with 'volumetry phantom --trial sample_data'")
+    study = root / "study"
+    with open(SAMPLE / "manifest.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields, rows = reader.fieldnames, [r for r in reader if r["subject_id"] in SAMPLE_SUBJECTS]
+    for subject in SAMPLE_SUBJECTS:
+        shutil.copytree(SAMPLE / subject, study / subject)
+    with open(study / "manifest.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    (row,) = [r for r in rows if (r["subject_id"], r["visit"]) == INJECTED_VISIT]
+    files = sorted((study / row["image"]).glob("*"))
+    assert files, f"no DICOM files for {INJECTED_VISIT}"
+    for f in files:
+        ds = pydicom.dcmread(f)
+        ds.SeriesDescription = INJECTED
+        ds.save_as(f)
+    out = root / "out"
+    run_study(study, load_pipeline(ROOT / "pipelines" / "vascular-anomalies-rapamycin.yaml"), out,
+              jobs=1, progress=False)
+    return out, len(rows)
+
+
 @pytest.fixture(scope="module")
-def pipeline_report(tmp_path_factory):
-    out = run_trial(tmp_path_factory.mktemp("browser-run"))
-    return out / "report" / "index.html", len(TRIAL), sum(len(v) for v in TRIAL.values())
+def sample_report(tmp_path_factory):
+    out, n_scans = run_sample_subset(tmp_path_factory.mktemp("sample"))
+    page = out / "report" / "index.html"
+    assert page.is_file(), "volumetry run wrote no report"
+    return page, n_scans
+
+
+def test_sample_report_content(sample_report):
+    """Without a browser: the page the run wrote has a bar per subject matching the table,
+    an overlay per scan, and the injected description escaped."""
+    import html
+    import re
+
+    import pandas as pd
+
+    page, n_scans = sample_report
+    text = page.read_text(encoding="utf-8")
+    table = pd.read_csv(page.parents[1] / "volumes.csv", dtype={"subject_id": str, "lesion_id": str})
+    rows = table[(table.method == "voxel") & (table.lesion_id == "total") & (table.days_from_baseline > 0)
+                 & table.status.isin(["ok", "empty"])]
+    expected = rows.groupby("subject_id").percent_change.min()
+    bars = dict(re.findall(r'class="bar" data-subject="([^"]*)" data-percent-change="([^"]*)"', text))
+    assert sorted(bars) == sorted(SAMPLE_SUBJECTS) == sorted(expected.index)
+    for s, v in expected.items():
+        assert float(bars[s]) == pytest.approx(v, abs=0.051)
+    assert len(re.findall(r'<img src="img/ov-\d+\.png"', text)) == n_scans
+    assert INJECTED not in text and html.escape(INJECTED) in text
+    assert str(page.parents[1].parent / "study") not in text  # no input path in the page
 
 
 def check_in_browser(browser, page: Path, n_subjects: int, n_overlays: int, screenshot: str) -> None:
@@ -111,7 +179,7 @@ def test_synthetic_report_in_headless_chromium(browser, synthetic_report):
     check_in_browser(browser, page, n_subjects, n_overlays, "report-synthetic.png")
 
 
-def test_pipeline_report_in_headless_chromium(browser, pipeline_report):
-    """The report 'volumetry run' wrote for a small trial (a stand-in for the sample trial)."""
-    page, n_subjects, n_overlays = pipeline_report
-    check_in_browser(browser, page, n_subjects, n_overlays, "report.png")
+def test_sample_report_in_headless_chromium(browser, sample_report):
+    """The report 'volumetry run' wrote for (part of) the sample trial."""
+    page, n_scans = sample_report
+    check_in_browser(browser, page, len(SAMPLE_SUBJECTS), n_scans, "report.png")
