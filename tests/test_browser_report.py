@@ -50,6 +50,7 @@ def browser():
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install .[test])")
     from selenium.webdriver.chrome.service import Service
 
+    saved_offline = os.environ.get("SE_OFFLINE")
     os.environ["SE_OFFLINE"] = "true"  # never let selenium-manager download anything
     profile = tempfile.mkdtemp(prefix="volumetry-chromium-")
     options = webdriver.ChromeOptions()
@@ -65,6 +66,10 @@ def browser():
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+        if saved_offline is None:
+            os.environ.pop("SE_OFFLINE", None)
+        else:
+            os.environ["SE_OFFLINE"] = saved_offline
 
 
 @pytest.fixture(scope="module")

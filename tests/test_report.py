@@ -146,6 +146,12 @@ def test_report_command(tmp_path, capsys):
     assert str(out / "report" / "index.html") in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nothing")]) == 2
     assert "no such output folder" in capsys.readouterr().err
+    assert main(["report", str(out), "--levels", "0"]) == 2
+    assert "--levels must be at least 1" in capsys.readouterr().err
+    assert main(["report", str(out), "--embed", "--levels", "3"]) == 0
+    text = (out / "report" / "index.html").read_text(encoding="utf-8")
+    assert 'src="img/' not in text and text.count('src="data:image/png;base64,') > 0
+    assert not list((out / "report" / "img").glob("ov-*.png"))  # stale pictures of the first build removed
     root.handlers[:], root.level, root.propagate = saved  # the CLI's handler points at capsys' stream
 
 
