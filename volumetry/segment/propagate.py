@@ -315,8 +315,60 @@ def _expected_lesion_intensity(baseline: Volume, followup: Volume, prompt: Promp
     return float(qf[1] + scale * (sb - qb[1]))
 
 
+def lesion_anchors(baseline: Volume, prompt: Prompt, baseline_mask: Volume | None = None) -> np.ndarray:
+    """Points (LPS mm) to carry instead of the seeds: the centre of each seed's lesion part.
+
+    A lesion shrinks or grows about its centre, so its centre stays inside it at the
+    follow-up when an off-centre click may fall outside. For each seed, the
+    26-connected component of the baseline mask holding it gives its centroid; when
+    the centroid is not inside the component (a crescent), its deepest voxel is used.
+    Seeds without a component (or with no mask) are kept.
+
+    Parameters
+    ----------
+    baseline : Volume
+    prompt : Prompt
+    baseline_mask : Volume, optional
+        The baseline segmentation; computed with the default method when absent.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 3)`` LPS points, one per seed.
+    """
+    from scipy import ndimage
+
+    from .api import segment
+    from .common import CONN26, bbox
+
+    if baseline_mask is None:
+        res = segment(baseline, prompt)
+        if not res.ok:
+            return prompt.seeds_lps.copy()
+        baseline_mask = res.mask
+    mask = np.asarray(baseline_mask.array, bool)
+    out = []
+    for xyz, ijk in zip(prompt.seeds_lps, prompt.seeds_index(baseline)):
+        kji = tuple(int(v) for v in ijk[::-1])
+        if not mask[kji]:
+            out.append(xyz)
+            continue
+        sl = bbox(mask, 1)
+        lab, _ = ndimage.label(mask[sl], structure=CONN26)
+        comp = lab == lab[tuple(k - s.start for k, s in zip(kji, sl))]
+        idx = np.argwhere(comp)
+        c = idx.mean(axis=0)
+        ci = tuple(int(v) for v in np.rint(c))
+        if not comp[ci]:
+            edt = ndimage.distance_transform_edt(np.pad(comp, 1), sampling=baseline.spacing[::-1])[1:-1, 1:-1, 1:-1]
+            c = np.array(np.unravel_index(int(np.argmax(edt)), edt.shape), float)
+        c_full = c + np.array([s.start for s in sl])
+        out.append(baseline.index_to_lps(c_full[::-1]))
+    return np.asarray(out)
+
+
 def propagate(baseline: Volume, followup: Volume, prompt: Prompt, *, transform: str = "rigid",
-              snap_mm: float = SNAP_MM) -> tuple[Prompt, RegistrationResult]:
+              snap_mm: float = SNAP_MM, baseline_mask: Volume | None = None) -> tuple[Prompt, RegistrationResult]:
     """Carry a baseline prompt into a follow-up scan.
 
     Parameters
@@ -332,6 +384,10 @@ def propagate(baseline: Volume, followup: Volume, prompt: Prompt, *, transform: 
     snap_mm : float
         Radius (mm) within which each carried seed moves to the brightest voxel
         of the follow-up (0 disables).
+    baseline_mask : Volume, optional
+        The baseline segmentation of this lesion (computed when absent): the centre
+        of each seed's lesion part is carried rather than the click itself
+        (see :func:`lesion_anchors`).
 
     Returns
     -------
@@ -351,7 +407,8 @@ def propagate(baseline: Volume, followup: Volume, prompt: Prompt, *, transform: 
     def point_map(pts):
         return np.array([tx.TransformPoint(tuple(float(c) for c in p)) for p in np.asarray(pts, float)])
 
-    carried = prompt.transformed(point_map)
+    anchors = lesion_anchors(baseline, prompt, baseline_mask)
+    carried = Prompt(anchors, prompt.box, prompt.lesion_id, prompt.source).transformed(point_map)
     for n, xyz in enumerate(carried.seeds_lps):
         if not followup.contains_index(followup.lps_to_index(xyz)):
             from .prompts import image_extent
