@@ -80,3 +80,20 @@ def test_read_mask_from_nifti_and_missing_file(image, tmp_path):
     assert out.flags == [] and out.mask.array.sum() == 400 and out.source == str(path)
     with pytest.raises(InputError, match="mask file not found"):
         read_mask(tmp_path / "nope.nii.gz", image)
+
+
+def test_read_mask_takes_a_dicom_seg_through_io_seg(tmp_path):
+    from test_seg import DIRECTION, write_mr_series
+
+    from volumetry.io.reader import read_image
+    from volumetry.io.seg import write_seg
+
+    shape = (6, 16, 18)
+    img = np.full(shape, 200, np.uint16)
+    img[2:5, 4:11, 5:12] = 900
+    paths = write_mr_series(tmp_path / "mr", img, (0.8, 0.9, 3.0), (-12.5, 30.25, -40.0), DIRECTION)
+    image = read_image(tmp_path / "mr")
+    seg = write_seg(image.with_array(image.array > 500), paths, tmp_path / "lesion.dcm")
+    out = read_mask(seg, image)
+    assert out.flags == [] and out.mask.same_grid(image)
+    assert out.mask.array.sum() == 3 * 7 * 7
