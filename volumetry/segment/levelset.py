@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import MethodOutput, bbox, connected_to_seeds, fill_holes, padding_mask
+from .common import MethodOutput, bbox, closing, connected_to_seeds, fill_holes, padding_mask, seed_balls
 from .roi import Roi
 
 #: The curvature term of morphological snakes works in voxel units: on grids more
@@ -26,6 +26,7 @@ DEFAULTS = {
     "lambda1": 1.0,            # weight of the inside uniformity
     "lambda2": 1.0,            # weight of the outside uniformity
     "margin_mm": 6.0,          # sub-crop margin (mm) around the initial mask
+    "closing_mm": 1.5,         # closing radius (mm) bridging thin dark septa (0 = none)
 }
 
 
@@ -75,9 +76,11 @@ def levelset(roi: Roi, params: dict) -> MethodOutput:
                                  lambda2=float(p["lambda2"]))
     out = np.zeros_like(first.mask)
     out[sl] = ls.astype(bool)
+    # thin dark septa split the contour into compartments: bridge them as region growing does
+    out = closing(out, float(p["closing_mm"]), roi.spacing_kji)
     if roi.box_mask is not None:
         out &= roi.box_mask
-    out = connected_to_seeds(out, roi.seeds)
+    out = connected_to_seeds(out, roi.seeds, anchors=seed_balls(out.shape, roi.seeds, roi.spacing_kji, 1.5))
     if not out.any():
         return MethodOutput(None, "the level set left no region at the seeds", first.qc, first.flags)
     out = fill_holes(out)
