@@ -87,6 +87,19 @@ def test_write_tables_csv_parquet_types_and_empties(tmp_path):
         write_tables(df, tmp_path / "file")
 
 
+def test_round_trip_keeps_confirmation_booleans(tmp_path):
+    rows = trial([-30])
+    rows = pd.concat([rows, rows.iloc[[1]].assign(visit="C2", scan_date=BASE + pd.Timedelta(days=168), volume_ml=9.0)])
+    df = assess(rows, confirm=True)
+    l1 = df[df["lesion_id"] == "L1"].reset_index(drop=True)
+    assert l1.loc[1, "response"] == "PR" and l1.loc[1, "response_confirmed"] == False  # noqa: E712
+    paths = write_tables(df, tmp_path)
+    for p in (paths["volumes_csv"], paths["volumes_parquet"]):
+        back = read_tables(p)
+        pd.testing.assert_frame_equal(back, conform(df))
+        assert int((~back["response_confirmed"].fillna(True)).sum()) == 2  # L1 and total
+
+
 def test_conform_requires_keys_and_joins_flags():
     with pytest.raises(InputError, match="subject_id"):
         conform(pd.DataFrame({"lesion_id": ["a"]}))

@@ -139,7 +139,7 @@ def _coerce(values: pd.Series, col: Column) -> pd.Series:
     if col.dtype == "float64":
         return pd.to_numeric(values, errors="raise").astype("float64")
     if col.dtype == "boolean":
-        return values.map(lambda v: None if _isna(v) else bool(v)).astype("boolean")
+        return values.map(_bool).astype("boolean")
     if col.dtype == "datetime64[ns]":
         return pd.to_datetime(values, errors="raise").astype("datetime64[ns]").dt.normalize()
     if col.dtype == "datetime64[ns, UTC]":
@@ -151,6 +151,22 @@ def _isna(v: Any) -> bool:
     if v is None or v is pd.NA or v is pd.NaT:
         return True
     return isinstance(v, float) and math.isnan(v)
+
+
+def _bool(v: Any) -> bool | None:
+    """True/False/None from a bool, a 0/1 number or the text ``True``/``False`` (any case)."""
+    if _isna(v):
+        return None
+    if isinstance(v, str):
+        t = v.strip().lower()
+        if t in ("true", "1", "yes"):
+            return True
+        if t in ("false", "0", "no"):
+            return False
+        if t == "":
+            return None
+        raise ValueError(f"{v!r} is not a boolean (True/False)")
+    return bool(v)
 
 
 def _join_flags(v: Any) -> str:
