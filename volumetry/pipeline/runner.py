@@ -250,7 +250,8 @@ def _execute_pool(tasks: list[ScanTask], jobs: int) -> Iterator[TaskResult]:
 
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=warm_up) as pool:
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=warm_up, initargs=(threads,)) as pool:
         futures = {pool.submit(run_task, t): t for t in tasks}
         for fut in as_completed(futures):
             task = futures[fut]

@@ -390,10 +390,21 @@ def run_task(task: ScanTask) -> TaskResult:
                           message=message, deterministic=deterministic, timings=timings)
 
 
-def warm_up() -> None:
-    """Import the heavy modules once per worker process (pool initializer)."""
-    import SimpleITK  # noqa: F401
+def warm_up(itk_threads: int | None = None) -> None:
+    """Import the heavy modules once per worker process (pool initializer).
+
+    Parameters
+    ----------
+    itk_threads : int, optional
+        Threads of SimpleITK filters and registration in this process (N
+        workers on C cores get C // N each, so that they do not oversubscribe
+        the cores); None leaves SimpleITK's default (all cores).
+    """
+    import SimpleITK
     import scipy.ndimage  # noqa: F401
+
+    if itk_threads is not None:
+        SimpleITK.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(itk_threads)))
 
     from .. import measure, segment  # noqa: F401
     from ..io import reader  # noqa: F401
