@@ -113,7 +113,8 @@ def test_missing_slice_is_a_geometry_error(tmp_path):
     arr = phantom((10, 8, 8), seed=12)
     paths = write_series(tmp_path, arr, slice_step=3.0, description="T2 ax")
     paths[4].unlink()
-    with pytest.raises(SeriesGeometryError, match=r"T2 ax.*a slice is missing.*6\.000 mm between slices at 9\.000 and 15\.000"):
+    with pytest.raises(SeriesGeometryError,
+                       match=r"T2 ax.*a slice is missing.*6\.000 mm between slices at 9\.000 and 15\.000"):
         load_dicom(tmp_path)
 
 

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _is_image_file(path: Path) -> bool:
     from ..io import nifti
 
-    return path.is_file() and (nifti.has_suffix(path, nifti.NIFTI_SUFFIXES) or nifti.has_suffix(path, nifti.ITK_SUFFIXES))
+    return path.is_file() and (nifti.has_suffix(path, nifti.NIFTI_SUFFIXES)
+                               or nifti.has_suffix(path, nifti.ITK_SUFFIXES))
 
 
 def _describe_image_file(path: Path, args: argparse.Namespace) -> dict:

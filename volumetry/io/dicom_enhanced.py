@@ -16,7 +16,8 @@ the SharedFunctionalGroupsSequence, then at the top level of the data set:
 from __future__ import annotations
 
 from ..errors import DicomReadError
-from .dicom_frames import PHILIPS_LABEL_TYPE, PHILIPS_SCALE_SLOPE, Frame, PixelSource, _philips_value
+from .dicom_frames import PHILIPS_LABEL_TYPE, PHILIPS_SCALE_SLOPE, Frame, PixelSource
+from .dicom_values import philips_value as _philips_value
 
 #: Dimension index pointers that encode the slice position, not the volume.
 _SPATIAL_DIMENSIONS = frozenset({0x00209057, 0x00200032, 0x00209056})

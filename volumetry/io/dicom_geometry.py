@@ -158,7 +158,8 @@ def volume_grid(frames: list[Frame], series: str, *, single_slice_spacing_mm: fl
     row, col = ori[0, :3], ori[0, 3:]
     for name, v in (("row", row), ("column", col)):
         if abs(np.linalg.norm(v) - 1) > 1e-3:
-            raise SeriesGeometryError(f"{series}: ImageOrientationPatient {name} cosines {v.tolist()} are not a unit vector")
+            raise SeriesGeometryError(
+                f"{series}: ImageOrientationPatient {name} cosines {v.tolist()} are not a unit vector")
     normal = np.cross(row, col)
     normal /= np.linalg.norm(normal)
     pos = np.array([f.position for f in frames], dtype=float)

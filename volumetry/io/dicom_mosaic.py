@@ -23,7 +23,8 @@ import warnings
 import numpy as np
 
 from ..errors import DicomReadError
-from .dicom_frames import PHILIPS_SCALE_SLOPE, Frame, PixelSource, _philips_value
+from .dicom_frames import PHILIPS_SCALE_SLOPE, Frame, PixelSource
+from .dicom_values import philips_value as _philips_value
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ _N_MOSAIC_TAG = (0x0019, 0x100A)
 
 def is_mosaic(ds) -> bool:
     """True when the data set is a Siemens mosaic (ImageType contains MOSAIC)."""
-    from .dicom_frames import _num
+    from .dicom_values import num as _num
 
     image_type = _num(ds, "ImageType")
     if isinstance(image_type, str):

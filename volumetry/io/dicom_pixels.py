@@ -85,7 +85,8 @@ def read_frames(frames: list[Frame] | tuple[Frame, ...]) -> np.ndarray:
         for k, f in enumerate(frames):
             src = f.source
             if src.samples_per_pixel != 1:
-                raise DicomReadError(f"{src.path}: colour images (SamplesPerPixel {src.samples_per_pixel}) are not supported")
+                raise DicomReadError(
+                    f"{src.path}: colour images (SamplesPerPixel {src.samples_per_pixel}) are not supported")
             direct = src.value_offset is not None and f.tile_index < 0 and np.dtype(src.dtype) == out.dtype
             if direct:
                 if fp_path != src.path:

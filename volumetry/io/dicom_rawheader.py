@@ -97,7 +97,7 @@ class RawHeader:
     def _convert(self, tag: int, elem: RawElement) -> Any:
         from pydicom.datadict import dictionary_VR
 
-        from .dicom_frames import _decode_raw
+        from .dicom_values import decode_raw as _decode_raw
 
         vr = elem.VR
         if not vr:
