@@ -256,3 +256,29 @@ def test_signed_12_bit_values_are_sign_extended(tmp_path):
         ds.save_as(p)
     vol = load_dicom(tmp_path)
     np.testing.assert_array_equal(vol.array, arr)
+
+
+def test_orientation_noise_below_tolerance_stays_one_stack(tmp_path):
+    """Cosines that differ by 4e-6 across a 4-decimal rounding boundary (0.99995) are one stack."""
+    arr = phantom((4, 8, 8), seed=26)
+    a = np.array([0.999952, 0.0, 0.01])  # rounds to 1.0000 at 4 decimals
+    b = np.array([0.999948, 0.0, 0.01])  # rounds to 0.9999
+    uid = "1.2.826.0.1.3680043.10.1453.12"
+    for k, row in enumerate((a, b, a, b)):
+        col = np.array([0.0, 1.0, 0.0])
+        normal = np.cross(a, col)
+        write_series(tmp_path, arr[k:k + 1], row=row, col=col, series_uid=uid, name_prefix=f"s{k}",
+                     positions=np.array([2.0 * k * normal]), instance_offset=k)
+    (stack,) = index_dicom(tmp_path)
+    assert stack.n_slices == 4
+    np.testing.assert_array_equal(load_dicom(tmp_path).array, arr)
+
+
+def test_read_image_dispatches_dicom_folders(tmp_path):
+    from volumetry.io.reader import read_image
+
+    arr = phantom((3, 8, 8), seed=27)
+    write_series(tmp_path, arr, slice_step=1.25)
+    vol = read_image(tmp_path)
+    np.testing.assert_array_equal(vol.array, arr)
+    assert vol.spacing[2] == pytest.approx(1.25) and vol.meta["series_uid"]

@@ -24,11 +24,11 @@ from .dicom_frames import FileHeader, Frame, read_header
 
 log = logging.getLogger(__name__)
 
-#: Orientation cosines are rounded to this many decimals to group frames into
-#: stacks (1e-4, about 0.006 degrees); the loader then checks them exactly.
-ORIENTATION_GROUP_DECIMALS = 4
-#: Pixel spacings (mm) are rounded to this many decimals to group frames.
-PIXEL_SPACING_GROUP_DECIMALS = 4
+#: Frames join a stack when their orientation cosines differ from its first
+#: frame's by at most this (dimensionless; the loader's ORIENTATION_TOL) ...
+STACK_ORIENTATION_TOL = 1e-4
+#: ... and their PixelSpacing by at most this (mm; the loader's PIXEL_SPACING_TOL_MM).
+STACK_PIXEL_SPACING_TOL_MM = 1e-4
 #: Two frames whose positions along the slice normal differ by less than this
 #: (mm) are at the same slice position (they belong to different volumes).
 SAME_POSITION_TOL_MM = 0.01
@@ -172,15 +172,47 @@ def read_headers(root: str | Path, *, recursive: bool = True) -> list[FileHeader
     return headers
 
 
-def _stack_key(h: FileHeader, f: Frame) -> tuple:
-    # the kind too: a classic and an enhanced export of one series are two stacks, not 2x the volumes
-    return (
-        h.kind,
-        tuple(np.round(f.orientation, ORIENTATION_GROUP_DECIMALS) + 0.0),
-        f.rows,
-        f.cols,
-        tuple(np.round(f.pixel_spacing, PIXEL_SPACING_GROUP_DECIMALS) + 0.0),
-    )
+class _Group:
+    """Frames of one prospective stack."""
+
+    __slots__ = ("kind", "rows", "cols", "orientation", "pixel_spacing", "headers", "frames")
+
+    def __init__(self, h: FileHeader, f: Frame):
+        self.kind, self.rows, self.cols = h.kind, f.rows, f.cols
+        self.orientation, self.pixel_spacing = f.orientation, f.pixel_spacing
+        self.headers: list[FileHeader] = []
+        self.frames: list[Frame] = []
+
+    def accepts(self, h: FileHeader, f: Frame) -> bool:
+        return (
+            h.kind == self.kind and f.rows == self.rows and f.cols == self.cols
+            and all(abs(a - b) <= STACK_ORIENTATION_TOL for a, b in zip(f.orientation, self.orientation))
+            and all(abs(a - b) <= STACK_PIXEL_SPACING_TOL_MM for a, b in zip(f.pixel_spacing, self.pixel_spacing))
+        )
+
+    def add(self, h: FileHeader, f: Frame) -> None:
+        if not self.headers or self.headers[-1] is not h:
+            self.headers.append(h)
+        self.frames.append(f)
+
+    def sort_key(self) -> tuple:
+        return (-len(self.frames), self.kind, self.rows, self.cols,
+                tuple(round(v, 4) + 0.0 for v in self.orientation), self.pixel_spacing)
+
+
+def _group_frames(headers: list[FileHeader]) -> list[_Group]:
+    """Split one series' frames by kind, matrix, orientation and pixel spacing (within tolerances)."""
+    groups: list[_Group] = []
+    last: _Group | None = None
+    for h in headers:
+        for f in h.frames:
+            g = last if last is not None and last.accepts(h, f) else next((c for c in groups if c.accepts(h, f)), None)
+            if g is None:
+                g = _Group(h, f)
+                groups.append(g)
+            g.add(h, f)
+            last = g
+    return sorted(groups, key=_Group.sort_key)
 
 
 def position_clusters(frames: list[Frame] | tuple[Frame, ...]) -> tuple[np.ndarray, list[list[int]]]:
@@ -256,19 +288,10 @@ def build_stacks(headers: list[FileHeader]) -> list[SeriesStack]:
         by_series[h.series_uid].append(h)
     stacks = []
     for uid, hs in by_series.items():
-        groups: dict[tuple, tuple[list[FileHeader], list[Frame]]] = {}
-        for h in hs:
-            for f in h.frames:
-                key = _stack_key(h, f)
-                g = groups.setdefault(key, ([], []))
-                if not g[0] or g[0][-1] is not h:
-                    g[0].append(h)
-                g[1].append(f)
-        # stable order: the stack with most frames first, then by its key
-        ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1][1]), kv[0]))
-        for n, (_, (hs_g, frames)) in enumerate(ordered, start=1):
-            stack_id = uid if len(ordered) == 1 else f"{uid}#{n}"
-            stacks.append(_make_stack(hs_g, frames, stack_id))
+        groups = _group_frames(hs)  # stable order: most frames first, then kind, matrix, orientation
+        for n, g in enumerate(groups, start=1):
+            stack_id = uid if len(groups) == 1 else f"{uid}#{n}"
+            stacks.append(_make_stack(g.headers, g.frames, stack_id))
     stacks.sort(key=lambda s: (s.study_date, s.study_uid, s.series_number if s.series_number is not None else -1,
                                s.series_uid, s.stack_id))
     return stacks
