@@ -158,3 +158,16 @@ def test_bad_spec_is_an_input_error():
         PhantomSpec(plane="axal")
     with pytest.raises(InputError, match="volume_ml > 0"):
         PhantomSpec(volume_ml=0)
+
+
+def test_texture_on_a_grid_equals_the_pointwise_field():
+    from volumetry.phantoms.mri import RandomField
+    from volumetry.phantoms.geometry import rotation_matrix
+
+    field = RandomField.make(np.random.default_rng(3), 12, (4.0, 30.0))
+    steps = rotation_matrix((1, 2, 3), 27) @ np.diag([0.7, 0.9, 3.5])
+    origin = np.array([-40.0, 12.5, 80.0])
+    shape = (5, 7, 9)
+    kk, jj, ii = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+    pts = np.stack([ii, jj, kk], -1) @ steps.T + origin
+    assert np.abs(field.on_grid(origin, steps, shape) - field(pts)).max() < 1e-9
