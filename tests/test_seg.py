@@ -139,6 +139,20 @@ def test_flipped_mask_grid_is_placed_by_geometry(series, tmp_path):
     np.testing.assert_array_equal(back_on_flipped.array, flip)
 
 
+def test_mask_grid_with_rows_and_columns_swapped(series, tmp_path):
+    """A mask stored with its i and j axes exchanged (and j reversed): the same voxels in space."""
+    paths, mask = series
+    arr = np.swapaxes(mask.array, 1, 2)[:, ::-1, :]  # new [k, j', i'] with j' = reversed old i, i' = old j
+    d = np.column_stack([mask.direction[:, 1], -mask.direction[:, 0], mask.direction[:, 2]])
+    origin = mask.index_to_lps(np.array([mask.size[0] - 1, 0, 0], float))
+    swapped = Volume(arr, (mask.spacing[1], mask.spacing[0], mask.spacing[2]), tuple(origin), d)
+    assert np.allclose(swapped.index_to_lps(np.array([3, 5, 2.0])),
+                       mask.index_to_lps(np.array([mask.size[0] - 1 - 5, 3, 2.0])))
+    out = write_seg(swapped, paths, tmp_path / "t.dcm")
+    np.testing.assert_array_equal(read_seg(out).array, mask.array)
+    np.testing.assert_array_equal(read_seg(out, image=swapped).array, arr)
+
+
 def test_mask_off_the_series_grid_is_refused(series, tmp_path):
     paths, mask = series
     shifted = Volume(mask.array, mask.spacing, tuple(np.add(mask.origin, mask.direction[:, 0] * 0.4)),

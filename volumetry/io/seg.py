@@ -106,8 +106,8 @@ def _frames_of(datasets: Sequence[Any], names: Sequence[str]) -> list[_Frame]:
     return frames
 
 
-def _map_frame(frame_affine: np.ndarray, grid: Volume, rows: int, cols: int, where: str):
-    """Index arrays ``(k, j, i)`` of shape ``(rows, cols)`` of ``grid`` for every pixel of a frame.
+def _map_frame(frame_affine: np.ndarray, grid: Volume, rows: int, cols: int, where: str) -> "_FrameMap":
+    """Place a frame on ``grid``: which voxel each of its ``(rows, cols)`` pixels is.
 
     Raises
     ------
@@ -152,13 +152,42 @@ def _map_frame(frame_affine: np.ndarray, grid: Volume, rows: int, cols: int, whe
                 f"{where}: pixel (row {r}, column {c}) of the source frame is off the mask's voxel centres "
                 f"by {np.abs((p[:3] - expect) * spacing).max():.3g} mm; the mask is not on the series' grid"
             )
-    ijk = [np.full((rows, cols), int(t_round[a]), dtype=np.int64) for a in range(3)]
-    cc = np.arange(cols)[None, :]
-    rr = np.arange(rows)[:, None]
-    ijk[idx_axes[0][0]] = ijk[idx_axes[0][0]] + idx_axes[0][1] * cc
-    ijk[idx_axes[1][0]] = ijk[idx_axes[1][0]] + idx_axes[1][1] * rr
-    i, j, k = (np.broadcast_to(a, (rows, cols)) for a in ijk)
-    return k, j, i
+    return _FrameMap(tuple(int(v) for v in t_round), idx_axes[0], idx_axes[1], rows, cols)
+
+
+@dataclass(frozen=True)
+class _FrameMap:
+    """Where a frame's pixels sit in a grid: first pixel at voxel ``start`` (i, j, k), a
+    column step moves ``col_sign`` along mask axis ``col_axis`` (0 = i, 1 = j, 2 = k), a row
+    step ``row_sign`` along ``row_axis``."""
+
+    start: tuple[int, int, int]
+    col: tuple[int, int]
+    row: tuple[int, int]
+    rows: int
+    cols: int
+
+    def inside(self, shape_kji: tuple[int, int, int]) -> bool:
+        """True when every pixel of the frame falls inside an array of shape ``(nk, nj, ni)``."""
+        size = shape_kji[::-1]  # (ni, nj, nk)
+        lo, hi = list(self.start), list(self.start)
+        for (ax, sign), n in ((self.col, self.cols), (self.row, self.rows)):
+            end = self.start[ax] + sign * (n - 1)
+            lo[ax], hi[ax] = min(self.start[ax], end), max(self.start[ax], end)
+        return all(0 <= lo[a] and hi[a] < size[a] for a in range(3))
+
+    def view(self, arr: np.ndarray) -> np.ndarray:
+        """The frame's ``(rows, cols)`` plane of ``arr`` (indexed [k, j, i]) as a view (basic slicing)."""
+        index: list[Any] = [None, None, None]
+        fixed = ({0, 1, 2} - {self.col[0], self.row[0]}).pop()
+        index[2 - fixed] = self.start[fixed]
+        for (ax, sign), n in ((self.col, self.cols), (self.row, self.rows)):
+            a0 = self.start[ax]
+            stop = a0 + sign * n
+            index[2 - ax] = slice(a0, stop if stop >= 0 else None, sign)
+        plane = arr[tuple(index)]
+        # the remaining array axes are in array order; rows must come first
+        return plane if (2 - self.row[0]) < (2 - self.col[0]) else plane.T
 
 
 def _hoist_frame_geometry(ds: Any) -> Any:
@@ -358,20 +387,18 @@ def write_seg(
         ds = datasets[fr.dataset_index]
         rows, cols = int(ds.Rows), int(ds.Columns)
         where = names[fr.dataset_index] + (f" frame {fr.frame_index + 1}" if len(frames) > len(datasets) else "")
-        k, j, i = _map_frame(fr.affine, mask, rows, cols, where)
-        nk, nj, ni = arr.shape
-        if k.min() < 0 or j.min() < 0 or i.min() < 0 or k.max() >= nk or j.max() >= nj or i.max() >= ni:
+        fmap = _map_frame(fr.affine, mask, rows, cols, where)
+        if not fmap.inside(arr.shape):
             raise GeometryMismatchError(
                 f"{where}: the source frame reaches outside the mask's grid (mask size {mask.size} in (i, j, k)); "
                 "make the mask on the whole series"
             )
-        key = (int(k[0, 0]), int(j[0, 0]), int(i[0, 0]))
-        if key in seen:  # another volume (dynamic, echo) of a multi-frame source at the same place
+        if fmap in seen:  # another volume (dynamic, echo) of a multi-frame source at the same place
             continue
-        seen.add(key)
-        planes.append(arr[k, j, i])
+        seen.add(fmap)
+        planes.append(fmap.view(arr))
         positions.append(fr.affine[:3, 3])
-        covered[k, j, i] = True
+        fmap.view(covered)[...] = True
     if np.any(arr & ~covered):
         raise GeometryMismatchError(
             f"the mask has {int(np.count_nonzero(arr & ~covered))} foreground voxels on slices that none of the "
@@ -516,13 +543,12 @@ def read_seg(path: str | Path, image: Volume | None = None, *, segment_number: i
     if image is None:
         image = _grid_from_frames([a for a, _ in frames], rows, cols, path)
     out = np.zeros(image.array.shape, dtype=bool)
-    nk, nj, ni = out.shape
     for n, (aff, plane) in enumerate(frames):
-        k, j, i = _map_frame(aff, image, rows, cols, f"{path} frame {n + 1}")
-        if k.min() < 0 or j.min() < 0 or i.min() < 0 or k.max() >= nk or j.max() >= nj or i.max() >= ni:
+        fmap = _map_frame(aff, image, rows, cols, f"{path} frame {n + 1}")
+        if not fmap.inside(out.shape):
             raise GeometryMismatchError(f"{path}: frame {n + 1} reaches outside the image's grid "
                                         f"(size {image.size} in (i, j, k)); is this the SEG of that image?")
-        out[k, j, i] |= plane
+        fmap.view(out)[...] |= plane
     ref_series = ""
     if "ReferencedSeriesSequence" in ds:
         ref_series = str(ds.ReferencedSeriesSequence[0].get("SeriesInstanceUID", ""))
