@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from volumetry.phantoms import PhantomSpec, make_grid, make_lesion_phantom, phantom_suite
-from volumetry.phantoms.mri import LESION_SIGNAL, Anatomy, Focus, Scene, focus_fractions, render, rng_for
+from volumetry.phantoms.mri import LESION_SIGNAL, Anatomy, Focus, Scene, focus_fractions, render
 from volumetry.phantoms.shapes import Ellipsoid, Solid, build_solid, monte_carlo_volume, random_rotation, true_volume
 
 

@@ -151,7 +151,6 @@ def write_dicom_series(
     InputError
         If the direction is left-handed, or the values do not fit 16 bits.
     """
-    import pydicom
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
 

@@ -15,9 +15,9 @@ from scipy import ndimage
 
 from ..errors import InputError
 from ..image import Volume
-from .geometry import PLANES, Grid, make_grid
+from .geometry import PLANES, Grid, make_grid, rotation_matrix
 from .mri import Anatomy, Focus, Rendering, Scene, render, rng_for
-from .shapes import Solid, TrueVolume, build_interior, build_solid, true_volume
+from .shapes import TrueVolume, build_interior, build_solid, true_volume
 
 #: Lesion shapes a :class:`PhantomSpec` accepts.
 SHAPES = ("sphere", "ellipsoid", "lobulated", "infiltrative", "cystic", "septated", "multifocal")
@@ -303,7 +303,6 @@ def make_lesion_phantom(spec: PhantomSpec, *, seed: int | None = None) -> Phanto
     scene = Scene(anatomy, tuple(foci))
     rng = rng_for(seed, "placement")
     # the body sits somewhere in the scanner, slightly rotated (patient positioning)
-    from .geometry import rotation_matrix
     rot = rotation_matrix(rng.normal(size=3), rng.uniform(0, 6))
     trans = rng.uniform(-40, 40, 3)
     posed = [f.posed(rot, trans) for f in foci]

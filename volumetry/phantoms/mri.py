@@ -26,7 +26,7 @@ import zlib
 import numpy as np
 
 from .geometry import Grid
-from .shapes import Ellipsoid, Septum, Solid, TrueVolume
+from .shapes import Septum, Solid, TrueVolume
 
 #: Nominal signal levels (arbitrary units, stored as int16) of a T2 FS image.
 AIR_SIGNAL = 0.0
