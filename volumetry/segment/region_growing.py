@@ -5,10 +5,11 @@ brighter than a threshold half-way between the lesion's and the surrounding
 background's median intensities. Both medians are learnt iteratively: start
 from a tight region around the seeds (voxels within ``start_sigmas`` noise
 standard deviations of the seed intensity), measure the lesion median inside
-the region (eroded by one voxel) and the background median in a shell around it
-(after a one-voxel gap), set the threshold half-way, regrow, repeat until the
-threshold settles. Then fill holes (3D and slice by slice) and keep the
-components that hold a seed.
+the region (:func:`lesion_intensity`) and the background median in a shell
+around it (after a one-voxel gap and ``gap_mm``; padding voxels left out), set
+the threshold half-way, regrow, repeat until the threshold settles. Thin dark
+septa are bridged by a small closing before connectivity is decided; finally
+holes are filled (3D, then slice by slice) and the components holding a seed kept.
 
 Why half-way: a voxel that straddles the lesion edge has an intensity
 proportional to the fraction of it inside the lesion (partial volume), so
