@@ -128,6 +128,10 @@ class RegressionReport:
             measured = "n/a" if r.measured_ml is None else f"{r.measured_ml:.6f} mL"
             lines.append(f"FAIL {r.case}: measured {measured}")
             lines.extend(f"    {p}" for p in r.problems())
+        if lines:
+            lines.append("(if the change is understood and intended, store new expected volumes with "
+                         "'volumetry regress --cases full --write-expected FILE'; the package's table is "
+                         "volumetry/data/regression_expected.csv)")
         return "\n".join(lines)
 
     def table(self) -> str:
