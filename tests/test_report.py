@@ -197,3 +197,12 @@ def test_follow_up_overlays_use_the_recorded_registration(tmp_path):
     np.testing.assert_allclose(fu - base, np.tile([1.5, -2.0, 2.5], (len(base), 1)), atol=1e-9)
     np.testing.assert_allclose(fu2, base)  # no registration recorded for C2: scanner coordinates
     assert s1.count("levels carried from the baseline by the registration") == 1
+
+
+def test_subject_without_follow_up_is_listed_not_barred(tmp_path):
+    out, df = make_output_folder(tmp_path)
+    extra = df[df.subject_id == "S01"].head(1).assign(subject_id="S09")  # a baseline only
+    pd.concat([df, extra]).to_csv(out / "volumes.csv", index=False)
+    text = build_report(out).read_text(encoding="utf-8")
+    assert len(re.findall(r'class="bar" data-subject=', text)) == df.subject_id.nunique()
+    assert re.search(r'id="not-evaluable">[^<]*S09', text)

@@ -268,6 +268,7 @@ def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: in
         summary_rows=_records(summary), summary_columns=list(summary.columns),
         waterfall_svg=wf, spider_src=spider_src, failures=failures, failure_columns=failure_cols,
         flag_rows=flag_rows, flag_columns=flag_cols, subjects=subjects, method=method,
+        not_evaluable=sorted(set(df["subject_id"].dropna().astype(str)) - {s.subject_id for s in series}),
     )
     out = report_dir / REPORT_PAGE
     out.write_text(page_html.render_page(page), encoding="utf-8")

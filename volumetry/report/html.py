@@ -141,6 +141,7 @@ class StudyPage:
     flag_columns: list[str]
     subjects: list[SubjectSection]
     method: str | None = None
+    not_evaluable: list[str] = field(default_factory=list)  #: subjects without a bar
 
 
 def _overlay_html(ov: OverlayView) -> str:
@@ -195,6 +196,8 @@ def render_page(page: StudyPage) -> str:
         table_html(page.summary_rows, page.summary_columns, table_id="summary-table"),
         f'<h2 id="plots">Response{method}</h2>',
         f'<div class="plots"><figure>{page.waterfall_svg}</figure>{spider}</div>',
+        (f'<p class="meta" id="not-evaluable">No evaluable follow-up (no bar): '
+         f'{", ".join(esc(s) for s in page.not_evaluable)}</p>' if page.not_evaluable else ""),
         '<h2 id="failures">Failed scans</h2>',
         table_html(page.failures, page.failure_columns, css_class="fail", table_id="failures-table"),
         '<h2 id="flags">QC flags</h2>',
