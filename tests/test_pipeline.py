@@ -275,3 +275,24 @@ def test_vanished_lesion_policy(tmp_path, policy):
     else:
         assert [(f.subject_id, f.visit, f.stage) for f in s.failures] == [("S04", "w12", "segment")]
         assert row["status"] == "failed" and "complete response?" in row["reason"]
+
+
+def test_progress_bar_on_terminal_log_lines_otherwise(capsys, caplog):
+    import logging
+
+    from volumetry.pipeline.runner import _Progress
+
+    bar = _Progress(3, True)
+    for n in range(3):
+        bar.update(f"S0{n} baseline lesion 1: 1.00 mL")
+    bar.close()
+    err = capsys.readouterr().err
+    assert "volumetry run" in err and "3/3" in err
+    with caplog.at_level(logging.INFO, logger="volumetry.pipeline.runner"):
+        lines = _Progress(2, False)
+        lines.update("S01 baseline lesion 1: 1.00 mL")
+        lines.update("S01 w12 lesion 1: FAILED (load)")
+        lines.close()
+    assert [r.getMessage() for r in caplog.records] == ["[1/2] S01 baseline lesion 1: 1.00 mL",
+                                                         "[2/2] S01 w12 lesion 1: FAILED (load)"]
+    assert "3/3" not in capsys.readouterr().err

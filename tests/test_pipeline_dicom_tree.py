@@ -64,3 +64,33 @@ def test_dicom_tree_errors(tmp_path):
     (tree / "seeds.csv").unlink()
     with pytest.raises(InputError, match="needs the side file seeds.csv"):
         read_study(tree, RULE)
+
+
+def test_dicom_tree_seg_and_pseudonyms(tmp_path, monkeypatch):
+    """Masks made on DICOM series also get a DICOM SEG; with --pseudonymize neither the
+    file names nor any file's bytes (SEG, tables, database) carry the PatientID."""
+    from volumetry.io.reader import read_image
+    from volumetry.io.seg import read_seg
+    from volumetry.pseudonym import KEY_ENV, Pseudonymizer
+
+    monkeypatch.setenv(KEY_ENV, "k")
+    tree = tmp_path / "tree"
+    _write_tree(tree, patient_id="SECRET42")
+    out = tmp_path / "out"
+    s = run_study(tree, tiny_config(), out, jobs=1, progress=False, pseudonymize=True)
+    assert s.ok
+    pid = Pseudonymizer(b"k")("SECRET42")
+    segs = sorted(out.rglob("*_desc-lesion_mask.dcm"))
+    assert len(segs) == 2 and all(f"sub-{pid}" in str(p) for p in segs)
+    for seg in segs:
+        nii = read_image(seg.with_name(seg.name.replace(".dcm", ".nii.gz")))
+        back = read_seg(seg, nii)
+        assert np.array_equal(back.array.astype(bool), nii.array.astype(bool))
+        import pydicom
+
+        ds = pydicom.dcmread(seg, stop_before_pixels=True)
+        assert ds.PatientID == pid and str(ds.PatientName) == pid
+    for f in out.rglob("*"):
+        assert "SECRET42" not in str(f)
+        if f.is_file():
+            assert b"SECRET42" not in f.read_bytes(), f

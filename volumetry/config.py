@@ -103,6 +103,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
         "summary": Key((bool,), True, "write summary.csv (one row per subject x lesion x course)"),
         "masks": Key((bool,), True, "write masks as NIfTI in a BIDS-derivatives layout"),
+        "seg": Key((bool,), True, "with masks: also a DICOM SEG next to each mask made on a DICOM series"),
         "report": Key((bool,), True, "write the HTML QC report (when volumetry.report is installed)"),
     },
 }

@@ -8,7 +8,9 @@
       sub-<subject>/ses-<visit>/anat/sub-<subject>_ses-<visit>_desc-lesion_mask.nii.gz
 
   with ``_label-<lesion>`` before ``_desc`` when the subject has more than one
-  lesion (``sub-01_ses-w12_label-2_desc-lesion_mask.nii.gz``). Labels are made
+  lesion (``sub-01_ses-w12_label-2_desc-lesion_mask.nii.gz``), and next to it
+  the DICOM SEG (``….dcm``, referencing the source images) when the scan is a
+  DICOM series. Labels are made
   safe with :func:`volumetry.paths.safe_label` and every path is checked with
   :func:`volumetry.paths.safe_join`: nothing is written outside the output folder.
 
@@ -104,6 +106,8 @@ def assess(store: ResultStore, run_id: int, idents: list[tuple], cfg: PipelineCo
     crit_hash = cfg.section_hash("courses", "response")
     frames = []
     assessed = []
+    todo: dict[str, str] = {}
+    rows: list[dict] = []
     for subject, subject_scans in by_subject.items():
         key = hashlib.sha256(json.dumps({
             "scans": sorted((s["visit"], s["lesion_id"], s["task_key"], s["status"], s["course"], s["scan_date"])
@@ -114,11 +118,16 @@ def assess(store: ResultStore, run_id: int, idents: list[tuple], cfg: PipelineCo
         if stored is not None and stored["assess_key"] == key:
             frames.append(pd.DataFrame.from_records(stored["data"]))
             continue
-        rows = [r for s in subject_scans for r in _scan_rows(store, s, cfg)]
+        todo[subject] = key
+        rows.extend(r for s in subject_scans for r in _scan_rows(store, s, cfg))
+    if todo:
+        # one call for every subject to re-assess (the assessment is per subject inside)
         table = _assess_subject(conform(pd.DataFrame.from_records(rows)), cfg)
-        records = json.loads(table.to_json(orient="records", date_format="iso"))
-        store.record_assessment(run_id, subject, "*", key, records, cfg.sha256)
-        assessed.append(subject)
+        for subject, key in todo.items():
+            part = table[table["subject_id"] == subject]
+            records = json.loads(part.to_json(orient="records", date_format="iso"))
+            store.record_assessment(run_id, subject, "*", key, records, cfg.sha256)
+            assessed.append(subject)
         frames.append(table)
     if not frames:
         return conform(pd.DataFrame(columns=["subject_id", "lesion_id", "visit", "method"])), assessed
@@ -161,13 +170,15 @@ def check_criteria(cfg: PipelineConfig) -> None:
 
 
 def _assess_subject(df, cfg: PipelineConfig):
-    """Longitudinal assessment (courses, percent change, response) of one subject's rows."""
+    """Longitudinal assessment (courses, percent change, response) of some subjects' rows
+    (each subject is assessed on its own rows only)."""
     from ..longitudinal import assess as _assess
 
     return _assess(df, criteria=cfg.response["criteria"], schedule=course_schedule(cfg))
 
 
-def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineConfig, out_dir: Path) -> dict:
+def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineConfig, out_dir: Path,
+                  sources: dict | None = None, pseudonymized: bool = False) -> dict:
     """Write the tables and masks of a run into ``out_dir``.
 
     Returns
@@ -191,7 +202,8 @@ def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineC
     if "csv" not in cfg.outputs["tables"]:
         Path(written.pop("volumes_csv")).unlink(missing_ok=True)
     if cfg.outputs["masks"]:
-        n = write_masks(store, idents, out_dir)
+        n = write_masks(store, idents, out_dir, sources=sources if cfg.outputs["seg"] else None,
+                        pseudonymized=pseudonymized)
         written["masks"] = out_dir
         log.info("masks: %d written or refreshed", n)
     written["database"] = out_dir / "results.sqlite"
@@ -209,9 +221,36 @@ def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineC
     return written
 
 
-def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path) -> int:
-    """Write (or refresh) the NIfTI mask of every successful scan; remove the
-    stale mask of a scan that failed. Returns the number of files written."""
+def _is_dicom(path: Path) -> bool:
+    from ..io.nifti import ITK_SUFFIXES, NIFTI_SUFFIXES, has_suffix
+
+    return path.is_dir() or not (has_suffix(path, NIFTI_SUFFIXES) or has_suffix(path, ITK_SUFFIXES))
+
+
+def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion_id: str,
+                  pseudonymized: bool) -> Path:
+    """Write the DICOM SEG of a mask made on a DICOM series (``source`` = (path, series_uid)).
+
+    With pseudonymisation the SEG's PatientID and PatientName are the pseudonym
+    and the birth date is emptied (the SEG otherwise copies the source's patient module).
+    """
+    from ..io.seg import series_files, write_seg
+
+    files = series_files(source[0], series_uid=source[1])
+    overrides = ({"PatientID": subject_id, "PatientName": subject_id, "PatientBirthDate": ""}
+                 if pseudonymized else None)
+    tmp = target.with_name("." + target.name + ".tmp")
+    write_seg(mask_vol, files, tmp, label=f"lesion {lesion_id}", overrides=overrides)
+    os.replace(tmp, target)
+    return target
+
+
+def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sources: dict | None = None,
+                pseudonymized: bool = False) -> int:
+    """Write (or refresh) the NIfTI mask of every successful scan, and its DICOM SEG
+    (``…_desc-lesion_mask.dcm``) when the scan's image is a DICOM series and
+    ``sources`` maps the scan to ``(image path, series_uid)``; remove the stale
+    masks of a scan that failed. Returns the number of NIfTI files written."""
     from ..io.nifti import write_nifti
     from .tasks import unpack_mask
 
@@ -222,20 +261,34 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path) -> int:
     for scan in store.scans(idents):
         rel = mask_relpath(scan["subject_id"], scan["visit"], scan["lesion_id"], len(lesions[scan["subject_id"]]) > 1)
         target = safe_join(out_dir, *rel.split("/"))
+        seg_target = target.with_name(target.name.replace(".nii.gz", ".dcm"))
         mask = store.mask(scan["task_key"]) if scan["status"] == "ok" else None
         if mask is None:
-            if target.exists():
-                target.unlink()
+            target.unlink(missing_ok=True)
+            seg_target.unlink(missing_ok=True)
             continue
-        if target.is_file() and mask["path"] == rel and mask["file_sha256"] == _file_sha256(target):
+        ident = (scan["subject_id"], scan["visit"], scan["lesion_id"])
+        source = (sources or {}).get(ident)
+        want_seg = source is not None and _is_dicom(Path(source[0]))
+        fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == _file_sha256(target)
+        if fresh and (seg_target.is_file() or not want_seg):
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         vol = unpack_mask(mask["data"], mask["grid"])
-        tmp = target.with_name("." + target.name.replace(".nii.gz", ".tmp.nii.gz"))
-        write_nifti(vol, tmp)
-        os.replace(tmp, target)
-        store.set_mask_file(scan["task_key"], rel, _file_sha256(target))
-        n_written += 1
+        if not fresh:
+            tmp = target.with_name("." + target.name.replace(".nii.gz", ".tmp.nii.gz"))
+            write_nifti(vol, tmp)
+            os.replace(tmp, target)
+            store.set_mask_file(scan["task_key"], rel, _file_sha256(target))
+            n_written += 1
+        if want_seg:
+            try:
+                write_seg_for(vol, source, seg_target, scan["subject_id"], scan["lesion_id"], pseudonymized)
+            except Exception as exc:  # noqa: BLE001 -- the NIfTI mask and the tables stand; say why no SEG
+                log.warning("%s %s lesion %s: no DICOM SEG written (%s: %s)", scan["subject_id"], scan["visit"],
+                            scan["lesion_id"], type(exc).__name__, exc)
+        else:
+            seg_target.unlink(missing_ok=True)
     desc = safe_join(out_dir, "dataset_description.json")
     if not desc.exists():
         desc.write_text(json.dumps({

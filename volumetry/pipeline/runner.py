@@ -461,7 +461,9 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     t0 = time.perf_counter()
     idents = [p.ident for p in planned]
     table, assessed = outputs.assess(store, run_id, idents, cfg)
-    written = outputs.write_outputs(store, table, idents, cfg, out_dir)
+    sources = {p.ident: (str(p.row.image), p.row.series_uid) for p in planned}
+    written = outputs.write_outputs(store, table, idents, cfg, out_dir, sources=sources,
+                                    pseudonymized=pseudonymize)
     timings["write"] += time.perf_counter() - t0
 
     failures = []
