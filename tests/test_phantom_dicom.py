@@ -59,15 +59,21 @@ def test_dicom_phantom_loads_with_its_geometry(name, tmp_path):
     vol.require_same_grid(read_nifti(paths["mask"]))
 
 
-def test_written_tags_are_an_mr_export(tmp_path):
+def test_written_tags_are_an_mr_export(tmp_path, monkeypatch):
     import pydicom
+    import pydicom.config
 
-    ph = make_lesion_phantom(PhantomSpec(volume_ml=2, slice_thickness=3), seed=2)
+    # every value must be valid for its VR, on writing and on reading
+    monkeypatch.setattr(pydicom.config.settings, "writing_validation_mode", pydicom.config.RAISE)
+    monkeypatch.setattr(pydicom.config.settings, "reading_validation_mode", pydicom.config.RAISE)
+    ph = make_lesion_phantom(PhantomSpec(volume_ml=2, plane="oblique", tilt_deg=(21.3, -13.7), slice_thickness=3),
+                             seed=2)
     info = SeriesInfo(patient_name="PHANTOM^007", patient_id="PH007", study_date="20240305",
                       series_description="T2 FS AX", series_number=4, uid_seed="t")
     files = write_dicom_series(ph.image, tmp_path / "s", info)
     assert [f.name for f in files][:2] == ["IM0001.dcm", "IM0002.dcm"]
     dss = [pydicom.dcmread(f) for f in files]
+    assert all(len(list(d.iterall())) > 60 for d in dss)  # read back (validated) in full
     ds = dss[0]
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.4"
     assert ds.file_meta.TransferSyntaxUID == pydicom.uid.ExplicitVRLittleEndian
