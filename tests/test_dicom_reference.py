@@ -165,3 +165,10 @@ def test_index_of_the_whole_tree(shared_data):
         ("classic", 40, 6, 240), ("enhanced", 40, 6, 1)]
     assert {s.stack_id for s in philips} == {philips[0].series_uid + "#1", philips[0].series_uid + "#2"}
     assert len({s.stack_id for s in stacks}) == 6
+
+
+def test_mosaic_spacing_from_protocol_slice_positions(shared_data):
+    vol = load_dicom(shared_data / "dicom" / "siemens_mosaic_ax_asc35" / "dicom", volume_index=1)
+    assert vol.spacing[2] == pytest.approx(3.6, abs=1e-6)
+    assert any("slice positions of the protocol" in w for w in vol.meta["warnings"])
+    assert vol.meta["volume_index"] == 1 and vol.meta["n_volumes"] == 2

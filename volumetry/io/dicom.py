@@ -79,11 +79,7 @@ def stack_grid(stack: SeriesStack, *, volume_index: int | None = None) -> tuple[
     single = stack.spacing_between_slices_mm or stack.slice_thickness_mm
     grid = volume_grid(frames, stack.name, single_slice_spacing_mm=single)
     warnings = list(grid.warnings)
-    if stack.kind == "mosaic":
-        warnings.append(
-            f"Siemens mosaic: slice spacing {grid.spacing[2]:g} mm from SpacingBetweenSlices "
-            "(a mosaic stores one position for all its slices)"
-        )
+    warnings.extend(stack.notes)
     if any(f.philips_scale_slope for f in grid.frames):
         warnings.append("Philips private scale slope (2005,100E) present: see docs/loading.md for the scaling used")
     if grid.warnings != tuple(warnings):

@@ -148,6 +148,7 @@ class FileHeader:
     kind: str  # "classic", "enhanced" or "mosaic"
     frames: tuple[Frame, ...]
     sop_uid: str = ""
+    notes: tuple[str, ...] = ()  # facts to record in the volume's warnings (e.g. mosaic spacing source)
 
 
 def read_header(path: str | Path, *, fast: bool = True) -> FileHeader | None:
@@ -309,12 +310,14 @@ def _describe(ds, path: str, pixel_pos: int, elem_head: bytes, file_size: int) -
     offset = _pixel_value_offset(path, ts, ds, pixel_pos, elem_head, file_size, expected)
     source = PixelSource(value_offset=offset, **source_args)
 
+    notes: tuple[str, ...] = ()
     if "PerFrameFunctionalGroupsSequence" in ds:
         kind = "enhanced"
         frames = dicom_enhanced.enhanced_frames(ds, source)
     elif dicom_mosaic.is_mosaic(ds):
         kind = "mosaic"
-        frames = dicom_mosaic.mosaic_frames(ds, source, classic_volume_key(ds), classic_volume_label(ds))
+        frames, note = dicom_mosaic.mosaic_frames(ds, source, classic_volume_key(ds), classic_volume_label(ds))
+        notes = (note,)
     else:
         kind = "classic"
         frame = classic_frame(ds, source)
@@ -341,6 +344,7 @@ def _describe(ds, path: str, pixel_pos: int, elem_head: bytes, file_size: int) -
         spacing_between_slices_mm=_float_or_none(_num(ds, "SpacingBetweenSlices")),
         kind=kind,
         frames=tuple(frames),
+        notes=notes,
     )
 
 

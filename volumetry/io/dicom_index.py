@@ -71,6 +71,9 @@ class SeriesStack:
         for a mosaic's tile spacing).
     volume_labels : tuple of str
         Description of each volume ("temporal position 2, TE 30 ms").
+    notes : tuple of str
+        Facts recorded in the loaded volume's warnings (e.g. where a mosaic's
+        slice spacing came from).
     frames : tuple of Frame
         Every frame, for the loader.
     """
@@ -95,6 +98,7 @@ class SeriesStack:
     slice_thickness_mm: float | None
     spacing_between_slices_mm: float | None
     volume_labels: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
     frames: tuple[Frame, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     @property
@@ -267,6 +271,7 @@ def _make_stack(headers: list[FileHeader], frames: list[Frame], stack_id: str) -
         slice_thickness_mm=h.slice_thickness_mm,
         spacing_between_slices_mm=h.spacing_between_slices_mm,
         volume_labels=labels,
+        notes=tuple(dict.fromkeys(n for h in headers for n in h.notes)),
         frames=tuple(frames),
     )
 

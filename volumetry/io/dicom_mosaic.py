@@ -9,10 +9,11 @@
   correction nibabel and dcm2niix apply).
 * Tile ``s`` lies at ``first + s · spacing · normal`` where ``normal`` is the
   CSA ``SliceNormalVector`` (the order of the tiles; it may be opposite to
-  the cross product of the orientation cosines) and ``spacing`` is
-  SpacingBetweenSlices (mm): a mosaic carries one position, so this is the
-  one case where the slice spacing is read from a header field. The loader
-  records that in the volume's warnings.
+  the cross product of the orientation cosines) and ``spacing`` (mm) comes
+  from the slice centres of the protocol (CSA series header,
+  MrPhoenixProtocol ``sSliceArray.asSlice[*].sPosition``, LPS) projected on
+  the normal, checked evenly spaced; only when the protocol cannot be read
+  is it SpacingBetweenSlices. The loader records which in the warnings.
 """
 from __future__ import annotations
 
@@ -22,8 +23,9 @@ import warnings
 
 import numpy as np
 
-from ..errors import DicomReadError
+from ..errors import DicomReadError, SeriesGeometryError
 from .dicom_frames import PHILIPS_SCALE_SLOPE, Frame, PixelSource
+from .dicom_geometry import SLICE_SPACING_TOL_MM
 from .dicom_values import philips_value as _philips_value
 
 log = logging.getLogger(__name__)
@@ -54,7 +56,7 @@ def _csa(ds):
         return csareader, None
 
 
-def mosaic_frames(ds, source: PixelSource, volume_key: tuple, volume_label: str) -> list[Frame]:
+def mosaic_frames(ds, source: PixelSource, volume_key: tuple, volume_label: str) -> tuple[list[Frame], str]:
     """Describe the tiles of a Siemens mosaic as frames.
 
     Parameters
@@ -68,8 +70,10 @@ def mosaic_frames(ds, source: PixelSource, volume_key: tuple, volume_label: str)
 
     Returns
     -------
-    list of Frame
+    frames : list of Frame
         One per slice, in tile order.
+    note : str
+        Where the slice spacing came from (recorded in the volume's warnings).
 
     Raises
     ------
@@ -117,13 +121,23 @@ def mosaic_frames(ds, source: PixelSource, volume_key: tuple, volume_label: str)
             f"Siemens mosaic {path}: the CSA SliceNormalVector {normal.round(5).tolist()} is not normal "
             f"to the image plane {cross.round(5).tolist()}"
         )
-    spacing = ds.get("SpacingBetweenSlices") or ds.get("SliceThickness")
-    if not spacing:
+    header_spacing = ds.get("SpacingBetweenSlices")
+    protocol_spacing = _protocol_spacing(ds, n, normal, csareader)
+    if protocol_spacing is not None:
+        spacing = protocol_spacing
+        note = (f"Siemens mosaic: slice spacing {spacing:.4g} mm from the slice positions of the protocol "
+                "(CSA MrPhoenixProtocol sSliceArray)")
+        if header_spacing and abs(float(header_spacing) - spacing) > SLICE_SPACING_TOL_MM:
+            note += f"; SpacingBetweenSlices says {float(header_spacing):g} mm"
+    elif header_spacing:
+        spacing = float(header_spacing)
+        note = (f"Siemens mosaic: slice spacing {spacing:.4g} mm from SpacingBetweenSlices "
+                "(the mosaic stores one position and its protocol could not be read)")
+    else:
         raise DicomReadError(
-            f"Siemens mosaic {path}: SpacingBetweenSlices (0018,0088) is missing, so the slice spacing "
-            "of the tiles is unknown"
+            f"Siemens mosaic {path}: neither the protocol's slice positions nor SpacingBetweenSlices (0018,0088) "
+            "are present, so the slice spacing of the tiles is unknown"
         )
-    spacing = float(spacing)
     slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
     intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
     ss = _philips_value(ds.get(PHILIPS_SCALE_SLOPE))
@@ -145,7 +159,55 @@ def mosaic_frames(ds, source: PixelSource, volume_key: tuple, volume_label: str)
             volume_key=volume_key,
             volume_label=volume_label,
         ))
-    return frames
+    return frames, note
+
+
+_PROTOCOL_CACHE: dict[tuple, float | None] = {}
+
+
+def _protocol_spacing(ds, n: int, normal: np.ndarray, csareader) -> float | None:
+    """Slice spacing (mm) from the slice centres in the CSA series header's MrPhoenixProtocol.
+
+    Returns None when the protocol is absent or unreadable, or lists another
+    number of slices. Cached per series (every volume of a series repeats it).
+
+    Raises
+    ------
+    SeriesGeometryError
+        If the protocol's slices are unevenly spaced along the normal.
+    """
+    key = (str(ds.get("SeriesInstanceUID", "")), n, tuple(np.round(normal, 6)))
+    if key in _PROTOCOL_CACHE:
+        return _PROTOCOL_CACHE[key]
+    spacing = None
+    try:
+        from nibabel.nicom import ascconv
+
+        csa = csareader.get_csa_header(ds, "series")
+        text = csa["tags"]["MrPhoenixProtocol"]["items"][0] if csa else ""
+        begin, end = text.find("### ASCCONV BEGIN"), text.find("### ASCCONV END ###")
+        if begin >= 0 and end > begin:
+            asc, _ = ascconv.parse_ascconv(text[begin:end + len("### ASCCONV END ###")], '""')
+            slices = asc["sSliceArray"]["asSlice"]
+            if len(slices) == n and n > 1:
+                pos = np.array([[s["sPosition"].get(k, 0.0) for k in ("dSag", "dCor", "dTra")] for s in slices])
+                d = pos @ normal  # Siemens patient coordinates are LPS
+                steps = np.diff(d)
+                spacing = float((d[-1] - d[0]) / (n - 1))
+                if spacing <= 0 or np.abs(steps - spacing).max() > SLICE_SPACING_TOL_MM:
+                    raise SeriesGeometryError(
+                        f"Siemens mosaic series {key[0]}: the protocol's {n} slice positions are not evenly spaced "
+                        f"along the normal (steps {np.round(steps, 3).tolist()} mm)"
+                    )
+    except SeriesGeometryError:
+        raise
+    except Exception as exc:  # an unreadable protocol: fall back to SpacingBetweenSlices
+        log.debug("cannot read the slice positions of the mosaic protocol: %s", exc)
+        spacing = None
+    if len(_PROTOCOL_CACHE) > 256:
+        _PROTOCOL_CACHE.clear()
+    _PROTOCOL_CACHE[key] = spacing
+    return spacing
 
 
 def tile(mosaic: np.ndarray, index: int, tile_rows: int, tile_cols: int) -> np.ndarray:
