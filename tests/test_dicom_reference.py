@@ -172,3 +172,9 @@ def test_mosaic_spacing_from_protocol_slice_positions(shared_data):
     assert vol.spacing[2] == pytest.approx(3.6, abs=1e-6)
     assert any("slice positions of the protocol" in w for w in vol.meta["warnings"])
     assert vol.meta["volume_index"] == 1 and vol.meta["n_volumes"] == 2
+
+
+def test_volumes_told_apart_by_order_only_are_labelled_by_instance(shared_data):
+    (stack,) = index_dicom(shared_data / "dicom" / "ge_epi_slicegap_3mm_thk_5mm_spacing" / "dicom")
+    assert len(set(stack.volume_labels)) == 10
+    assert all("instance" in lab for lab in stack.volume_labels)

@@ -282,3 +282,14 @@ def test_read_image_dispatches_dicom_folders(tmp_path):
     vol = read_image(tmp_path)
     np.testing.assert_array_equal(vol.array, arr)
     assert vol.spacing[2] == pytest.approx(1.25) and vol.meta["series_uid"]
+
+
+def test_skipped_files_are_logged_at_debug(tmp_path, caplog):
+    import logging
+
+    write_series(tmp_path, phantom((2, 8, 8), seed=28))
+    (tmp_path / "README").write_text("hello\n")
+    with caplog.at_level(logging.DEBUG, logger="volumetry.io"):
+        index_dicom(tmp_path)
+    assert any("README" in r.getMessage() and "not a DICOM file" in r.getMessage() and r.levelno == logging.DEBUG
+               for r in caplog.records)

@@ -247,6 +247,9 @@ def _make_stack(headers: list[FileHeader], frames: list[Frame], stack_id: str) -
     n_volumes = max(len(c) for c in clusters)
     first = sorted(clusters[0], key=lambda i: frames[i].volume_key)
     labels = tuple(frames[i].volume_label for i in first) if n_volumes > 1 else ()
+    if len(set(labels)) < len(labels):  # nothing tells the volumes apart but their order
+        labels = tuple(", ".join(x for x in (lab, f"instance {frames[i].volume_key[4]}") if x)
+                       for lab, i in zip(labels, first))
     if n_volumes > 1 and len(first) < n_volumes:
         labels = labels + ("?",) * (n_volumes - len(first))
     f0 = frames[0]
