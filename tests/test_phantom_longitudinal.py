@@ -110,6 +110,27 @@ def test_cli_single_phantom_both_formats(tmp_path, capsys):
 
 def test_cli_errors(tmp_path, capsys):
     assert main(["phantom", "--shape", "sphere"]) == 2
-    assert "give --out DIR" in capsys.readouterr().err
+    assert "give --out DIR for a single phantom, --trial DIR" in capsys.readouterr().err
     assert main(["phantom", "--shape", "cube", "--out", str(tmp_path)]) == 2
     assert "unknown phantom shape 'cube'" in capsys.readouterr().err
+
+
+def test_write_suite_index(tmp_path):
+    import csv
+
+    from volumetry.io.reader import read_image
+    from volumetry.phantoms import phantom_suite
+    from volumetry.phantoms.export import SUITE_COLUMNS, write_suite
+
+    specs = [s for s in phantom_suite() if s.name.startswith(("suite15", "suite04"))]
+    index = write_suite(specs, tmp_path, image_format="dicom")
+    with open(index, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0]) == SUITE_COLUMNS and [r["case"] for r in rows] == [s.name for s in specs]
+    for r in rows:
+        img, mask = read_image(tmp_path / r["image"]), read_image(tmp_path / r["mask"])
+        img.require_same_grid(mask)
+        seed = np.array([float(r[c]) for c in ("seed_x", "seed_y", "seed_z")])
+        i, j, k = np.rint(img.lps_to_index(seed)).astype(int)
+        assert mask.array[k, j, i] > 0
+        assert (mask.array > 0).sum() * mask.voxel_volume_mm3 / 1000 == pytest.approx(float(r["mask_volume_ml"]))

@@ -5,6 +5,7 @@ Examples::
     volumetry phantom --shape lobulated --volume 12 --plane oblique --tilt 15 -10 \\
         --pixel 0.8 0.9 --thickness 3 --gap 1 --snr 15 --format dicom --out ph1
     volumetry phantom --trial sample_data
+    volumetry phantom --suite suite_out --format dicom
 
 A single phantom folder holds the image (``image/`` DICOM series or
 ``image.nii.gz``), the ground-truth mask ``mask.nii.gz`` and ``truth.json``.
@@ -19,6 +20,8 @@ HELP = "make a phantom with known truth, or the synthetic sample trial"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trial", metavar="DIR", help="write the synthetic sample trial into DIR (bit-for-bit)")
+    parser.add_argument("--suite", metavar="DIR",
+                        help="write the 48-case phantom suite into DIR with an index suite.csv (--format applies)")
     parser.add_argument("--seed", type=int, default=None,
                         help="seed (default: 0 for a phantom, the committed trial's seed for --trial)")
     parser.add_argument("--out", metavar="DIR", help="output folder of a single phantom")
@@ -48,8 +51,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"trial": str(args.trial), "subjects": res["subjects"], "scans": res["scans"],
                           "files": len(res["files"])}))
         return 0
+    if args.suite:
+        from ..phantoms import phantom_suite
+        from ..phantoms.export import write_suite
+
+        specs = phantom_suite()
+        index = write_suite(specs, args.suite, image_format=args.format)
+        print(json.dumps({"suite": str(args.suite), "cases": len(specs), "index": str(index)}))
+        return 0
     if not args.out:
-        raise InputError("give --out DIR for a single phantom, or --trial DIR for the sample trial")
+        raise InputError("give --out DIR for a single phantom, --trial DIR for the sample trial "
+                         "or --suite DIR for the phantom suite")
     from ..phantoms import PhantomSpec, make_lesion_phantom
     from ..phantoms.export import write_phantom
 

@@ -2,11 +2,19 @@
 series or NIfTI, the ground-truth mask as NIfTI, and ``truth.json``."""
 from __future__ import annotations
 
+import csv
 import json
+import logging
 from pathlib import Path
 
 from ..errors import InputError
 from .lesion import Phantom
+
+log = logging.getLogger(__name__)
+
+#: Columns of the index written by :func:`write_suite`.
+SUITE_COLUMNS = ("case", "shape", "plane", "slice_thickness_mm", "slice_gap_mm", "snr", "image", "mask",
+                 "true_volume_ml", "true_volume_se_ml", "mask_volume_ml", "seed_x", "seed_y", "seed_z", "seed_space")
 
 #: Image formats :func:`write_phantom` accepts.
 FORMATS = ("dicom", "nifti")
@@ -61,3 +69,47 @@ def write_phantom(phantom: Phantom, out_dir: str | Path, *, image_format: str = 
     tpath.write_text(json.dumps({**truth, "image": image.name, "mask": mask.name, "format": image_format},
                                 indent=1) + "\n")
     return {"image": image, "mask": mask, "truth": tpath}
+
+
+def write_suite(specs, out_dir: str | Path, *, image_format: str = "dicom") -> Path:
+    """Write every phantom of ``specs`` to ``out_dir/<case>/`` and an index ``suite.csv``.
+
+    The index (:data:`SUITE_COLUMNS`) gives, per case, the image and mask paths
+    (relative to ``out_dir``), the true volume and the suggested seed (LPS mm):
+    what another tool needs to be benchmarked on the suite.
+
+    Returns
+    -------
+    Path
+        The index file.
+
+    Raises
+    ------
+    InputError
+        If the format is unknown.
+    """
+    from .lesion import make_lesion_phantom
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for spec in specs:
+        ph = make_lesion_phantom(spec)
+        paths = write_phantom(ph, out / spec.name, image_format=image_format)
+        t = ph.truth
+        seed = t["seed_point_lps_mm"] or ["", "", ""]
+        rows.append({
+            "case": spec.name, "shape": spec.shape, "plane": spec.plane, "slice_thickness_mm": spec.slice_thickness,
+            "slice_gap_mm": spec.slice_gap, "snr": spec.snr,
+            "image": paths["image"].relative_to(out).as_posix(), "mask": paths["mask"].relative_to(out).as_posix(),
+            "true_volume_ml": t["true_volume_ml"], "true_volume_se_ml": t["true_volume_se_ml"],
+            "mask_volume_ml": t["mask_volume_ml"], "seed_x": seed[0], "seed_y": seed[1], "seed_z": seed[2],
+            "seed_space": "lps",
+        })
+        log.info("%s: %s", spec.name, paths["image"])
+    index = out / "suite.csv"
+    with open(index, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(SUITE_COLUMNS), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return index
