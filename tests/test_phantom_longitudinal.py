@@ -134,3 +134,13 @@ def test_write_suite_index(tmp_path):
         i, j, k = np.rint(img.lps_to_index(seed)).astype(int)
         assert mask.array[k, j, i] > 0
         assert (mask.array > 0).sum() * mask.voxel_volume_mm3 / 1000 == pytest.approx(float(r["mask_volume_ml"]))
+
+
+def test_write_suite_refuses_unsafe_names(tmp_path):
+    from volumetry.errors import InputError
+    from volumetry.phantoms import PhantomSpec
+    from volumetry.phantoms.export import write_suite
+
+    with pytest.raises(InputError, match="cannot be a folder name"):
+        write_suite([PhantomSpec(name="../escape")], tmp_path / "s")
+    assert not (tmp_path / "escape").exists()

@@ -5,12 +5,16 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from pathlib import Path
 
 from ..errors import InputError
 from .lesion import Phantom
 
 log = logging.getLogger(__name__)
+
+#: Case names usable as folder names (no separators, no "..").
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 #: Columns of the index written by :func:`write_suite`.
 SUITE_COLUMNS = ("case", "shape", "plane", "slice_thickness_mm", "slice_gap_mm", "snr", "image", "mask",
@@ -86,7 +90,8 @@ def write_suite(specs, out_dir: str | Path, *, image_format: str = "dicom") -> P
     Raises
     ------
     InputError
-        If the format is unknown.
+        If the format is unknown, or a case name is not a plain folder name
+        (nothing is written outside ``out_dir``).
     """
     from .lesion import make_lesion_phantom
 
@@ -94,6 +99,8 @@ def write_suite(specs, out_dir: str | Path, *, image_format: str = "dicom") -> P
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for spec in specs:
+        if not spec.name or not _SAFE_NAME.fullmatch(spec.name):
+            raise InputError(f"phantom case name {spec.name!r} cannot be a folder name; use letters, digits, '.', '_', '-'")
         ph = make_lesion_phantom(spec)
         paths = write_phantom(ph, out / spec.name, image_format=image_format)
         t = ph.truth
