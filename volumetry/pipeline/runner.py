@@ -74,8 +74,9 @@ class RunSummary:
     failures : list of Failure
     timings : dict
         Total seconds per stage over the computed scans (``load``, ``register``,
-        ``segment``, ``measure``; summed over workers), for writing the outputs
-        (``write``: tables, masks, report), hashing the inputs and planning
+        ``segment``, ``measure``; summed over workers), for the longitudinal
+        assessment (``assess``), for writing the outputs (``write``: tables,
+        masks, SEGs, report), hashing the inputs and planning
         (``plan``) and recording results in the database (``record``).
     elapsed_s : float
     outputs : dict
@@ -461,6 +462,8 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     t0 = time.perf_counter()
     idents = [p.ident for p in planned]
     table, assessed = outputs.assess(store, run_id, idents, cfg)
+    timings["assess"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     sources = {p.ident: (str(p.row.image), p.row.series_uid) for p in planned}
     written = outputs.write_outputs(store, table, idents, cfg, out_dir, sources=sources,
                                     pseudonymized=pseudonymize)
