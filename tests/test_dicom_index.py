@@ -8,6 +8,7 @@ from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from volumetry.io.dicom import index_dicom, load_dicom
 from volumetry.io.dicom_frames import read_header
+from volumetry.io.dicom_rawheader import read_raw_header
 
 
 def _same_headers(folder):
@@ -55,3 +56,33 @@ def test_stack_description(tmp_path):
     assert d["pixel_spacing"] == [0.6, 0.7] and d["slice_thickness_mm"] == 2.5
     assert len(d["files"]) == 6 and d["kind"] == "classic"
     assert s.stack_id == s.series_uid
+
+
+@pytest.mark.parametrize("ts", [ExplicitVRLittleEndian, ImplicitVRLittleEndian], ids=["explicit", "implicit"])
+@pytest.mark.parametrize("undefined", [True, False], ids=["undefined-length", "defined-length"])
+def test_fast_parser_skips_nested_sequences(tmp_path, ts, undefined):
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    arr = phantom((3, 8, 8), seed=42)
+    paths = write_series(tmp_path, arr, transfer_syntax=ts, slope=2, intercept=1)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        inner = Dataset()
+        inner.CodeValue = "X"
+        inner.CodeMeaning = "nested"
+        item = Dataset()
+        item.ReferencedSOPInstanceUID = "1.2.3.4"
+        item.PurposeOfReferenceCodeSequence = [inner]
+        ds.ReferencedImageSequence = [item, item]
+        ds.add_new((0x0029, 0x0010), "LO", "TEST PRIVATE")
+        ds.add_new((0x0029, 0x1010), "OB", b"\x01\x02" * 50)
+        for elem in (ds["ReferencedImageSequence"], item["PurposeOfReferenceCodeSequence"]):
+            elem.is_undefined_length = undefined
+        ds.ReferencedImageSequence[0].is_undefined_length_sequence_item = undefined
+        ds.save_as(p, implicit_vr=ts == ImplicitVRLittleEndian, little_endian=True)
+    for p in paths:  # the raw parser handles these files itself (no fallback to pydicom)
+        with open(p, "rb") as fp:
+            assert read_raw_header(fp, p.stat().st_size) is not None
+    assert _same_headers(tmp_path) == 3
+    np.testing.assert_array_equal(load_dicom(tmp_path).array, arr.astype(np.int64) * 2 + 1)
