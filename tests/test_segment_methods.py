@@ -123,3 +123,14 @@ def test_result_json_is_plain(phantom):
     d = json.loads(json.dumps(res.to_json()))
     assert d["status"] == "ok" and d["volume_ml"] == pytest.approx(res.volume_ml) and d["method"] == "region_growing"
     assert set(d["qc"]) >= {"seed_z", "n_components", "touches_border", "contrast_sd", "threshold"}
+
+
+def test_bias_field_across_the_lesion_is_measured_and_corrected():
+    image, truth, _, centres = ellipsoid_phantom(radii=((13.0, 11.0, 14.0),), shape=(14, 44, 44), noise=10.0, seed=4)
+    ii = np.indices(image.array.shape)[2]
+    shaded = image.with_array((image.array * np.exp(0.025 * (ii - 22))).astype(np.float32))  # 25 % per cm along i
+    truth_ml = truth.sum() * image.voxel_volume_mm3 / 1000
+    on = segment(shaded, Prompt.from_points(centres, "lps", shaded))
+    off = segment(shaded, Prompt.from_points(centres, "lps", shaded), params={"bias_correction": False})
+    assert on.qc["bias_corrected"] == 1 and abs(on.qc["bias_gradient_pct_per_cm"] - 25.0) < 2.0
+    assert abs(on.volume_ml / truth_ml - 1) < 0.005 < abs(off.volume_ml / truth_ml - 1)
