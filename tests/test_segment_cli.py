@@ -26,6 +26,8 @@ def test_segment_writes_the_mask_and_prints_json(tmp_path, capsys):
     assert rc == 0
     d = json.loads(capsys.readouterr().out)
     assert d["status"] == "ok" and d["method"] == "region_growing" and d["flags"] == []
+    assert d["prompt"]["source"]["space"] == "ras"
+    np.testing.assert_allclose(d["prompt"]["seeds_lps"][0], centres[0], atol=1e-6)
     mask = read_image(out)
     assert mask.same_grid(read_image(path))
     assert np.count_nonzero(mask.array) * mask.voxel_volume_mm3 / 1000 == d["volume_ml"]

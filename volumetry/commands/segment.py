@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a seed point inside the lesion (repeat for several parts of one lesion)")
     parser.add_argument("--seed-space", choices=("lps", "ras", "voxel"), default="lps",
                         help="space of --seed and --box: LPS mm, RAS mm or voxel i j k (default: lps)")
-    parser.add_argument("--box", metavar="C", nargs=6, type=float,
+    parser.add_argument("--box", metavar=("X0", "Y0", "Z0", "X1", "Y1", "Z1"), nargs=6, type=float,
                         help="two opposite corners X0 Y0 Z0 X1 Y1 Z1 of a box holding the lesion")
     parser.add_argument("--method", default="default",
                         help="region_growing (default), threshold or levelset")
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         written = write_nifti(res.mask, out, description=f"volumetry {res.method} lesion {res.lesion_id}")
     if args.json:
-        print_json({"image": str(args.image), "out": None if written is None else str(written), **res.to_json()})
+        print_json({"image": str(args.image), "out": None if written is None else str(written), **res.to_json(),
+                    "prompt": prompt.to_json()})
     elif res.ok:
         print(f"lesion {res.lesion_id}: {res.volume_ml:.3f} mL ({res.method}) -> {written}"
               + (f"\nflags: {', '.join(res.flags)}" if res.flags else ""))
