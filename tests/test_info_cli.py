@@ -106,3 +106,13 @@ def test_real_multi_volume_series(shared_data, capsys):
     assert d["size"] == [64, 64, 15] and d["n_volumes"] == 10
     assert d["spacing"] == pytest.approx([3.75, 3.75, 5.0])
     assert len(d["files"]) == 150
+
+
+@pytest.mark.shared_data
+def test_volume_out_of_range_is_exit_2(shared_data, capsys):
+    folder = shared_data / "dicom" / "siemens_xa10_enhanced_multiframe" / "dicom"
+    assert main(["info", str(folder), "--volume", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "volume index 7 is out of range" in err and err.count("\n") == 1
+    d = _run_json(capsys, folder, "--volume", "3")
+    assert d["volume_index"] == 3 and d["n_volumes"] == 4 and d["size"] == [64, 64, 6]
