@@ -56,6 +56,17 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that flushing at exit does not raise again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (e.g. captured in tests)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     from .errors import InputError, VolumetryError
@@ -80,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("volumetry: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `volumetry info --json | head`: the reader went away
+        _silence_stdout()
+        return 1
     except Exception:  # internal error: keep the traceback for the bug report
         log.exception("internal error in 'volumetry %s'; please report it with this traceback", args.command)
         return 1
