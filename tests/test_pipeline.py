@@ -192,7 +192,9 @@ def test_failures_are_isolated_and_recorded(trial, tmp_path):
     text += "S03,baseline,0,2024-03-01,notdicom,1,33,30,24,lps\n"
     (study / "manifest.csv").write_text(text)
     out = tmp_path / "out"
+    before = set(tmp_path.rglob("*"))
     s = run_study(study, tiny_config(), out, jobs=1, progress=False)
+    assert all(p == out or out in p.parents for p in set(tmp_path.rglob("*")) - before)
     assert s.n_failed == 3 and not s.ok
     failed = {(f.subject_id, f.visit): f for f in s.failures}
     assert set(failed) == {("S01", "w24"), ("S02", "w12"), ("S03", "baseline")}
