@@ -298,3 +298,33 @@ def test_progress_bar_on_terminal_log_lines_otherwise(capsys, caplog):
     assert [r.getMessage() for r in caplog.records] == ["[1/2] S01 baseline lesion 1: 1.00 mL",
                                                          "[2/2] S01 w12 lesion 1: FAILED (load)"]
     assert "3/3" not in capsys.readouterr().err
+
+
+def crash_on_w12(task):
+    """A task function that kills its worker process on every w12 scan (a stand-in for a
+    segfault in a native library); runs the real task otherwise."""
+    import os
+
+    from volumetry.pipeline.tasks import run_task
+
+    if task.image.path.endswith("w12.nii.gz"):
+        os._exit(139)
+    return run_task(task)
+
+
+def test_worker_crash_fails_only_its_scan(trial, tmp_path):
+    from volumetry.pipeline.runner import _execute_pool, plan
+    from volumetry.manifest import read_study
+
+    root, _ = trial
+    study = read_study(root)
+    tasks = [p.task for p in plan(study, tiny_config(), str)]
+    results = {r.task_key: r for r in _execute_pool(tasks, 2, func=crash_on_w12)}
+    assert len(results) == len(tasks) == 5
+    for t in tasks:
+        r = results[t.task_key]
+        if t.image.path.endswith("w12.nii.gz"):
+            assert not r.ok and r.error_type == "WorkerCrashed" and "worker process died" in r.message
+            assert not r.deterministic
+        else:
+            assert r.ok and r.measurement["volume_ml"] > 0, r.message

@@ -242,7 +242,20 @@ def _execute_inline(tasks: list[ScanTask]) -> Iterator[TaskResult]:
         yield run_task(t)
 
 
-def _execute_pool(tasks: list[ScanTask], jobs: int) -> Iterator[TaskResult]:
+def _crashed(task: ScanTask) -> TaskResult:
+    return TaskResult(task.task_key, False, stage="worker", error_type="WorkerCrashed",
+                      message=f"{task.where}: the worker process died while processing this scan (a crash in a "
+                              "native library, or out of memory); the other scans were not affected. Re-run to retry")
+
+
+def _execute_pool(tasks: list[ScanTask], jobs: int, func: Callable = run_task) -> Iterator[TaskResult]:
+    """Run the tasks on ``jobs`` worker processes that stay alive across scans.
+
+    A worker that dies (a segfault in a native library, the OOM killer) breaks a
+    process pool and every scan in flight with it. The scans not finished are
+    then run one at a time in a fresh one-worker pool, so that only the scan
+    that kills its worker is recorded as failed and the batch goes on.
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -251,19 +264,49 @@ def _execute_pool(tasks: list[ScanTask], jobs: int) -> Iterator[TaskResult]:
 
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     ctx = multiprocessing.get_context(method)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=warm_up, initargs=(threads,)) as pool:
-        futures = {pool.submit(run_task, t): t for t in tasks}
+
+    def new_pool(n: int) -> ProcessPoolExecutor:
+        threads = max(1, (os.cpu_count() or 1) // n)
+        return ProcessPoolExecutor(max_workers=n, mp_context=ctx, initializer=warm_up, initargs=(threads,))
+
+    def failed(task: ScanTask, exc: Exception) -> TaskResult:  # e.g. a result that cannot be unpickled
+        return TaskResult(task.task_key, False, stage="worker", error_type=type(exc).__name__,
+                          message=f"{task.where}: {exc}")
+
+    done: set[str] = set()
+    broken = False
+    with new_pool(jobs) as pool:
+        futures = {pool.submit(func, t): t for t in tasks}
         for fut in as_completed(futures):
             task = futures[fut]
             try:
-                yield fut.result()
-            except BrokenProcessPool as exc:
-                yield TaskResult(task.task_key, False, stage="worker", error_type="BrokenProcessPool",
-                                 message=f"{task.where}: a worker process died ({exc}); re-run to retry")
-            except Exception as exc:  # noqa: BLE001 -- e.g. a result that cannot be unpickled
-                yield TaskResult(task.task_key, False, stage="worker", error_type=type(exc).__name__,
-                                 message=f"{task.where}: {exc}")
+                res = fut.result()
+            except BrokenProcessPool:
+                broken = True
+                continue
+            except Exception as exc:  # noqa: BLE001
+                res = failed(task, exc)
+            done.add(task.task_key)
+            yield res
+    if not broken:
+        return
+    remaining = [t for t in tasks if t.task_key not in done]
+    log.warning("a worker process died; running the %d unfinished scan(s) one at a time to isolate it",
+                len(remaining))
+    pool = new_pool(1)
+    try:
+        for task in remaining:
+            try:
+                res = pool.submit(func, task).result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=True)
+                pool = new_pool(1)
+                res = _crashed(task)
+            except Exception as exc:  # noqa: BLE001
+                res = failed(task, exc)
+            yield res
+    finally:
+        pool.shutdown(wait=True)
 
 
 def _execute_dask(tasks: list[ScanTask], address: Any) -> Iterator[TaskResult]:
