@@ -68,6 +68,8 @@ def test_failures_cache_only_when_deterministic(store):
     store.record_scan(run, {**scan, "task_key": "flaky", "status": "ok"}, PROV,
                       measurement={"status": "ok", "volume_ml": 1.0, "data": {}})
     assert store.failure("flaky") is None and store.cached("flaky")["kind"] == "measurement"
+    # an older failure of the same scan (other inputs) is gone once the scan has a new result
+    assert store.failure("bad") is None and store.count("failures") == 0
 
 
 def test_transaction_rolls_back_everything(store, monkeypatch):

@@ -13,7 +13,8 @@ Tables (schema in :data:`SCHEMA`, documented in ``docs/pipeline.md``):
     results keyed by ``task_key``, the SHA-256 of everything the result
     depends on (input file contents, prompt, series UID, the pipeline's
     segmentation section, package version). A key already present is a cache
-    hit: nothing is recomputed.
+    hit: nothing is recomputed. ``failures`` keeps only each scan's current
+    failure (a scan that later succeeds, or fails otherwise, loses its old row).
 ``assessments``
     the longitudinal assessment of one subject's lesion, keyed by the hash of
     its measurements and the pipeline's course/response sections.
@@ -308,6 +309,10 @@ class ResultStore:
                     " created_at=excluded.created_at",
                     (key, *ident, failure["stage"], failure["error_type"], failure["message"],
                      int(bool(failure.get("deterministic"))), *p))
+            # the failures table holds the current failure of a scan only (an earlier failure of this
+            # scan with other inputs is history: readers such as the report list every row)
+            self.conn.execute("DELETE FROM failures WHERE subject_id=? AND visit=? AND lesion_id=? AND task_key!=?",
+                              (*ident, key))
             self.conn.execute(
                 "INSERT INTO scans (subject_id, visit, lesion_id, course, scan_date, image, task_key, status,"
                 " input_hash, series_uid, pipeline_hash, package_version, run_id, created_at)"
