@@ -124,3 +124,28 @@ def test_concurrent_reader_sees_only_committed(tmp_path):
         assert reader.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 2
         reader.close()
         assert run == 1
+
+
+def test_file_hash_cache_reads_only_changed_files(tmp_path):
+    import hashlib
+    import os
+    import time
+
+    from volumetry.store import FileHashCache
+
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"alpha")
+    b.write_bytes(b"beta")
+    with ResultStore(tmp_path / "r.sqlite") as s:
+        c = FileHashCache(s)
+        assert c(a) == hashlib.sha256(b"alpha").hexdigest() and c(b) and c.n_read == 2
+        c.save()
+        c2 = FileHashCache(s)
+        assert c2(a) == hashlib.sha256(b"alpha").hexdigest() and c2.n_read == 0
+        st = os.stat(a)
+        time.sleep(0.05)  # ctime has the kernel clock's granularity (a few ms)
+        a.write_bytes(b"alphA")                      # same size, mtime set back: ctime still moves
+        os.utime(a, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert c2(a) == hashlib.sha256(b"alphA").hexdigest() and c2.n_read == 1
+        c2.save()
+        assert str(tmp_path).encode() not in (tmp_path / "r.sqlite").read_bytes()

@@ -18,6 +18,10 @@ Tables (schema in :data:`SCHEMA`, documented in ``docs/pipeline.md``):
 ``assessments``
     the longitudinal assessment of one subject's lesion, keyed by the hash of
     its measurements and the pipeline's course/response sections.
+``file_hashes``
+    a cache of the SHA-256 of input files by the SHA-256 of their path (paths
+    may hold names) and file status (size, mtime, ctime, inode), so that
+    unchanged files are not read again.
 
 Every result row carries its provenance: ``input_hash`` (content hash of the
 input files), ``series_uid``, ``pipeline_hash`` (SHA-256 of the pipeline
@@ -31,8 +35,10 @@ pipeline runner writes here (worker processes never touch the database).
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import logging
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -122,6 +128,14 @@ CREATE TABLE IF NOT EXISTS failures (
     message TEXT NOT NULL,
     deterministic INTEGER NOT NULL,
     {_PROV}
+);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path_key TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    inode INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS assessments (
     subject_id TEXT NOT NULL,
@@ -389,9 +403,54 @@ class ResultStore:
 
     def count(self, table: str) -> int:
         """Number of rows of one table."""
-        if table not in ("runs", "scans", "masks", "measurements", "failures", "assessments"):
+        if table not in ("runs", "scans", "masks", "measurements", "failures", "assessments", "file_hashes"):
             raise ValueError(f"no table {table!r}")
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+class FileHashCache:
+    """SHA-256 of input files, remembered in the ``file_hashes`` table by path and
+    status (size, mtime, ctime, inode): an unchanged file is not read again.
+
+    Any write to a file changes its ctime (which no copy tool can set back), so a
+    modified file is always re-read. Call it as ``cache(path) -> hex digest``;
+    :meth:`save` stores the new digests in one transaction.
+    """
+
+    def __init__(self, store: "ResultStore") -> None:
+        self.store = store
+        self.known = {r["path_key"]: dict(r) for r in store.conn.execute("SELECT * FROM file_hashes")}
+        self.new: dict[str, tuple] = {}
+        self.n_read = 0
+
+    def __call__(self, path: Path) -> str:
+        from .pipeline.tasks import file_sha256
+
+        real = str(Path(path).resolve())
+        # the path itself is not stored (it may hold names): its SHA-256 is the key
+        p = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()
+        st = os.stat(real)
+        sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        row = self.known.get(p)
+        if row is not None and (row["size"], row["mtime_ns"], row["ctime_ns"], row["inode"]) == sig:
+            return row["sha256"]
+        digest = file_sha256(Path(real))
+        self.n_read += 1
+        self.new[p] = (*sig, digest)
+        self.known[p] = {"size": sig[0], "mtime_ns": sig[1], "ctime_ns": sig[2], "inode": sig[3], "sha256": digest}
+        return digest
+
+    def save(self) -> None:
+        """Store the digests computed since the last save (one transaction)."""
+        if not self.new:
+            return
+        with self.store.transaction():
+            self.store.conn.executemany(
+                "INSERT INTO file_hashes (path_key, size, mtime_ns, ctime_ns, inode, sha256) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT(path_key) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns,"
+                " ctime_ns=excluded.ctime_ns, inode=excluded.inode, sha256=excluded.sha256",
+                [(p, *v) for p, v in self.new.items()])
+        self.new.clear()
 
 
 class _Transaction:

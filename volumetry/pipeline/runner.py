@@ -31,7 +31,7 @@ from .._version import __version__
 from ..config import PipelineConfig
 from ..errors import ConfigError, InputError
 from ..manifest import ScanRow, Study, read_study
-from ..store import DB_NAME, ResultStore
+from ..store import DB_NAME, FileHashCache, ResultStore
 from .tasks import ImageRef, PromptSpec, ScanTask, TaskResult, hash_image_input, input_files, content_hash, run_task
 
 log = logging.getLogger(__name__)
@@ -153,12 +153,15 @@ def check_pipeline(cfg: PipelineConfig) -> dict:
     return seg
 
 
-def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str]) -> list[_Planned]:
+def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], digest=None) -> list[_Planned]:
     """Build the task of every scan of the study (hashing its input files).
 
     Scans whose files are missing get a planning failure instead of a task
     (the message names the manifest line and column).
     """
+    from .tasks import file_sha256
+
+    digest = digest or file_sha256
     seg = check_pipeline(cfg)
     hashes: dict[int, str | Exception] = {}
 
@@ -169,7 +172,7 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str]) -> l
                 if not row.image.exists():
                     raise InputError(f"{row.where}, column 'image': {row.image} does not exist; "
                                      "fix the path (relative to the manifest's folder)")
-                hashes[n] = hash_image_input(row.image, row.files)
+                hashes[n] = hash_image_input(row.image, row.files, digest)
             except InputError as exc:
                 hashes[n] = exc
             except OSError as exc:
@@ -190,7 +193,7 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str]) -> l
                     f"{row.where}, column 'mask': {row.mask} does not exist; fix the path "
                     "(relative to the manifest's folder)"))))
                 continue
-            mask_hash = content_hash([row.mask], row.mask.parent)
+            mask_hash = content_hash([row.mask], row.mask.parent, digest)
         prompt = None
         baseline = None
         if row.mask is None and (row.seed is not None or row.box is not None):
@@ -409,12 +412,15 @@ def run_study(
     else:
         def ident_of(s: str) -> str:
             return s
-    t_plan = time.perf_counter()
-    planned = plan(study_obj, cfg, ident_of)
-    t_plan = time.perf_counter() - t_plan
-
     store = ResultStore(out_dir / DB_NAME)
     try:
+        t_plan = time.perf_counter()
+        file_hashes = FileHashCache(store)
+        planned = plan(study_obj, cfg, ident_of, file_hashes)
+        file_hashes.save()
+        t_plan = time.perf_counter() - t_plan
+        log.debug("hashed the inputs: %d file(s) read, the others unchanged since they were last read",
+                  file_hashes.n_read)
         run_id = store.begin_run(study=None if pseudonymize else str(study_obj.source),
                                  pipeline_path=str(cfg.path) if cfg.path else None, pipeline_hash=cfg.sha256,
                                  pseudonymized=pseudonymize, argv=argv)

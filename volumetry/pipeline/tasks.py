@@ -63,29 +63,36 @@ def input_files(image: str | Path, files: tuple = ()) -> list[Path]:
     raise InputError(f"{p}: no such file or folder")
 
 
-def content_hash(paths: list[Path], root: Path | None = None) -> str:
-    """SHA-256 over the relative names and bytes of ``paths`` (sorted).
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def content_hash(paths: list[Path], root: Path | None = None, digest=file_sha256) -> str:
+    """SHA-256 over the relative names and the SHA-256 of the bytes of ``paths`` (sorted).
 
     Renaming or moving the whole input keeps the hash when ``root`` is the
-    input's own folder; any change of a byte changes it.
+    input's own folder; any change of a byte changes it. ``digest`` computes a
+    file's SHA-256 (the runner passes a cache keyed by the file's status, see
+    :class:`volumetry.store.FileHashCache`).
     """
     h = hashlib.sha256()
     for p in sorted(paths):
         name = os.path.relpath(p, root) if root is not None else p.name
-        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
-        with open(p, "rb") as fh:
-            while chunk := fh.read(_CHUNK):
-                h.update(chunk)
-        h.update(b"\0")
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0" + digest(Path(p)).encode() + b"\0")
     return h.hexdigest()
 
 
-def hash_image_input(image: str | Path, files: tuple = ()) -> str:
+def hash_image_input(image: str | Path, files: tuple = (), digest=file_sha256) -> str:
     """Content hash of an image input (file, DICOM folder, or explicit files)."""
     paths = input_files(image, files)
     p = Path(image)
     root = p if p.is_dir() else p.parent
-    return content_hash(paths, root)
+    return content_hash(paths, root, digest)
 
 
 # ------------------------------------------------------------------------------ values
