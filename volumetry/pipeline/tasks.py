@@ -16,6 +16,7 @@ import collections
 import dataclasses
 import hashlib
 import os
+import threading
 import time
 import traceback
 import zlib
@@ -31,6 +32,8 @@ from ..image import Volume
 #: subject's baseline image; consecutive tasks of one subject reuse it).
 IMAGE_CACHE_SIZE = 2
 _IMAGE_CACHE: "collections.OrderedDict[tuple, Volume]" = collections.OrderedDict()
+#: Dask workers may run several tasks in threads of one process.
+_IMAGE_CACHE_LOCK = threading.Lock()
 
 #: Flag of :func:`volumetry.segment.segment` when a propagated seed lands on tissue far darker
 #: than the baseline lesion (the lesion has gone: complete response).
@@ -248,16 +251,18 @@ def unpack_mask(data: bytes, grid: dict, meta: dict | None = None) -> Volume:
 def load_image(ref: ImageRef) -> Volume:
     """Read an image through a small per-process cache keyed by its content hash."""
     key = (ref.path, ref.series_uid, ref.input_hash)
-    hit = _IMAGE_CACHE.get(key)
-    if hit is not None:
-        _IMAGE_CACHE.move_to_end(key)
-        return hit
+    with _IMAGE_CACHE_LOCK:
+        hit = _IMAGE_CACHE.get(key)
+        if hit is not None:
+            _IMAGE_CACHE.move_to_end(key)
+            return hit
     from ..io.reader import read_image
 
     vol = read_image(ref.path, series_uid=ref.series_uid)
-    _IMAGE_CACHE[key] = vol
-    while len(_IMAGE_CACHE) > IMAGE_CACHE_SIZE:
-        _IMAGE_CACHE.popitem(last=False)
+    with _IMAGE_CACHE_LOCK:
+        _IMAGE_CACHE[key] = vol
+        while len(_IMAGE_CACHE) > IMAGE_CACHE_SIZE:
+            _IMAGE_CACHE.popitem(last=False)
     return vol
 
 
