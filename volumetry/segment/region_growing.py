@@ -22,12 +22,17 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+from scipy import ndimage
 
 from .common import (MethodOutput, closing, connected_to_seeds, core, fill_holes, noise_sigma, padding_mask, seed_balls,
                      seed_value, shell, smooth)
 from .roi import Roi
 
 log = logging.getLogger(__name__)
+
+#: Structuring elements by connectivity (6: faces, 18: faces and edges, 26: all neighbours).
+CONNECTIVITY = {6: ndimage.generate_binary_structure(3, 1), 18: ndimage.generate_binary_structure(3, 2),
+                26: ndimage.generate_binary_structure(3, 3)}
 
 #: Documented parameters of ``region_growing`` and their defaults.
 DEFAULTS = {
@@ -43,6 +48,10 @@ DEFAULTS = {
     "min_contrast_sd": 2.0,   # lesion - background must exceed this many noise SDs, else "failed"
     "max_iterations": 12,     # threshold updates
     "tolerance": 0.01,        # stop when the threshold moves by less than this x contrast
+    "connectivity": "auto",   # of the final region: 6 (faces), 18 (+ edges), 26 (+ corners), or "auto": 18 when the
+                              # lesion is >= auto_connectivity_sd noise SD above its surroundings (background
+                              # voxels then never reach the threshold), else 6 (noise specks percolate less)
+    "auto_connectivity_sd": 8.0,
     "closing_mm": 1.5,        # closing radius (mm) bridging thin dark septa inside the lesion (0 = none)
     "fill_holes": True,
     "bias_correction": True,  # positive images: divide the crop by the lesion's linear (log) intensity trend, redo
@@ -155,14 +164,14 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict) -> MethodOutput:
     t = sval - p["start_sigmas"] * sigma_sm
     anchors = seed_balls(a.shape, roi.seeds, roi.spacing_kji, p["seed_radius_mm"])
 
-    def grow(threshold: float) -> np.ndarray:
+    def grow(threshold: float, connectivity: int = 6) -> np.ndarray:
         binary = sm > threshold
         if allowed is not None:
             binary &= allowed
         binary = closing(binary, p["closing_mm"], roi.spacing_kji)
         if allowed is not None:
             binary &= allowed
-        return connected_to_seeds(binary, roi.seeds, anchors=anchors)
+        return connected_to_seeds(binary, roi.seeds, anchors=anchors, structure=CONNECTIVITY[connectivity])
 
     qc = {"noise_sd": sigma, "seed_value": sval}
     region = None
@@ -196,7 +205,13 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict) -> MethodOutput:
             None, f"the seed is not on lesion-like tissue: the region around it is only {contrast / sigma:.1f} "
             f"noise SD brighter than its surroundings (need > {p['min_contrast_sd']}); move the seed onto the "
             "bright lesion, or there is no measurable lesion here", qc)
-    region = grow(t)
+    conn = p["connectivity"]
+    if conn == "auto":
+        conn = 18 if contrast >= p["auto_connectivity_sd"] * sigma else 6
+    if conn not in CONNECTIVITY:
+        raise ValueError(f"connectivity must be 6, 18, 26 or 'auto', got {p['connectivity']!r}")
+    qc["connectivity"] = conn
+    region = grow(t, conn)
     if p["fill_holes"]:
         region = fill_holes(region)
         if allowed is not None:
