@@ -94,3 +94,38 @@ def test_dicom_tree_seg_and_pseudonyms(tmp_path, monkeypatch):
         assert "SECRET42" not in str(f)
         if f.is_file():
             assert b"SECRET42" not in f.read_bytes(), f
+
+
+def test_manifest_dicom_folder_with_several_series_uses_the_series_rule(tmp_path):
+    """A manifest row pointing at a DICOM folder with a T1 and a T2 FS series and no
+    series_uid: the pipeline's series rule picks the T2 FS; a rule matching nothing is
+    a failure of that scan listing the series found."""
+    from volumetry.config import validate_pipeline
+
+    study = tmp_path / "study"
+    img, lesion = make_image((9, 7, 7), (0, 0, 0), seed=5)
+    img = img.with_array(np.round(img.array).astype(np.int16))
+    t1 = img.with_array((img.array // 3).astype(np.int16))  # another contrast: the lesion is dimmer
+    info = dict(patient_id="P1", study_date="20240115", uid_seed="mixed")
+    write_dicom_series(t1, study / "P1" / "dicom" / "s2", SeriesInfo(series_description="T1 VIBE", series_number=2, **info))
+    write_dicom_series(img, study / "P1" / "dicom" / "s3", SeriesInfo(series_description="T2 FS COR", series_number=3, **info))
+    (study / "manifest.csv").write_text(
+        "subject_id,visit,image,seed_x,seed_y,seed_z,seed_space\n"
+        f"P1,baseline,P1/dicom,{LESION_CENTRE[0]},{LESION_CENTRE[1]},{LESION_CENTRE[2]},lps\n")
+    cfg = validate_pipeline({**tiny_config().to_dict(), "series": RULE})
+    s = run_study(study, cfg, tmp_path / "out", jobs=1, progress=False)
+    assert s.ok, [f.line() for f in s.failures]
+    assert len(list((tmp_path / "out").rglob("*_desc-lesion_mask.dcm"))) == 1
+    v = voxel_rows(s.table).loc[("P1", "baseline")]
+    assert v["volume_ml"] == pytest.approx(lesion.sum() * np.prod(SPACING) / 1000, rel=0.03)
+    t2_uid = read_study(study).rows[0]  # the manifest gives no series_uid ...
+    assert t2_uid.series_uid is None
+    from volumetry.io.dicom import index_dicom
+
+    t2 = [st for st in index_dicom(study / "P1" / "dicom") if st.description == "T2 FS COR"][0]
+    assert v["series_uid"] == t2.series_uid  # ... the rule chose the T2 FS
+    strict = validate_pipeline({**cfg.to_dict(), "series": {**RULE, "description_regex": "stir"}})
+    s2 = run_study(study, strict, tmp_path / "out2", jobs=1, progress=False)
+    assert [f.stage for f in s2.failures] == ["load"]
+    assert "none matches the pipeline's series rule" in s2.failures[0].message
+    assert "T1 VIBE" in s2.failures[0].message and "T2 FS COR" in s2.failures[0].message

@@ -269,6 +269,8 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
             continue
         ident = (scan["subject_id"], scan["visit"], scan["lesion_id"])
         source = (sources or {}).get(ident)
+        if source is not None and scan["series_uid"]:
+            source = (source[0], scan["series_uid"])  # the series actually loaded (chosen by the rule)
         want_seg = source is not None and _is_dicom(Path(source[0]))
         fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == _file_sha256(target)
         if fresh and (seg_target.is_file() or not want_seg):

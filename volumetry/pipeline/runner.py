@@ -179,6 +179,12 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
                 hashes[n] = InputError(f"{row.where}, column 'image': {row.image} cannot be read: {exc}")
         return hashes[n]
 
+    rule = tuple(sorted(cfg.series.items()))
+
+    def rule_for(row: ScanRow) -> tuple | None:
+        # the series rule decides only for a DICOM folder given without series_uid
+        return rule if (row.series_uid is None and not row.files and row.image.is_dir()) else None
+
     out = []
     for n, row in enumerate(study.rows):
         ident = (ident_of(row.subject_id), row.visit, row.lesion_id)
@@ -211,17 +217,20 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
                     f"{row.where}: the baseline this scan is propagated from ({donor.where}) "
                     f"cannot be used: {dh}"))))
                 continue
-            baseline = (ImageRef(str(donor.image), donor.series_uid, dh),
+            baseline = (ImageRef(str(donor.image), donor.series_uid, dh, rule_for(donor)),
                         PromptSpec(donor.seed, donor.box, donor.seed_space, donor.lesion_id))
         key_payload = {
             "version": __version__, "ident": ident, "image": h, "series_uid": row.series_uid,
             "prompt": dataclasses.asdict(prompt) if prompt else None, "mask": mask_hash,
             "baseline": [dataclasses.asdict(b) for b in baseline] if baseline else None,
+            "series_rule": rule_for(row),
+            "baseline_series_rule": rule_for(study.rows[row.propagate_from]) if baseline else None,
             "segmentation": seg, "registration": cfg.segmentation["registration"] if baseline else None,
             "vanished_lesion": cfg.segmentation["vanished_lesion"] if baseline else None,
         }
         task = ScanTask(
-            task_key=_sha(key_payload), image=ImageRef(str(row.image), row.series_uid, h), prompt=prompt,
+            task_key=_sha(key_payload), image=ImageRef(str(row.image), row.series_uid, h, rule_for(row)),
+            prompt=prompt,
             mask=str(row.mask) if row.mask is not None else None, mask_hash=mask_hash, baseline=baseline,
             method=seg["method"], params=seg["params"], registration=cfg.segmentation["registration"],
             where=row.where, lesion_id=row.lesion_id, vanished_lesion=cfg.segmentation["vanished_lesion"],

@@ -102,11 +102,14 @@ def hash_image_input(image: str | Path, files: tuple = (), digest=file_sha256) -
 @dataclasses.dataclass(frozen=True)
 class ImageRef:
     """Where an image is: ``path`` (file or DICOM folder), ``series_uid``, and the
-    content hash of its files (``input_hash``; also the key of the worker cache)."""
+    content hash of its files (``input_hash``; also the key of the worker cache).
+    ``series_rule`` (the pipeline's ``series`` section as sorted items) chooses the
+    series when a DICOM folder holds several and no ``series_uid`` is given."""
 
     path: str
     series_uid: str | None
     input_hash: str
+    series_rule: tuple | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -250,20 +253,49 @@ def unpack_mask(data: bytes, grid: dict, meta: dict | None = None) -> Volume:
 # ------------------------------------------------------------------------------ the task
 def load_image(ref: ImageRef) -> Volume:
     """Read an image through a small per-process cache keyed by its content hash."""
-    key = (ref.path, ref.series_uid, ref.input_hash)
+    key = (ref.path, ref.series_uid, ref.input_hash, ref.series_rule)
     with _IMAGE_CACHE_LOCK:
         hit = _IMAGE_CACHE.get(key)
         if hit is not None:
             _IMAGE_CACHE.move_to_end(key)
             return hit
+    from ..errors import SeriesSelectionError
     from ..io.reader import read_image
 
-    vol = read_image(ref.path, series_uid=ref.series_uid)
+    try:
+        vol = read_image(ref.path, series_uid=ref.series_uid)
+    except SeriesSelectionError:
+        if ref.series_uid is not None or not ref.series_rule:
+            raise
+        vol = read_image(ref.path, series_uid=_series_by_rule(ref.path, dict(ref.series_rule)))
     with _IMAGE_CACHE_LOCK:
         _IMAGE_CACHE[key] = vol
         while len(_IMAGE_CACHE) > IMAGE_CACHE_SIZE:
             _IMAGE_CACHE.popitem(last=False)
     return vol
+
+
+def _series_by_rule(path: str, rule: dict) -> str:
+    """The stack id of the series of a DICOM folder chosen by the pipeline's ``series`` rule.
+
+    Raises
+    ------
+    SeriesSelectionError
+        No series matches the rule (the message lists what the folder holds).
+    """
+    from ..errors import SeriesSelectionError
+    from ..io.dicom import index_dicom
+    from ..manifest import select_series
+
+    stacks = index_dicom(path)
+    chosen = select_series(stacks, rule)
+    if chosen is None:
+        found = "; ".join(f"{getattr(s, 'modality', '?')} '{getattr(s, 'description', '')}'" for s in stacks)
+        raise SeriesSelectionError(
+            f"{path} holds {len(stacks)} series and none matches the pipeline's series rule (modality "
+            f"{rule.get('modality')}, description /{rule.get('description_regex')}/): {found}; give series_uid "
+            "in the manifest or widen series.description_regex")
+    return getattr(chosen, "stack_id", None) or chosen.series_uid
 
 
 def _read_mask(path: str, image: Volume, lesion_id: str):
