@@ -247,7 +247,14 @@ def test_pseudonymize_replaces_identifiers_everywhere(trial, tmp_path, monkeypat
     monkeypatch.setenv(KEY_ENV, "test-key")
     root, _ = trial
     out = tmp_path / "out"
-    s = run_study(root, tiny_config(), out, jobs=1, progress=False, pseudonymize=True)
+    study = tmp_path / "study"
+    shutil.copytree(root, study)
+    (study / "S02" / "w12.nii.gz").write_bytes(b"corrupt")  # a failure message names the file
+    root = study
+    s = run_study(root, tiny_config(), out, jobs=1, progress=False, pseudonymize=True,
+                  argv=["run", str(root), "--pseudonymize"])
+    assert [f.subject_id for f in s.failures] == [Pseudonymizer(b"test-key")("S02")]
+    assert "<study>/" in s.failures[0].message
     p = Pseudonymizer(b"test-key")
     assert set(s.table["subject_id"]) == {p("S01"), p("S02")}
     for f in out.rglob("*"):
@@ -255,6 +262,7 @@ def test_pseudonymize_replaces_identifiers_everywhere(trial, tmp_path, monkeypat
         if f.is_file():
             data = f.read_bytes()
             assert b"S01" not in data and b"S02" not in data, f
+            assert str(root).encode() not in data, f  # no input path (it may hold names)
     assert (out / f"sub-{p('S01')}").is_dir()
 
 

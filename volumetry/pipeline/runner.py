@@ -239,8 +239,14 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
     return out
 
 
-def _scrub(text: str, real: str, shown: str) -> str:
-    """Replace a real subject identifier by its pseudonym in a message."""
+def _scrub(text: str, p: "_Planned", study: Study, pseudonymize: bool) -> str:
+    """A failure message fit for the outputs: with pseudonymisation, the study's
+    folder becomes ``<study>`` and the real subject identifier its pseudonym."""
+    if not pseudonymize:
+        return text
+    for root in {str(study.root), str(study.source)}:
+        text = text.replace(root, "<study>")
+    real, shown = p.row.subject_id, p.ident[0]
     return text.replace(real, shown) if real and real != shown else text
 
 
@@ -432,7 +438,7 @@ def run_study(
                   file_hashes.n_read)
         run_id = store.begin_run(study=None if pseudonymize else str(study_obj.source),
                                  pipeline_path=str(cfg.path) if cfg.path else None, pipeline_hash=cfg.sha256,
-                                 pseudonymized=pseudonymize, argv=argv)
+                                 pseudonymized=pseudonymize, argv=None if pseudonymize else argv)
         summary = _run(store, run_id, study_obj, planned, cfg, out_dir, jobs=jobs, dask_address=dask_address,
                        pseudonymize=pseudonymize, progress=progress)
         summary.elapsed_s = time.perf_counter() - t_start
@@ -467,7 +473,7 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     n_cached = 0
     for p in planned:
         if p.failure is not None:
-            p.failure["message"] = _scrub(p.failure["message"], p.row.subject_id, p.ident[0])
+            p.failure["message"] = _scrub(p.failure["message"], p, study, pseudonymize)
             scan = _scan_row(p, "failed", pseudonymize, study)
             store.record_scan(run_id, scan, {"input_hash": p.input_hash, "series_uid": p.row.series_uid,
                                              "pipeline_hash": cfg.sha256}, failure=p.failure)
@@ -552,7 +558,7 @@ def _record(store: ResultStore, run_id: int, p: _Planned, res: TaskResult, cfg: 
     if not res.ok:
         store.record_scan(run_id, scan, prov, failure={
             "stage": res.stage or "unknown", "error_type": res.error_type or "Error",
-            "message": _scrub(res.message or "", p.row.subject_id, p.ident[0]), "deterministic": res.deterministic})
+            "message": _scrub(res.message or "", p, study, pseudonymize), "deterministic": res.deterministic})
         return
     m = res.measurement or {}
     data = {"measurement": m, "segmentation": res.segmentation, "registration": res.registration,
