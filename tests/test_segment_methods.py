@@ -134,3 +134,15 @@ def test_bias_field_across_the_lesion_is_measured_and_corrected():
     off = segment(shaded, Prompt.from_points(centres, "lps", shaded), params={"bias_correction": False})
     assert on.qc["bias_corrected"] == 1 and abs(on.qc["bias_gradient_pct_per_cm"] - 25.0) < 2.0
     assert abs(on.volume_ml / truth_ml - 1) < 0.005 < abs(off.volume_ml / truth_ml - 1)
+
+
+def test_connectivity_is_18_only_for_clear_lesions_and_bad_values_are_input_errors(phantom):
+    image, _, _, centres = phantom  # contrast 200 over noise 20: 10 SD
+    clear = segment(image, Prompt.from_points(centres, "lps", image))
+    noisy_img, _, _, c2 = ellipsoid_phantom(radii=((8.0, 6.5, 9.0),), shape=(12, 40, 40), noise=40.0, seed=3)
+    noisy = segment(noisy_img, Prompt.from_points(c2, "lps", noisy_img))
+    assert clear.qc["connectivity"] == 18 and noisy.qc["connectivity"] == 6
+    with pytest.raises(InputError, match="connectivity must be 6, 18, 26 or 'auto', got 8"):
+        segment(image, Prompt.from_points(centres, "lps", image), params={"connectivity": 8})
+    with pytest.raises(InputError, match="threshold must be 'otsu' or a number"):
+        segment(image, Prompt.from_points(centres, "lps", image), method="threshold", params={"threshold": "max"})

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 from .common import MethodOutput, bbox, closing, connected_to_seeds, fill_holes, padding_mask, seed_balls
 from .roi import Roi
 
@@ -52,7 +54,7 @@ def levelset(roi: Roi, params: dict) -> MethodOutput:
 
     p = {**DEFAULTS, **params}
     if p["init"] == "levelset":
-        raise ValueError("levelset cannot start from itself; init must be 'region_growing' or 'threshold'")
+        raise InputError("levelset cannot start from itself; init must be 'region_growing' or 'threshold'")
     first = get_method(p["init"]).func(roi, dict(p.get("init_params") or {}))
     if first.mask is None:
         return first

@@ -22,6 +22,8 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+
+from ..errors import InputError
 from scipy import ndimage
 
 from .common import (MethodOutput, closing, connected_to_seeds, core, fill_holes, noise_sigma, padding_mask, seed_balls,
@@ -70,11 +72,11 @@ def lesion_intensity(a: np.ndarray, region: np.ndarray, stat: str, core_fraction
 
     Raises
     ------
-    ValueError
+    InputError
         If ``stat`` is unknown.
     """
     if stat not in ("core", "region", "auto"):
-        raise ValueError(f"lesion_stat must be 'core', 'region' or 'auto', got {stat!r}")
+        raise InputError(f"lesion_stat must be 'core', 'region' or 'auto', got {stat!r}")
     inner = core(region)
     if stat == "region" or (stat == "auto" and inner.sum() >= core_fraction * region.sum()):
         return float(np.median(a[region]))
@@ -209,7 +211,7 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict) -> MethodOutput:
     if conn == "auto":
         conn = 18 if contrast >= p["auto_connectivity_sd"] * sigma else 6
     if conn not in CONNECTIVITY:
-        raise ValueError(f"connectivity must be 6, 18, 26 or 'auto', got {p['connectivity']!r}")
+        raise InputError(f"connectivity must be 6, 18, 26 or 'auto', got {p['connectivity']!r}")
     qc["connectivity"] = conn
     region = grow(t, conn)
     if p["fill_holes"]:

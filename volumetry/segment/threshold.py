@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
+
 from .common import MethodOutput, connected_to_seeds, fill_holes, padding_mask, seed_value, smooth
 from .roi import Roi
 
@@ -43,7 +45,7 @@ def threshold(roi: Roi, params: dict) -> MethodOutput:
     inside = roi.box_mask if roi.box_mask is not None else np.ones(sm.shape, bool)
     if isinstance(p["threshold"], str):
         if p["threshold"] != "otsu":
-            raise ValueError(f"threshold must be 'otsu' or a number, got {p['threshold']!r}")
+            raise InputError(f"threshold must be 'otsu' or a number, got {p['threshold']!r}")
         # padding (skull-stripped / zero-filled background) would make Otsu split body from padding
         t = float(threshold_otsu(sm[inside & ~padding_mask(roi.array)]))
     else:
