@@ -127,11 +127,13 @@ def run_brats(methods: list[str]) -> dict:
         seed = np.asarray(ref["seed_voxel_ijk"], float)
         prompt = Prompt.from_points(image.index_to_lps(seed), "lps", image, box=box)
         true_ml = float(tmask.sum() * truth.voxel_volume_mm3 / 1000)
-        for method in methods:
+        seed_only = Prompt.from_points(image.index_to_lps(seed), "lps", image)
+        runs = [(m, m, prompt) for m in methods] + [(methods[0], f"{methods[0]} (seed only, no box)", seed_only)]
+        for method, label, prm in runs:
             t0 = time.perf_counter()
-            res = segment(image, prompt, method=method)
+            res = segment(image, prm, method=method)
             dt = time.perf_counter() - t0
-            row = {"case": case.name, "method": method, "true_ml": true_ml, "status": res.status, "time_s": dt,
+            row = {"case": case.name, "method": label, "true_ml": true_ml, "status": res.status, "time_s": dt,
                    "flags": res.flags}
             if res.ok:
                 row.update(volume_ml=res.volume_ml, error_pct=100 * (res.volume_ml / true_ml - 1),
@@ -139,7 +141,7 @@ def run_brats(methods: list[str]) -> dict:
             else:
                 row["reason"] = res.reason
             rows.append(row)
-            print(f"{case.name:20s} {method:15s} true {true_ml:8.2f} mL  " + (
+            print(f"{case.name:20s} {label:15s} true {true_ml:8.2f} mL  " + (
                 f"seg {row['volume_ml']:8.2f} mL  err {row['error_pct']:+6.2f} %  dice {row['dice']:.3f}"
                 if res.ok else f"FAILED: {res.reason}") + f"  {dt:5.2f} s {' '.join(res.flags)}", flush=True)
     return {"rows": rows}
