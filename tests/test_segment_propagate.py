@@ -100,3 +100,24 @@ def test_an_off_centre_click_still_finds_a_lesion_that_shrank_about_its_centre(b
     f = segment(follow, fprompt)
     assert f.ok, f.reason
     assert abs(f.volume_ml / follow_ml - 1) < 0.1
+
+
+def test_lesion_anchor_is_the_centroid_or_the_deepest_voxel_of_a_crescent():
+    import sys
+
+    anchors = sys.modules["volumetry.segment.propagate"].lesion_anchors
+    shape = (5, 40, 40)
+    grid = Volume(np.zeros(shape, np.float32), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0), np.eye(3))
+    kk, jj, ii = np.indices(shape)
+    disc = ((ii - 20) ** 2 + (jj - 20) ** 2 <= 100) & (kk >= 1) & (kk <= 3)
+    crescent = disc & ~(((ii - 23) ** 2 + (jj - 20) ** 2) <= 81)
+    for mask, inside_centroid in ((disc, True), (crescent, False)):
+        ijk_seed = np.argwhere(mask)[0][::-1].astype(float)
+        prompt = Prompt.from_points(ijk_seed, "voxel", grid)
+        a = grid.lps_to_index(anchors(grid, prompt, grid.with_array(mask))[0])
+        k, j, i = np.rint(a[::-1]).astype(int)
+        assert mask[k, j, i]
+        if inside_centroid:
+            np.testing.assert_allclose(a, [20, 20, 2], atol=1e-9)
+        else:  # the crescent's centroid lies in its hole: the deepest voxel is used
+            assert not crescent[tuple(np.rint(np.argwhere(crescent).mean(axis=0)).astype(int))]
