@@ -395,8 +395,12 @@ def run_task(task: ScanTask) -> TaskResult:
                 base_ref, base_spec = task.baseline
                 base_img = _stage("load", timings, load_image, base_ref)
                 base_prompt = _stage("register", timings, _prompt, base_spec, base_img)
+                # the baseline lesion as this pipeline segments it: its centre is what gets carried
+                base_seg = _stage("register", timings, segment, base_img, base_prompt, method=task.method,
+                                  params=task.params)
                 prompt, reg = _stage("register", timings, propagate, base_img, image, base_prompt,
-                                     transform=task.registration)
+                                     transform=task.registration,
+                                     baseline_mask=base_seg.mask if base_seg.status == "ok" else None)
                 registration = plain(reg)
                 source = "propagated"
             result = _stage("segment", timings, segment, image, prompt, method=task.method, params=task.params)
