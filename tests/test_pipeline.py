@@ -336,3 +336,35 @@ def test_worker_crash_fails_only_its_scan(trial, tmp_path):
             assert not r.deterministic
         else:
             assert r.ok and r.measurement["volume_ml"] > 0, r.message
+
+
+def hang_unless_s01_baseline(task):
+    """A task function that works on S01's baseline and hangs on every other scan."""
+    import time
+
+    from volumetry.pipeline.tasks import run_task
+
+    if task.image.path.endswith("S01/baseline.nii.gz"):
+        return run_task(task)
+    time.sleep(120)
+    return run_task(task)
+
+
+def test_stopping_a_pool_run_ends_its_workers(trial):
+    """Ctrl-C (or any error in the caller) does not wait for the queued scans: the
+    pool's workers are ended at once."""
+    import multiprocessing
+    import time
+
+    from volumetry.manifest import read_study
+    from volumetry.pipeline.runner import _execute_pool, plan
+
+    root, _ = trial
+    tasks = [p.task for p in plan(read_study(root), tiny_config(), str)]
+    gen = _execute_pool(tasks, 2, func=hang_unless_s01_baseline)
+    assert next(gen).ok
+    children = multiprocessing.active_children()
+    t0 = time.perf_counter()
+    gen.close()  # what an exception in the consumer (or Ctrl-C) does
+    assert time.perf_counter() - t0 < 30  # the hanging scans were not waited for
+    assert not [c for c in children if c.is_alive()]

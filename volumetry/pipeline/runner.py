@@ -293,7 +293,8 @@ def _execute_pool(tasks: list[ScanTask], jobs: int, func: Callable = run_task) -
 
     done: set[str] = set()
     broken = False
-    with new_pool(jobs) as pool:
+    pool = new_pool(jobs)
+    try:
         futures = {pool.submit(func, t): t for t in tasks}
         for fut in as_completed(futures):
             task = futures[fut]
@@ -306,6 +307,10 @@ def _execute_pool(tasks: list[ScanTask], jobs: int, func: Callable = run_task) -
                 res = failed(task, exc)
             done.add(task.task_key)
             yield res
+    except BaseException:  # Ctrl-C, or the caller stopped: do not wait for the queued scans
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
     if not broken:
         return
     remaining = [t for t in tasks if t.task_key not in done]
@@ -323,8 +328,21 @@ def _execute_pool(tasks: list[ScanTask], jobs: int, func: Callable = run_task) -
             except Exception as exc:  # noqa: BLE001
                 res = failed(task, exc)
             yield res
-    finally:
-        pool.shutdown(wait=True)
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop(pool) -> None:
+    """Cancel the queued scans of a pool and end its worker processes (ours, by pid)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
 
 
 def _execute_dask(tasks: list[ScanTask], address: Any) -> Iterator[TaskResult]:
@@ -354,10 +372,15 @@ class _Progress:
         self.done = 0
         tty = sys.stderr.isatty() if enabled is None else enabled
         self.bar = None
+        self._redirect = None
         if tty and total:
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
 
             self.bar = tqdm(total=total, unit="scan", desc="volumetry run", file=sys.stderr)
+            # log records (warnings of the stages) print above the bar instead of through it
+            self._redirect = logging_redirect_tqdm(loggers=[logging.getLogger("volumetry")])
+            self._redirect.__enter__()
 
     def update(self, text: str) -> None:
         self.done += 1
@@ -368,6 +391,9 @@ class _Progress:
             log.info("[%d/%d] %s", self.done, self.total, text)
 
     def close(self) -> None:
+        if self._redirect is not None:
+            self._redirect.__exit__(None, None, None)
+            self._redirect = None
         if self.bar is not None:
             self.bar.close()
 
