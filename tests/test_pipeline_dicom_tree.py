@@ -4,7 +4,6 @@ hostile PatientID ``../../x``: nothing is written outside the output folder."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from test_pipeline import LESION_CENTRE, SPACING, make_image, tiny_config, voxel_rows

@@ -32,7 +32,7 @@ from ..config import PipelineConfig
 from ..errors import ConfigError, InputError
 from ..manifest import ScanRow, Study, read_study
 from ..store import DB_NAME, FileHashCache, ResultStore
-from .tasks import ImageRef, PromptSpec, ScanTask, TaskResult, hash_image_input, input_files, content_hash, run_task
+from .tasks import ImageRef, PromptSpec, ScanTask, TaskResult, content_hash, hash_image_input, run_task
 
 log = logging.getLogger(__name__)
 
