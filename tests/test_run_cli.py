@@ -162,7 +162,10 @@ def test_sigkill_mid_batch_then_rerun_gives_the_same_table(tmp_path):
     make_tiny_trial(study, TRIAL9)
     pipe = tmp_path / "tiny.yaml"
     pipe.write_text(TINY_YAML)
-    reference = run_study(study, tiny_config(), tmp_path / "reference", jobs=1, progress=False)
+    from volumetry.config import load_pipeline
+
+    cfg = load_pipeline(pipe)  # the same pipeline file as the command line's (config_hash is its hash)
+    reference = run_study(study, cfg, tmp_path / "reference", jobs=1, progress=False)
     assert reference.ok and reference.n_scans == 9
 
     out = tmp_path / "killed"
@@ -188,7 +191,18 @@ def test_sigkill_mid_batch_then_rerun_gives_the_same_table(tmp_path):
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
 
-    again = run_study(study, tiny_config(), out, jobs=1, progress=False)
+    # killed again while it writes the outputs (as soon as volumes.csv appears; masks come after it)
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=fh)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not (out / "volumes.csv").exists():
+        time.sleep(0.002)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    done = _count(out / "results.sqlite")
+
+    again = run_study(study, cfg, out, jobs=1, progress=False)
     assert again.ok and again.n_cached == done and again.n_computed == 9 - done
     pd.testing.assert_frame_equal(comparable(again.table), comparable(reference.table))
     csv = pd.read_csv(out / "volumes.csv")
@@ -198,7 +212,8 @@ def test_sigkill_mid_batch_then_rerun_gives_the_same_table(tmp_path):
     con = sqlite3.connect(out / "results.sqlite")
     assert con.execute("SELECT COUNT(*) FROM scans").fetchone()[0] == 9
     assert con.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 9
-    assert con.execute("SELECT status FROM runs ORDER BY run_id").fetchall() == [("running",), ("ok",)]
+    assert con.execute("SELECT status FROM runs ORDER BY run_id").fetchall()[-1] == ("ok",)
+    assert not list(out.rglob(".*.tmp*"))
     con.close()
 
 

@@ -254,6 +254,8 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
     from ..io.nifti import write_nifti
     from .tasks import unpack_mask
 
+    for stale in list(Path(out_dir).glob("sub-*/ses-*/anat/.*.tmp*")):  # left by a run killed while writing
+        stale.unlink(missing_ok=True)
     lesions: dict[str, set] = {}
     for s, _, l in idents:
         lesions.setdefault(s, set()).add(l)
