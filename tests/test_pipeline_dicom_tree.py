@@ -53,6 +53,13 @@ def test_dicom_tree_study_with_hostile_patient_id(tmp_path):
     subs = [p.name for p in out.glob("sub-*")]
     assert len(subs) == 1 and subs[0][4:].isalnum()
     assert len(list(out.rglob("*_desc-lesion_mask.nii.gz"))) == 2
+    import pydicom
+
+    segs = sorted(out.rglob("*_desc-lesion_mask.dcm"))
+    assert len(segs) == 2
+    ds = pydicom.dcmread(segs[0], stop_before_pixels=True)
+    # only the identifier the outputs carry (the source's PatientName is PHANTOM^001)
+    assert ds.PatientID == "../../x" and str(ds.PatientName) == "../../x" and not ds.PatientBirthDate
 
 
 def test_dicom_tree_errors(tmp_path):

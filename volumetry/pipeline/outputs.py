@@ -231,14 +231,18 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
                   pseudonymized: bool) -> Path:
     """Write the DICOM SEG of a mask made on a DICOM series (``source`` = (path, series_uid)).
 
-    With pseudonymisation the SEG's PatientID and PatientName are the pseudonym
-    and the birth date is emptied (the SEG otherwise copies the source's patient module).
+    The SEG references the source images and copies their study module, but it
+    carries only the identifier of the outputs: PatientID and PatientName are
+    the subject id of the table (the pseudonym with pseudonymisation), the birth
+    date is emptied, and with pseudonymisation AccessionNumber and
+    ReferringPhysicianName too.
     """
     from ..io.seg import series_files, write_seg
 
     files = series_files(source[0], series_uid=source[1])
-    overrides = ({"PatientID": subject_id, "PatientName": subject_id, "PatientBirthDate": ""}
-                 if pseudonymized else None)
+    overrides = {"PatientID": subject_id, "PatientName": subject_id, "PatientBirthDate": ""}
+    if pseudonymized:
+        overrides.update(AccessionNumber="", ReferringPhysicianName="")
     tmp = target.with_name("." + target.name + ".tmp")
     write_seg(mask_vol, files, tmp, label=f"lesion {lesion_id}", overrides=overrides)
     os.replace(tmp, target)
