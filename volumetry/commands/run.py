@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {Path(summary.outputs[name]).name}", file=out)
     if "masks" in summary.outputs:
         print("  sub-*/ses-*/anat/*_desc-lesion_mask.nii.gz", file=out)
+        if next(summary.out_dir.glob("sub-*/ses-*/anat/*_desc-lesion_mask.dcm"), None) is not None:
+            print("  sub-*/ses-*/anat/*_desc-lesion_mask.dcm (DICOM SEG)", file=out)
     if "report" in summary.outputs:
         print(f"  {Path(summary.outputs['report']).relative_to(summary.out_dir)}", file=out)
     if summary.failures:
