@@ -171,3 +171,18 @@ def test_itk_nan_and_4d_rejected(tmp_path):
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((2, 3, 3, 3), np.int16), isVector=False), str(p4))
     with pytest.raises(ImageFormatError, match="4D image"):
         read_itk(p4)
+
+
+def test_info_cli_reports_sform_qform_conflict_and_accepts_the_choice(tmp_path, capsys):
+    import json
+
+    from volumetry.cli import main
+
+    aff = np.eye(4)
+    q = aff.copy()
+    q[1, 3] = 4.0
+    p = _save(tmp_path, "ambig.nii.gz", np.zeros((4, 4, 4), np.int16), aff, qaffine=q)
+    assert main(["info", str(p), "--json"]) == 2
+    assert "--affine sform|qform" in capsys.readouterr().err
+    assert main(["info", str(p), "--json", "--affine", "qform"]) == 0
+    assert json.loads(capsys.readouterr().out)["origin"] == [0.0, -4.0, 0.0]

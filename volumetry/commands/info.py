@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--series", metavar="UID", help="describe only this SeriesInstanceUID (or stack id)")
     parser.add_argument("--volume", metavar="N", type=int,
                         help="0-based volume of a multi-volume series or 4D image whose geometry is shown")
+    parser.add_argument("--affine", choices=("auto", "sform", "qform"), default="auto",
+                        help="NIfTI only: which header affine to trust (default: sform when set; error when they disagree)")
 
 
 def _is_image_file(path: Path) -> bool:
@@ -45,7 +47,7 @@ def _describe_image_file(path: Path, args: argparse.Namespace) -> dict:
 
     if args.series is not None:
         raise InputError(f"{path}: --series applies to DICOM input only")
-    vol = read_image(path, volume_index=args.volume)
+    vol = read_image(path, volume_index=args.volume, affine_source=args.affine)
     meta = vol.meta
     return {
         **vol.describe(),
