@@ -1,13 +1,17 @@
-# volumetry in a container: `docker build -t volumetry . && docker run --rm -v $PWD/out:/work/out volumetry run --out /work/out`
+# volumetry in a container. Build and run the sample trial, results on the host in ./out:
+#   docker build -t volumetry .
+#   docker run --rm --user "$(id -u):$(id -g)" -v "$PWD/out:/data/out" volumetry run --out /data/out
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1
-WORKDIR /opt/volumetry
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 MPLCONFIGDIR=/tmp/matplotlib
+WORKDIR /opt/volumetry-src
 COPY pyproject.toml README.md ./
 COPY volumetry ./volumetry
+RUN pip install . && rm -rf /opt/volumetry-src
+# the working folder holds the sample trial and the pipeline files, so that `volumetry run`
+# with no arguments runs the sample trial as in the README
+WORKDIR /data
 COPY pipelines ./pipelines
 COPY sample_data ./sample_data
-RUN pip install . && useradd --create-home volumetry
-USER volumetry
-WORKDIR /opt/volumetry
+RUN chmod -R a+rX /data && mkdir -p /data/out && chmod 1777 /data/out
 ENTRYPOINT ["volumetry"]
 CMD ["--help"]
