@@ -186,3 +186,37 @@ def test_info_cli_reports_sform_qform_conflict_and_accepts_the_choice(tmp_path, 
     assert "--affine sform|qform" in capsys.readouterr().err
     assert main(["info", str(p), "--json", "--affine", "qform"]) == 0
     assert json.loads(capsys.readouterr().out)["origin"] == [0.0, -4.0, 0.0]
+
+
+@pytest.mark.parametrize("units, factor", [("meter", 1e-3), ("micron", 1e3), ("mm", 1.0), ("unknown", 1.0)])
+def test_spatial_units_of_the_header_are_converted_to_mm(tmp_path, units, factor):
+    # NIfTI's xyz_units give the unit of pixdim and of the affine: a file in metres
+    # must not read as 1e9 times too small a volume (ITK/Slicer convert it as well).
+    data = _asymmetric_object()
+    aff_mm = np.array([[0.8, 0, 0, -10], [0, 0.9, 0, 20], [0, 0, 3.0, -5], [0, 0, 0, 1]])
+    aff = aff_mm.copy()
+    aff[:3] *= factor
+    img = nib.Nifti1Image(data, aff)
+    img.set_sform(aff, code=1)
+    img.set_qform(aff, code=1)
+    img.header.set_xyzt_units(units)
+    p = tmp_path / f"units_{units}.nii"
+    nib.save(img, str(p))
+    vol = read_image(p)
+    np.testing.assert_allclose(vol.spacing, (0.8, 0.9, 3.0), rtol=1e-6)
+    np.testing.assert_allclose(vol.origin, (10.0, -20.0, -5.0), rtol=1e-6, atol=1e-5)
+    assert vol.voxel_volume_mm3 == pytest.approx(0.8 * 0.9 * 3.0, rel=1e-6)
+    ref = Volume.from_sitk(sitk.ReadImage(str(p)))
+    np.testing.assert_allclose(vol.spacing, ref.spacing, rtol=1e-6)
+    np.testing.assert_allclose(vol.origin, ref.origin, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("sform, qform", [(1, 1), (1, 0), (0, 1)])
+def test_2d_nifti_reads_as_one_slice(tmp_path, sform, qform):
+    # a 2D file with both header affines set used to crash (IndexError) in the sform/qform check
+    data = np.arange(12 * 10, dtype=np.int16).reshape(12, 10)
+    aff = np.array([[0.8, 0, 0, -10], [0, 0.9, 0, 20], [0, 0, 3.0, -5], [0, 0, 0, 1]])
+    vol = read_image(_save(tmp_path, "flat.nii.gz", data, aff, sform=sform, qform=qform))
+    assert vol.size == (12, 10, 1)
+    np.testing.assert_array_equal(vol.array[0].T, data)
+    np.testing.assert_allclose(vol.index_to_lps([3, 4, 0]), [10 - 0.8 * 3, -20 - 0.9 * 4, -5], atol=1e-5)

@@ -14,6 +14,9 @@ Affine choice for NIfTI (``affine_source``):
     affine is used and a warning is recorded in ``meta["warnings"]``.
 ``"sform"`` / ``"qform"``
     use that one (its code must be set).
+
+Spatial units: the header's ``xyz_units`` (metre, mm, micron) are converted to
+mm; an unset unit is read as mm (as ITK does). A 2D file is read as one slice.
 """
 from __future__ import annotations
 
@@ -37,6 +40,9 @@ ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 
 _FLIP4 = np.diag([*np.diag(LPS_TO_RAS), 1.0])
 
+#: Millimetres per NIfTI spatial unit (``xyzt_units``); "unknown" is read as mm, as ITK does.
+_MM_PER_UNIT = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3, "unknown": 1.0}
+
 
 def has_suffix(path: str | Path, suffixes: tuple[str, ...]) -> bool:
     """True when the file name ends with one of ``suffixes`` (case-insensitive)."""
@@ -56,9 +62,21 @@ def lps_to_ras_affine(affine_lps: np.ndarray) -> np.ndarray:
 
 def _corner_shift_mm(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...]) -> float:
     """Largest distance (mm) between the positions of the grid's corners under two affines."""
-    n = np.array(shape[:3]) - 1
+    n = np.array((tuple(shape[:3]) + (1, 1, 1))[:3]) - 1  # a 2D file is one slice
     corners = np.array([[i, j, k, 1] for i in (0, n[0]) for j in (0, n[1]) for k in (0, n[2])], float)
     return float(np.linalg.norm((corners @ a.T - corners @ b.T)[:, :3], axis=1).max())
+
+
+def _mm_per_unit(hdr, path: Path) -> float:
+    """Millimetres per spatial unit of the header (``xyzt_units``; unknown counts as mm, like ITK)."""
+    try:
+        unit = hdr.get_xyzt_units()[0]
+    except (KeyError, ValueError):
+        unit = "unknown"
+    factor = _MM_PER_UNIT.get(unit, 1.0)
+    if factor != 1.0:
+        log.info("%s: spatial unit %s converted to mm (x%g)", path, unit, factor)
+    return factor
 
 
 def _choose_affine(img, path: Path, affine_source: str, warnings: list[str]) -> np.ndarray:
@@ -66,6 +84,10 @@ def _choose_affine(img, path: Path, affine_source: str, warnings: list[str]) -> 
     s_aff, s_code = hdr.get_sform(coded=True)
     q_aff, q_code = hdr.get_qform(coded=True)
     s_code, q_code = int(s_code or 0), int(q_code or 0)
+    # NIfTI's xyz_units apply to pixdim, the qform offsets and the sform: bring all to mm
+    to_mm = np.diag([_mm_per_unit(hdr, path)] * 3 + [1.0])
+    s_aff = None if s_aff is None else to_mm @ s_aff
+    q_aff = None if q_aff is None else to_mm @ q_aff
     if affine_source == "sform":
         if not s_code:
             raise ImageFormatError(f"{path}: sform requested but its sform_code is 0 (unset); use affine_source='qform' or 'auto'")
@@ -91,7 +113,7 @@ def _choose_affine(img, path: Path, affine_source: str, warnings: list[str]) -> 
         return q_aff
     warnings.append("NIfTI has neither sform nor qform set: geometry from pixdim only (orientation unknown)")
     log.warning("%s: no sform/qform; using pixdim-only affine", path)
-    return img.header.get_base_affine()
+    return to_mm @ img.header.get_base_affine()
 
 
 def read_nifti(path: str | Path, *, volume_index: int | None = None, affine_source: str = "auto") -> Volume:
