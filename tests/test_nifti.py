@@ -220,3 +220,23 @@ def test_2d_nifti_reads_as_one_slice(tmp_path, sform, qform):
     assert vol.size == (12, 10, 1)
     np.testing.assert_array_equal(vol.array[0].T, data)
     np.testing.assert_allclose(vol.index_to_lps([3, 4, 0]), [10 - 0.8 * 3, -20 - 0.9 * 4, -5], atol=1e-5)
+
+
+def test_written_nifti_of_a_slightly_non_orthogonal_grid_reads_back(tmp_path):
+    # DICOM cosines written with 4 decimals are orthogonal only to ~1e-4 (accepted by Volume);
+    # the qform (a pure rotation) cannot hold that affine, so it must not contradict the sform.
+    from scipy.spatial.transform import Rotation
+
+    rot = Rotation.from_euler("xyz", [12.3, -7.7, 31.1], degrees=True).as_matrix()
+    row, col = np.round(rot[:, 0], 4), np.round(rot[:, 1], 4)
+    normal = np.cross(row, col) / np.linalg.norm(np.cross(row, col))
+    direction = np.column_stack([row, col, normal])
+    assert np.abs(direction.T @ direction - np.eye(3)).max() > 5e-5
+    mask = np.zeros((100, 256, 256), bool)
+    mask[40:60, 100:140, 90:150] = True
+    vol = Volume(mask, (1.0, 1.0, 1.5), (-100.0, -120.0, -60.0), direction)
+    back = read_image(write_nifti(vol, tmp_path / "mask.nii.gz"))
+    assert back.same_grid(vol)
+    np.testing.assert_array_equal(back.array.astype(bool), mask)
+    np.testing.assert_allclose(Volume.from_sitk(sitk.ReadImage(str(tmp_path / "mask.nii.gz"))).affine,
+                               vol.affine, atol=1e-4)

@@ -212,7 +212,8 @@ def write_nifti(volume: Volume, path: str | Path, *, description: str = "") -> P
     """Write a :class:`Volume` as NIfTI-1 (gzip when the name ends in ``.gz``).
 
     The LPS affine is converted to RAS and stored as both sform and qform with
-    code 1 (scanner); units are mm. Boolean masks are stored as uint8 0/1.
+    code 1 (scanner); units are mm. When the direction is not orthonormal enough for
+    the qform (a rotation) to hold it exactly, the qform is left unset (code 0). Boolean masks are stored as uint8 0/1.
     Gzip output is deterministic (no time stamp), so equal inputs give equal bytes.
 
     Parameters
@@ -239,6 +240,13 @@ def write_nifti(volume: Volume, path: str | Path, *, description: str = "") -> P
     img = nib.Nifti1Image(data, affine_ras)
     img.set_sform(affine_ras, code=1)
     img.set_qform(affine_ras, code=1)
+    # The qform is a rotation: it cannot hold a direction that is orthonormal only within
+    # ORTHONORMAL_TOL (DICOM cosines of few decimals). Rather than a qform that contradicts
+    # the sform (read_nifti refuses such a file), store the sform alone.
+    q_aff = img.header.get_qform()
+    if _corner_shift_mm(affine_ras, q_aff, data.shape) > SFORM_QFORM_TOL_MM / 2:
+        img.set_qform(affine_ras, code=0)
+        log.info("%s: direction not exactly orthonormal; qform left unset, the sform holds the geometry", path)
     img.header.set_xyzt_units("mm")
     if description:
         img.header["descrip"] = description.encode("ascii", "replace")[:79]
