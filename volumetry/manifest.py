@@ -246,8 +246,10 @@ def read_manifest(path: str | Path) -> Study:
     ------
     ManifestError
         Unknown or missing column, empty required cell, a number or date that
-        does not parse, duplicated ``(subject_id, visit, lesion_id)``, or a
-        seed-less lesion with nothing to propagate from. The message names the
+        does not parse, duplicated ``(subject_id, visit, lesion_id)``, a visit
+        whose rows disagree on ``scan_date`` or ``course``, two baseline
+        (course 0) visits of one subject, or a seed-less lesion with nothing
+        to propagate from. The message names the
         file, the line and the column.
     """
     path = Path(path).resolve()
@@ -291,7 +293,40 @@ def read_manifest(path: str | Path) -> Study:
                                          f"{row.lesion_id!r} is already on line {seen[row.key]}")
         seen[row.key] = line
         rows.append(row)
+    _check_visits(path, rows, [line for line, _ in raw_rows])
     return Study(rows=tuple(link_propagation(rows, path)), source=path, root=root)
+
+
+def _check_visits(source: Path, rows: list[ScanRow], lines: list[int]) -> None:
+    """One scan date and one course per visit (its rows are the lesions of one scan),
+    and one baseline (course 0) visit per subject: checked here, before any scan runs,
+    rather than found by the longitudinal assessment after every scan was computed.
+
+    Raises
+    ------
+    ManifestError
+        Naming the file, both lines and the column.
+    """
+    first: dict[tuple[str, str], tuple[int, ScanRow]] = {}
+    baseline: dict[str, tuple[int, str]] = {}
+    for line, row in zip(lines, rows):
+        prev = first.setdefault((row.subject_id, row.visit), (line, row))
+        if prev[1] is not row:
+            for col in ("scan_date", "course"):
+                a, b = getattr(prev[1], col), getattr(row, col)
+                if a != b:
+                    show = lambda v: "empty" if v is None else repr(str(v))  # noqa: E731
+                    raise _err(source, line, col, f"subject {row.subject_id!r} visit {row.visit!r} has {col} "
+                                                  f"{show(b)} here but {show(a)} on line {prev[0]}; the rows of "
+                                                  f"one visit are one scan: give them the same {col}, or give "
+                                                  "each scan its own visit label")
+        if row.course == 0:
+            other = baseline.setdefault(row.subject_id, (line, row.visit))
+            if other[1] != row.visit:
+                raise _err(source, line, "course", f"subject {row.subject_id!r} has course 0 (baseline) on visit "
+                                                   f"{row.visit!r} here and on visit {other[1]!r} on line "
+                                                   f"{other[0]}; one baseline per subject: give the other "
+                                                   "visit its course number (or leave it empty)")
 
 
 def _order_key(row: ScanRow, position: int):

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from .._version import __version__
 from ..config import PipelineConfig
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, ManifestError
 from ..manifest import ScanRow, Study, read_study
 from ..store import DB_NAME, FileHashCache, ResultStore
 from .tasks import ImageRef, PromptSpec, ScanTask, TaskResult, content_hash, hash_image_input, run_task
@@ -445,7 +445,14 @@ def run_study(
     out_dir = Path(out_dir).resolve()
     study_obj = read_study(study, cfg.series)
     check_pipeline(cfg)  # a bad pipeline fails before anything is written
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_courses(study_obj, cfg)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # FileExistsError (a file there), NotADirectoryError, PermissionError ...
+        why = ("it, or a folder above it, is a file" if isinstance(exc, (FileExistsError, NotADirectoryError))
+               else exc.strerror or str(exc))
+        raise InputError(f"output folder {out_dir} cannot be made: {why}; give --out a new or existing "
+                         "folder") from None
     if pseudonymize:
         from ..pseudonym import Pseudonymizer, load_key
 
@@ -475,6 +482,23 @@ def run_study(
         return summary
     finally:
         store.close()
+
+
+def _check_courses(study: Study, cfg: PipelineConfig) -> None:
+    """An explicit ``course`` beyond the pipeline's ``courses.max_courses`` is a manifest
+    error found before any scan runs (not by the assessment, after every scan was computed).
+
+    Raises
+    ------
+    ManifestError
+        Naming the manifest line, the column and the pipeline's limit.
+    """
+    limit = cfg.courses["max_courses"]
+    for row in study.rows:
+        if row.course is not None and row.course > limit:
+            raise ManifestError(f"{row.where}, column 'course': course {row.course} is more than the pipeline's "
+                                f"courses.max_courses ({limit}{', ' + str(cfg.path) if cfg.path else ''}); "
+                                "fix the course number or raise max_courses")
 
 
 def _scan_row(p: _Planned, status: str, pseudonymize: bool, study: Study) -> dict:
