@@ -79,6 +79,8 @@ def test_unknown_top_level_key(tmp_path):
     ("series: {prefer: most-slices}", r"'series\.prefer': 'most-slices' is not one of .*Did you mean 'most_slices'"),
     ("series: {description_regex: '(t2'}", r"'series\.description_regex': not a valid regular expression"),
     ("series: [MR]", r"key 'series': expected a mapping"),
+    ("courses: {length_weeks: .nan}", r"'courses\.length_weeks': must be a finite number, got nan"),
+    ("courses: {visit_window_days: .inf}", r"'courses\.visit_window_days': must be a finite number, got inf"),
 ])
 def test_wrong_types_and_values(tmp_path, snippet, match):
     p = _write(tmp_path, "name: x\nsegmentation: {method: region_growing}\n" + snippet + "\n")
@@ -103,6 +105,18 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_pipeline(_write(tmp_path, "name: [x\n"))
     with pytest.raises(ConfigError, match="must be a YAML mapping"):
         load_pipeline(_write(tmp_path, "- a\n- b\n"))
+
+
+def test_a_key_given_twice_is_an_error_not_silently_the_last(tmp_path):
+    p = _write(tmp_path, "name: x\nsegmentation: {method: threshold}\nsegmentation: {method: region_growing}\n")
+    with pytest.raises(ConfigError, match=r"(?s)not valid YAML.*key 'segmentation' is given twice \(first on line 2\)"):
+        load_pipeline(p)
+    with pytest.raises(ConfigError, match=r"key 'method' is given twice"):
+        load_pipeline(_write(tmp_path, "name: x\nsegmentation:\n  method: threshold\n  method: levelset\n"))
+    # merge keys ('<<: *anchor') are not duplicates
+    cfg = load_pipeline(_write(tmp_path, "name: x\nsegmentation: &s {method: threshold}\n"
+                                         "outputs: {<<: {summary: false}, report: false}\n"))
+    assert cfg.outputs["summary"] is False and cfg.outputs["report"] is False
 
 
 def test_section_hash_tracks_only_its_sections():

@@ -16,6 +16,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,8 @@ def _check_value(source: str, keypath: str, spec: Key, value: Any) -> Any:
     ok_type = isinstance(value, spec.types) and not (isinstance(value, bool) and bool not in spec.types)
     if not ok_type:
         raise bad(f"expected {_type_name(spec.types)}, got {type(value).__name__} {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):  # .nan / .inf pass every comparison below
+        raise bad(f"must be a finite number, got {value!r}")
     if spec.minimum is not None and value < spec.minimum:
         raise bad(f"must be at least {spec.minimum}, got {value!r}")
     if isinstance(value, list):
@@ -277,6 +280,28 @@ def validate_pipeline(data: Any, source: str = "<pipeline>", sha256: str | None 
     )
 
 
+def _unique_key_loader():
+    """A ``yaml.SafeLoader`` that refuses a key given twice in one mapping (plain
+    PyYAML keeps the last silently: a second ``segmentation:`` block would replace the first)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # '<<: *anchor' merges, it is no key
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping", node.start_mark,
+                        f"key {key!r} is given twice (first on line {seen[key] + 1}); keep one", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline YAML file.
 
@@ -306,7 +331,7 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     except OSError as exc:
         raise ConfigError(f"pipeline file {path} cannot be read: {exc}") from None
     try:
-        data = yaml.safe_load(raw)
+        data = yaml.load(raw, Loader=_unique_key_loader())  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return validate_pipeline(data, source=str(path), sha256=hashlib.sha256(raw).hexdigest(), path=path)
