@@ -66,3 +66,21 @@ def test_out_on_an_existing_file_is_a_clear_error(tmp_path, capsys, below):
     assert (f"output folder {out} cannot be made: it, or a folder above it, is a file; give --out a new or "
             "existing folder") in capsys.readouterr().err
     assert afile.read_text() == "keep me\n"
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused(tmp_path, capsys):
+    import fcntl
+
+    from volumetry.pipeline.runner import LOCK_NAME
+
+    write_manifest(tmp_path, "S1,baseline,0,2024-01-01,a.nii.gz,1,1,2,3")
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / LOCK_NAME, "a+") as held:  # what a running 'volumetry run' holds
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["run", str(tmp_path), "--out", str(out), "--jobs", "1", "--no-progress"]) == 2
+        assert f"output folder {out} is in use by another 'volumetry run'" in capsys.readouterr().err
+        assert not (out / "results.sqlite").exists()
+    # released: the run goes ahead (its scan fails: the image does not exist)
+    assert main(["run", str(tmp_path), "--out", str(out), "--jobs", "1", "--no-progress"]) == 1
+    assert "column 'image'" in capsys.readouterr().err

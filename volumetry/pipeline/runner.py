@@ -453,6 +453,44 @@ def run_study(
                else exc.strerror or str(exc))
         raise InputError(f"output folder {out_dir} cannot be made: {why}; give --out a new or existing "
                          "folder") from None
+    lock = _lock_out_dir(out_dir)
+    try:
+        return _run_locked(study_obj, cfg, out_dir, t_start, jobs=jobs, dask_address=dask_address,
+                           pseudonymize=pseudonymize, progress=progress, argv=argv)
+    finally:
+        lock.close()  # releases the lock
+
+
+#: Lock file in the output folder, held for the whole of a run.
+LOCK_NAME = ".volumetry-run.lock"
+
+
+def _lock_out_dir(out_dir: Path):
+    """Hold an exclusive lock on the output folder (released when the file is closed or
+    the process dies, even by SIGKILL): a second run into the same folder is refused rather
+    than rewriting the tables and masks under the first.
+
+    Raises
+    ------
+    InputError
+        Another run holds the folder.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        return open(os.devnull)
+    fh = open(out_dir / LOCK_NAME, "a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise InputError(f"output folder {out_dir} is in use by another 'volumetry run' (it holds {LOCK_NAME}); "
+                         "wait for that run to finish, or give another --out") from None
+    return fh
+
+
+def _run_locked(study_obj: Study, cfg: PipelineConfig, out_dir: Path, t_start: float, *, jobs, dask_address,
+                pseudonymize, progress, argv) -> RunSummary:
     if pseudonymize:
         from ..pseudonym import Pseudonymizer, load_key
 
