@@ -239,3 +239,17 @@ def test_pyradiomics_published_volumes(shared_data, case):
     voxel_mm3, mesh_mm3 = PYRADIOMICS[case]
     assert m.volume_ml * 1000 == pytest.approx(voxel_mm3, rel=1e-6)
     assert m.mesh_volume_ml * 1000 == pytest.approx(mesh_mm3, rel=0.01)
+
+
+def test_label_of_a_probability_map_is_refused_not_measured():
+    # --label 1 on a probability map would count only the voxels at exactly 1.0: a silent wrong volume
+    prob = np.zeros((6, 7, 8), np.float32)
+    prob[2:4, 2:5, 2:6] = 0.7
+    prob[3, 3, 3] = 1.0
+    with pytest.raises(InputError, match="non-integer"):
+        measure(Volume(prob, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3)), label=1)
+    nan = np.zeros((6, 7, 8), np.float32)
+    nan[2:4, 2:5, 2:6] = 1.0
+    nan[0, 0, 0] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        measure(Volume(nan, (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), np.eye(3)), label=1)

@@ -56,3 +56,17 @@ def test_measure_mask_on_another_grid_is_a_usage_error(files, capsys):
     assert main(["measure", str(files / "t2.nrrd"), "--mask", str(files / "other.nrrd")]) == 2
     err = capsys.readouterr().err
     assert "not on the image's grid" in err and "resample it with nearest neighbour" in err
+
+
+def test_measure_errors_name_the_mask_file(files, capsys):
+    # one line on stderr, exit 2, naming the offending file and the fix
+    assert main(["measure", str(files / "t2.nrrd"), "--mask", str(files / "labels.nrrd")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(files / "labels.nrrd") in err and "--label" in err and "\n" not in err
+    arr = np.zeros((12, 14, 16), np.uint8)
+    arr[3:5, 3:5, 3:5] = 1
+    other = Volume(arr, (0.5, 0.8, 2.0), (10.0, -20.0, 31.0), np.eye(3))
+    sitk.WriteImage(other.to_sitk(), str(files / "other.nrrd"))
+    assert main(["measure", str(files / "t2.nrrd"), "--mask", str(files / "other.nrrd")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(files / "other.nrrd") in err and "not on the image's grid" in err and "\n" not in err

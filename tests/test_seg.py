@@ -240,3 +240,26 @@ def test_series_files_select_the_loaded_series(series, tmp_path):
     assert sorted(found) == sorted(Path(p) for p in vol.meta["files"]) == sorted(paths)
     out = write_seg(vol.with_array(mask.array), found, tmp_path / "s.dcm")
     np.testing.assert_array_equal(read_seg(out, image=vol).array, mask.array)
+
+
+def test_measure_cli_takes_a_seg_as_mask_and_refuses_it_as_image(series, tmp_path, capsys):
+    # volumetry writes SEGs; `volumetry measure SERIES --mask SEG` crashed (internal error, BitsAllocated 1
+    # read as an image) instead of placing the SEG's frames on the series' grid
+    import json
+
+    from volumetry.cli import main
+
+    paths, mask = series
+    out = write_seg(mask, paths, tmp_path / "mask.dcm", omit_empty_frames=True)
+    folder = str(paths[0].parent)
+    assert main(["measure", folder, "--mask", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["status"] == "ok" and res["n_voxels"] == int(mask.array.sum())
+    assert res["volume_ml"] == pytest.approx(mask.array.sum() * 0.8 * 0.9 * 3.0 / 1000, rel=1e-5)
+    assert main(["measure", folder, "--mask", str(out), "--label", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(out) in err and "segment 2" in err and "\n" not in err
+    # a SEG given where an image is expected: a clear one-line error naming it, exit 2
+    assert main(["measure", str(out), "--mask", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(out) in err and "Segmentation" in err and "--mask" in err and "\n" not in err

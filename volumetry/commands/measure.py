@@ -3,7 +3,9 @@ three orthogonal diameters and the ellipsoid volume π/6·L·W·H, the longest i
 diameter, components, border contact and intensity statistics.
 
 IMAGE and MASK are anything ``volumetry`` reads (DICOM folder, NIfTI, NRRD, MHA); the
-mask must be on the image's grid. A label map needs ``--label``.
+mask must be on the image's grid. A label map needs ``--label``. A DICOM SEG mask
+(``.dcm``/``.seg``) is placed on the image's grid by its frames' geometry; ``--label``
+then chooses the segment number (default 1).
 
 examples:
   volumetry measure t2.nii.gz --mask lesion.nii.gz
@@ -22,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``volumetry measure``."""
     parser.add_argument("image", metavar="IMAGE", help="the image the mask was drawn on")
     parser.add_argument("--mask", metavar="MASK", required=True, help="binary mask or label map on IMAGE's grid")
-    parser.add_argument("--label", metavar="N", type=int, help="label value of the lesion in a label map")
+    parser.add_argument("--label", metavar="N", type=int,
+                        help="label value of the lesion in a label map (segment number of a DICOM SEG mask)")
     parser.add_argument("--json", action="store_true", help="print every value as JSON on stdout")
     add_image_arguments(parser)
 
@@ -30,12 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read IMAGE and MASK, measure, print. Returns 0 (an empty mask is a result:
     ``status: empty`` with its reason, never 0 mL)."""
+    from ..errors import InputError
+    from ..io.masks import is_seg_file
     from ..io.reader import read_image
+    from ..io.seg import read_seg
     from ..measure import measure
 
     image = read_image_from_args(args.image, args)
-    mask = read_image(args.mask, affine_source=getattr(args, "affine", "auto"))
-    m = measure(mask, image, label=args.label)
+    label = args.label
+    if is_seg_file(args.mask):  # a DICOM SEG: its frames are placed on the image's grid by geometry
+        mask = read_seg(args.mask, image, segment_number=label or 1)
+        label = None
+    else:
+        mask = read_image(args.mask, affine_source=getattr(args, "affine", "auto"))
+    try:
+        m = measure(mask, image, label=label)
+    except InputError as exc:  # name the mask file in the one-line error
+        raise type(exc)(f"{args.mask}: {exc}") from exc
     if args.json:
         print_json({"image": str(args.image), "mask": str(args.mask), **m.to_dict()})
     else:

@@ -75,6 +75,12 @@ def read_frames(frames: list[Frame] | tuple[Frame, ...]) -> np.ndarray:
         colour image.
     """
     rows, cols = frames[0].rows, frames[0].cols
+    for f in frames:
+        if f.source.bits_allocated not in (8, 16, 32, 64):
+            raise DicomReadError(
+                f"{f.source.path}: BitsAllocated {f.source.bits_allocated}: a binary image such as a DICOM "
+                "Segmentation is a mask, not an image to load; give the series it was drawn on as the image "
+                "and the SEG with --mask")
     dtypes = {f.source.dtype for f in frames}
     dtype = np.result_type(*[np.dtype(d) for d in dtypes])
     out = np.empty((len(frames), rows, cols), dtype=dtype.newbyteorder("="))

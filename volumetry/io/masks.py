@@ -201,6 +201,12 @@ def read_mask(path: str | Path, image: Volume, *, label: int | None = None) -> I
     return import_mask(read_image(path), image, label=label, source=str(path))
 
 
+def is_seg_file(path: str | Path) -> bool:
+    """True when ``path`` is read as a DICOM SEG: a ``.dcm``/``.seg`` file, or a file
+    that is not NIfTI/NRRD/MHA and has a DICOM preamble."""
+    return _is_seg(Path(path))
+
+
 def _is_seg(path: Path) -> bool:
     if path.is_dir():
         return False

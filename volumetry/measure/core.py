@@ -142,6 +142,12 @@ def _plain(v: Any) -> Any:
 def _binary(mask: Volume, label: int | None) -> np.ndarray:
     arr = mask.array
     if label is not None:
+        if arr.dtype.kind == "f":
+            if not np.all(np.isfinite(arr)):
+                raise InputError("the mask holds NaN or infinite values; export it as an integer label map")
+            if not np.all(arr == np.round(arr)):
+                raise InputError("the mask holds non-integer values (e.g. a probability map), so it is not a "
+                                 "label map; threshold it into a binary mask or export a label map")
         return arr == label
     if arr.dtype == bool:
         return arr
@@ -179,7 +185,8 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
     GeometryMismatchError
         If ``image`` is given and the mask is not on its grid.
     InputError
-        If the mask is not binary and no ``label`` is given.
+        If the mask is not binary and no ``label`` is given, or a ``label`` is
+        given but the mask holds non-integer or non-finite values.
     """
     if image is not None:
         image.require_same_grid(mask, "mask")
