@@ -240,3 +240,14 @@ def test_written_nifti_of_a_slightly_non_orthogonal_grid_reads_back(tmp_path):
     np.testing.assert_array_equal(back.array.astype(bool), mask)
     np.testing.assert_allclose(Volume.from_sitk(sitk.ReadImage(str(tmp_path / "mask.nii.gz"))).affine,
                                vol.affine, atol=1e-4)
+
+
+def test_analyze_file_reads_with_pixdim_geometry_and_a_warning(tmp_path):
+    # a plain Analyze 7.5 .hdr/.img (no sform/qform in its header) crashed with an AttributeError
+    data = _asymmetric_object()
+    nib.save(nib.AnalyzeImage(data, np.diag([0.8, 0.9, 3.0, 1.0])), str(tmp_path / "old.hdr"))
+    vol = read_image(tmp_path / "old.hdr")
+    np.testing.assert_allclose(vol.spacing, (0.8, 0.9, 3.0), rtol=1e-6)
+    assert vol.voxel_volume_mm3 == pytest.approx(0.8 * 0.9 * 3.0, rel=1e-6)
+    np.testing.assert_array_equal(vol.array, data.transpose(2, 1, 0))
+    assert "Analyze" in vol.meta["warnings"][0] and "orientation unknown" in vol.meta["warnings"][0]

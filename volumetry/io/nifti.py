@@ -81,6 +81,12 @@ def _mm_per_unit(hdr, path: Path) -> float:
 
 def _choose_affine(img, path: Path, affine_source: str, warnings: list[str]) -> np.ndarray:
     hdr = img.header
+    if not hasattr(hdr, "get_sform"):  # Analyze 7.5: no orientation in the header
+        if affine_source != "auto":
+            raise ImageFormatError(f"{path}: an Analyze file has no {affine_source}; use affine_source='auto'")
+        warnings.append("Analyze file (no sform/qform): geometry from pixdim only (orientation unknown)")
+        log.warning("%s: Analyze header; using pixdim-only affine", path)
+        return hdr.get_base_affine()
     s_aff, s_code = hdr.get_sform(coded=True)
     q_aff, q_code = hdr.get_qform(coded=True)
     s_code, q_code = int(s_code or 0), int(q_code or 0)
