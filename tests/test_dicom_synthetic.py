@@ -293,3 +293,15 @@ def test_skipped_files_are_logged_at_debug(tmp_path, caplog):
         index_dicom(tmp_path)
     assert any("README" in r.getMessage() and "not a DICOM file" in r.getMessage() and r.levelno == logging.DEBUG
                for r in caplog.records)
+
+
+def test_missing_slice_message_names_the_gap_not_the_regular_steps(tmp_path):
+    # with one slice missing late in a long stack every step differs from the mean spacing;
+    # the message listed the first five (regular) steps and never the gap
+    arr = phantom((30, 6, 6), seed=15)
+    paths = write_series(tmp_path, arr, slice_step=2.0, description="T2 long")
+    paths[20].unlink()
+    with pytest.raises(SeriesGeometryError, match=r"a slice is missing.*gap is 4\.000 mm between slices at "
+                                                  r"38\.000 and 42\.000 mm \(tolerance") as info:
+        load_dicom(tmp_path)
+    assert "2.000 mm between" not in str(info.value)

@@ -187,6 +187,10 @@ def volume_grid(frames: list[Frame], series: str, *, single_slice_spacing_mm: fl
         bad = np.nonzero(np.abs(steps - sk) > SLICE_SPACING_TOL_MM)[0]
         if bad.size:
             typical = float(np.median(steps))
+            # name the steps that differ from the typical one (the gaps), not every step that
+            # differs from the mean (with one gap in a long stack, that is every step)
+            odd = np.nonzero(np.abs(steps - typical) > SLICE_SPACING_TOL_MM)[0]
+            bad = odd if odd.size else bad
             gaps = ", ".join(
                 f"{steps[i]:.3f} mm between slices at {d[i]:.3f} and {d[i + 1]:.3f} mm" for i in bad[:5]
             )
