@@ -251,3 +251,14 @@ def test_analyze_file_reads_with_pixdim_geometry_and_a_warning(tmp_path):
     assert vol.voxel_volume_mm3 == pytest.approx(0.8 * 0.9 * 3.0, rel=1e-6)
     np.testing.assert_array_equal(vol.array, data.transpose(2, 1, 0))
     assert "Analyze" in vol.meta["warnings"][0] and "orientation unknown" in vol.meta["warnings"][0]
+
+
+def test_volume_index_on_a_3d_file_is_refused_not_ignored(tmp_path):
+    # --volume 3 on a 3D NIfTI silently gave the only volume
+    p = _save(tmp_path, "three_d.nii.gz", np.zeros((4, 5, 6), np.int16), np.eye(4))
+    assert read_nifti(p, volume_index=0).size == (4, 5, 6)
+    with pytest.raises(ImageFormatError, match=r"three_d\.nii\.gz.*volume 3 requested.*one volume"):
+        read_nifti(p, volume_index=3)
+    p1 = _save(tmp_path, "one_vol.nii.gz", np.zeros((4, 5, 6, 1), np.int16), np.eye(4))
+    with pytest.raises(ImageFormatError, match=r"one_vol\.nii\.gz.*volume 1 requested.*one volume"):
+        read_nifti(p1, volume_index=1)

@@ -160,6 +160,9 @@ def read_nifti(path: str | Path, *, volume_index: int | None = None, affine_sour
     warnings: list[str] = []
     affine_ras = _choose_affine(img, path, affine_source, warnings)
     shape = img.shape
+    if volume_index not in (None, 0) and not (len(shape) == 4 and shape[3] > 1):
+        raise ImageFormatError(f"{path}: volume {volume_index} requested but the file holds one volume; "
+                               "omit --volume / volume_index")
     slicer: tuple = ()
     if len(shape) == 4 and shape[3] == 1:
         slicer = (slice(None), slice(None), slice(None), 0)
