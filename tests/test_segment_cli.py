@@ -62,3 +62,12 @@ def test_bad_output_name_and_method(tmp_path, capsys):
     assert "the mask is written as NIfTI" in capsys.readouterr().err
     assert main(["segment", str(path), "--seed", *seed, "--method", "magic", "--out", str(tmp_path / "m.nii")]) == 2
     assert "unknown segmentation method 'magic'" in capsys.readouterr().err
+
+
+def test_seed_outside_message_names_the_image_file(tmp_path, capsys):
+    path, *_ = _image(tmp_path)
+    rc = main(["segment", str(path), "--seed", "0", "0", "900", "--seed-space", "ras",
+               "--out", str(tmp_path / "m.nii.gz")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err
+    assert f"lies outside the image {path}, whose extent in RAS" in err and "--seed-space" in err

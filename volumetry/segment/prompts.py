@@ -174,9 +174,11 @@ class Prompt:
             ijk = image.lps_to_index(xyz)
             if not image.contains_index(ijk):
                 lo, hi = image_extent(image, space)
+                name = image.meta.get("source")
                 raise PromptError(
                     f"lesion {self.lesion_id!r}: seed {n + 1} at {_fmt(from_lps(xyz, space, image))} ({space}"
-                    f"{' i, j, k' if space == 'voxel' else ' mm'}) lies outside the image, whose extent in "
+                    f"{' i, j, k' if space == 'voxel' else ' mm'}) lies outside the image"
+                    f"{f' {name}' if name else ''}, whose extent in "
                     f"{space.upper()} is {_fmt(lo)} to {_fmt(hi)}; check that the seed was given in the stated "
                     f"space (--seed-space lps|ras|voxel; voxel = i, j, k indices) and for this image/series"
                 )
