@@ -121,3 +121,21 @@ def test_lesion_anchor_is_the_centroid_or_the_deepest_voxel_of_a_crescent():
             np.testing.assert_allclose(a, [20, 20, 2], atol=1e-9)
         else:  # the crescent's centroid lies in its hole: the deepest voxel is used
             assert not crescent[tuple(np.rint(np.argwhere(crescent).mean(axis=0)).astype(int))]
+
+
+def test_lesion_anchor_refuses_a_baseline_mask_on_another_grid():
+    # the mask's voxel indices were read through the baseline's geometry: a mask on another grid
+    # (e.g. shifted by a slice) gave an anchor, hence a carried seed, at the wrong place, silently
+    import sys
+
+    from volumetry.errors import GeometryMismatchError
+
+    anchors = sys.modules["volumetry.segment.propagate"].lesion_anchors
+    shape = (5, 40, 40)
+    grid = Volume(np.zeros(shape, np.float32), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0), np.eye(3))
+    kk, jj, ii = np.indices(shape)
+    disc = ((ii - 20) ** 2 + (jj - 20) ** 2 <= 100) & (kk >= 1) & (kk <= 3)
+    shifted = Volume(disc, (1.0, 1.0, 2.0), (0.0, 0.0, 2.0), np.eye(3))
+    prompt = Prompt.from_points([20, 20, 2], "voxel", grid)
+    with pytest.raises(GeometryMismatchError, match="baseline mask is not on the image's grid"):
+        anchors(grid, prompt, shifted)

@@ -347,12 +347,18 @@ def lesion_anchors(baseline: Volume, prompt: Prompt, baseline_mask: Volume | Non
     baseline : Volume
     prompt : Prompt
     baseline_mask : Volume, optional
-        The baseline segmentation; computed with the default method when absent.
+        The baseline segmentation on ``baseline``'s grid; computed with the default
+        method when absent.
 
     Returns
     -------
     numpy.ndarray
         ``(n, 3)`` LPS points, one per seed.
+
+    Raises
+    ------
+    GeometryMismatchError
+        If ``baseline_mask`` is not on ``baseline``'s grid.
     """
     from scipy import ndimage
 
@@ -364,6 +370,7 @@ def lesion_anchors(baseline: Volume, prompt: Prompt, baseline_mask: Volume | Non
         if not res.ok:
             return prompt.seeds_lps.copy()
         baseline_mask = res.mask
+    baseline.require_same_grid(baseline_mask, "baseline mask")  # its indices are read with baseline's geometry
     mask = np.asarray(baseline_mask.array, bool)
     out = []
     for xyz, ijk in zip(prompt.seeds_lps, prompt.seeds_index(baseline)):
@@ -419,6 +426,8 @@ def propagate(baseline: Volume, followup: Volume, prompt: Prompt, *, transform: 
     PromptError
         If a carried seed falls outside the follow-up image (the message gives
         the seed and the follow-up's extent).
+    GeometryMismatchError
+        If ``baseline_mask`` is not on the baseline's grid.
     """
     tx, res = register(baseline, followup, prompt, transform=transform)
 
