@@ -263,3 +263,16 @@ def test_measure_cli_takes_a_seg_as_mask_and_refuses_it_as_image(series, tmp_pat
     assert main(["measure", str(out), "--mask", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert str(out) in err and "Segmentation" in err and "--mask" in err and "\n" not in err
+
+
+def test_label_0_of_a_seg_is_refused_not_read_as_segment_1(series, tmp_path, capsys):
+    # segment numbers start at 1; `label or 1` turned label 0 into segment 1 silently
+    from volumetry.cli import main
+    from volumetry.io.masks import read_mask
+
+    paths, mask = series
+    out = write_seg(mask, paths, tmp_path / "mask.dcm")
+    with pytest.raises(InputError, match="no segment 0"):
+        read_mask(out, mask, label=0)
+    assert main(["measure", str(paths[0].parent), "--mask", str(out), "--label", "0"]) == 2
+    assert "no segment 0" in capsys.readouterr().err

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     image = read_image_from_args(args.image, args)
     label = args.label
     if is_seg_file(args.mask):  # a DICOM SEG: its frames are placed on the image's grid by geometry
-        mask = read_seg(args.mask, image, segment_number=label or 1)
+        mask = read_seg(args.mask, image, segment_number=1 if label is None else label)
         label = None
     else:
         mask = read_image(args.mask, affine_source=getattr(args, "affine", "auto"))

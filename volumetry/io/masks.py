@@ -164,7 +164,7 @@ def read_mask(path: str | Path, image: Volume, *, label: int | None = None) -> I
 
     NIfTI, NRRD and MHA go through :func:`volumetry.io.reader.read_image`; DICOM SEG
     (``.dcm``/``.seg`` or a file whose Modality is SEG) through
-    :func:`volumetry.io.seg.read_seg` with ``segment_number = label or 1`` — that
+    :func:`volumetry.io.seg.read_seg` with ``segment_number = label`` (1 when absent) — that
     reader places the frames on the image's grid itself.
 
     Parameters
@@ -193,7 +193,7 @@ def read_mask(path: str | Path, image: Volume, *, label: int | None = None) -> I
     if _is_seg(path):
         from .seg import read_seg
 
-        vol = read_seg(path, image, segment_number=label or 1)
+        vol = read_seg(path, image, segment_number=1 if label is None else label)
         return ImportedMask(vol.with_array(vol.array.astype(bool), kind="mask", source=str(path)), [], label,
                             str(path))
     from .reader import read_image
