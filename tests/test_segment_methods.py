@@ -146,3 +146,13 @@ def test_connectivity_is_18_only_for_clear_lesions_and_bad_values_are_input_erro
         segment(image, Prompt.from_points(centres, "lps", image), params={"connectivity": 8})
     with pytest.raises(InputError, match="threshold must be 'otsu' or a number"):
         segment(image, Prompt.from_points(centres, "lps", image), method="threshold", params={"threshold": "max"})
+
+
+def test_levelset_on_a_single_slice_image_segments_in_plane():
+    # one 5 mm slice through a 14 mm-wide ellipsoid: the level set evolves in the plane only
+    image, truth, _, centres = ellipsoid_phantom(shape=(1, 48, 48), spacing=(1.0, 1.0, 5.0),
+                                                 radii=((7.0, 6.0, 2.0),), noise=8.0, seed=3)
+    prompt = Prompt.from_points(centres, "lps", image)
+    res = segment(image, prompt, method="levelset")
+    assert res.status == "ok", res.reason
+    assert dice(res.mask.array, truth) > 0.85

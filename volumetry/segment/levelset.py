@@ -71,13 +71,17 @@ def levelset(roi: Roi, params: dict) -> MethodOutput:
         sub[pad_vox] = fill
     lo, hi = np.percentile(sub, [1, 99])
     sub = np.clip((sub - lo) / max(hi - lo, 1e-12), 0, 1)
-    sp = np.asarray(roi.spacing_kji, float)
+    # an axis one voxel thick (a single-slice image) has no gradient: evolve on the other axes
+    keep = [ax for ax, n in enumerate(sub.shape) if n > 1]
+    sp = np.asarray(roi.spacing_kji, float)[keep]
     smoothing = int(p["smoothing"]) if sp.max() / sp.min() <= ANISOTROPY_MAX else 0
-    ls = morphological_chan_vese(sub, int(p["iterations"]), init_level_set=first.mask[sl].astype(np.int8),
+    flat = tuple(sub.shape[ax] for ax in keep)
+    ls = morphological_chan_vese(sub.reshape(flat), int(p["iterations"]),
+                                 init_level_set=first.mask[sl].astype(np.int8).reshape(flat),
                                  smoothing=smoothing, lambda1=float(p["lambda1"]),
                                  lambda2=float(p["lambda2"]))
     out = np.zeros_like(first.mask)
-    out[sl] = ls.astype(bool)
+    out[sl] = ls.astype(bool).reshape(sub.shape)
     # thin dark septa split the contour into compartments: bridge them as region growing does
     out = closing(out, float(p["closing_mm"]), roi.spacing_kji)
     if roi.box_mask is not None:
