@@ -7,6 +7,36 @@ from ..errors import ImageFormatError, InputError
 from ..image import Volume
 from .nifti import ITK_SUFFIXES, NIFTI_SUFFIXES, has_suffix, read_itk, read_nifti
 
+#: Loader warnings (``Volume.meta["warnings"]``) that qualify a volume or a location,
+#: as (text the warning contains, flag carried into the results table).
+GEOMETRY_WARNING_FLAGS = (
+    ("one slice only", "single-slice"),
+    ("1 mm assumed", "slice-spacing-assumed"),
+    ("pixdim only", "orientation-unknown"),
+)
+
+
+def geometry_flags(warnings) -> list[str]:
+    """Table flags for the loader warnings that qualify a measurement.
+
+    A single-slice series' slice spacing comes from its header (or is assumed
+    to be 1 mm when the header has none), and a NIfTI without sform/qform has no
+    orientation: the volume or location measured on such an image is flagged,
+    never silently reported.
+
+    Parameters
+    ----------
+    warnings : iterable of str
+        ``Volume.meta["warnings"]`` of the loaded image.
+
+    Returns
+    -------
+    list of str
+        Flags in :data:`GEOMETRY_WARNING_FLAGS` order, without repeats.
+    """
+    text = list(warnings or [])
+    return [flag for needle, flag in GEOMETRY_WARNING_FLAGS if any(needle in w for w in text)]
+
 
 def read_image(
     path: str | Path,

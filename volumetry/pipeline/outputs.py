@@ -53,6 +53,7 @@ def _file_sha256(path: Path) -> str:
 
 def _scan_rows(store: ResultStore, scan: dict, cfg: PipelineConfig) -> list[dict]:
     """The table rows (one per method) of one scan, from the store."""
+    from ..io.reader import geometry_flags
     from ..measure import Measurement
     from ..tables import measurement_rows
 
@@ -71,6 +72,7 @@ def _scan_rows(store: ResultStore, scan: dict, cfg: PipelineConfig) -> list[dict
     rows = measurement_rows(meas, methods=TABLE_METHODS, **base, **prov)
     extra = list((data.get("segmentation") or {}).get("flags") or [])
     extra += list((data.get("registration") or {}).get("flags") or [])
+    extra += geometry_flags((data.get("image") or {}).get("warnings"))
     if (data.get("segmentation") or {}).get("source") == "propagated":
         extra.append("propagated")
     for r in rows:
