@@ -119,7 +119,9 @@ def _crop_fixed(baseline: Volume, prompt: Prompt, margin_mm: float):
     return sitk.RegionOfInterest(img, [int(x) for x in hi - lo], [int(x) for x in lo])
 
 
-def _register(fixed, moving, initial, shrink, smooth_mm, iterations):
+def _metric_method():
+    """A registration method with the one metric set-up (Mattes MI, fixed random sampling)
+    shared by optimisation and evaluation, so that their metric values are comparable."""
     import SimpleITK as sitk
 
     reg = sitk.ImageRegistrationMethod()
@@ -128,6 +130,11 @@ def _register(fixed, moving, initial, shrink, smooth_mm, iterations):
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(SAMPLING_FRACTION, SAMPLING_SEED)
     reg.SetInterpolator(sitk.sitkLinear)
+    return reg
+
+
+def _register(fixed, moving, initial, shrink, smooth_mm, iterations):
+    reg = _metric_method()
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=2.0, minStep=1e-4, numberOfIterations=iterations,
                                                  relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
     reg.SetOptimizerScalesFromPhysicalShift()
@@ -164,14 +171,7 @@ def _suspect(transform, final_metric, initial_metric, reg, iterations) -> bool:
 
 
 def _metric(fixed, moving, transform) -> float:
-    import SimpleITK as sitk
-
-    reg = sitk.ImageRegistrationMethod()
-    reg.SetNumberOfThreads(REGISTRATION_THREADS)
-    reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=MI_BINS)
-    reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(SAMPLING_FRACTION, SAMPLING_SEED)
-    reg.SetInterpolator(sitk.sitkLinear)
+    reg = _metric_method()
     reg.SetInitialTransform(transform)
     return float(reg.MetricEvaluate(fixed, moving))
 
