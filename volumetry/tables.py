@@ -126,25 +126,68 @@ def conform(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _coerce(values: pd.Series, col: Column) -> pd.Series:
+    dtype = values.dtype
     if col.name == "flags":
+        if isinstance(dtype, pd.StringDtype):  # already joined: only missing -> ""
+            return values.fillna("").astype("string")
         values = values.map(_join_flags)
         return values.astype("string")
     if col.dtype == "string":
+        if isinstance(dtype, pd.StringDtype):  # str() of a str is itself
+            return values.astype("string")
         return values.map(lambda v: None if _isna(v) else str(v)).astype("string")
     if col.dtype == "Int64":
+        if dtype == "Int64":
+            return values
         num = pd.to_numeric(values, errors="raise")
         if ((num.dropna() % 1) != 0).any():
             raise ValueError("non-integer value")
         return num.astype("Float64").astype("Int64")
     if col.dtype == "float64":
+        if dtype == np.float64:
+            return values
         return pd.to_numeric(values, errors="raise").astype("float64")
     if col.dtype == "boolean":
+        if dtype == "boolean":
+            return values
         return values.map(_bool).astype("boolean")
     if col.dtype == "datetime64[ns]":
+        if dtype == "datetime64[ns]":
+            return values.dt.normalize()
         return pd.to_datetime(values, errors="raise").astype("datetime64[ns]").dt.normalize()
     if col.dtype == "datetime64[ns, UTC]":
+        if dtype == "datetime64[ns, UTC]":
+            return values
         return pd.to_datetime(values, errors="raise", utc=True).astype("datetime64[ns, UTC]")
     raise AssertionError(col.dtype)  # pragma: no cover
+
+
+def table_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The conformed table of a list of row dicts (a missing key is an empty value).
+
+    Same result as ``conform(pandas.DataFrame(rows))`` (keys outside the
+    schema are ignored), built column by column from the Python values.
+
+    Raises
+    ------
+    InputError
+        If a value cannot be converted to its column's dtype.
+    """
+    out = {}
+    for col in COLUMNS:
+        values = [r.get(col.name) for r in rows]
+        try:
+            if col.name == "flags":
+                out[col.name] = pd.Series([_join_flags(v) for v in values], dtype="string")
+            elif col.dtype == "string":
+                out[col.name] = pd.Series([None if _isna(v) else str(v) for v in values], dtype="string")
+            elif col.dtype == "float64" and all(v is None or type(v) is float for v in values):
+                out[col.name] = pd.Series(np.array(values, dtype=np.float64))
+            else:
+                out[col.name] = _coerce(pd.Series(values, dtype=object), col)
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"column {col.name!r}: cannot convert to {col.dtype} ({exc})") from exc
+    return pd.DataFrame(out)
 
 
 def _isna(v: Any) -> bool:

@@ -22,10 +22,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..tables import COLUMN_NAMES, TOTAL, conform
-from .courses import CourseSchedule, assign_courses
+from ..tables import TOTAL, table_from_rows
+from ._values import missing as _missing
+from .courses import CourseSchedule, course_columns
 from .criteria import ResponseCriteria, get_criteria
-from .response import assess_series
+from .response import assess_rows
 
 log = logging.getLogger(__name__)
 
@@ -73,29 +74,47 @@ def assess(df: pd.DataFrame, *, criteria: str | ResponseCriteria | None = None, 
     """
     crit = get_criteria(criteria)
     data = _validate(df)
-    data = assign_courses(data, schedule=schedule, treatment_start=treatment_start)
+    data, course, days, is_base = course_columns(data, schedule=schedule, treatment_start=treatment_start)
+    names = [c for c in data.columns if c not in ("course", "days_from_baseline", "is_baseline")]
+    rows = [dict(zip(names, values)) for values in zip(*(data[c].tolist() for c in names))] if names else []
+    for r, k, d, b in zip(rows, course, days, is_base):
+        r["course"], r["days_from_baseline"], r["is_baseline"] = k, d, b
+    bands = tuple(b for b in ("volume_low_ml", "volume_high_ml") if b in data.columns)
+    provenance = tuple(p for p in _PROVENANCE if p in data.columns)
+    band_dtypes = {b: data[b].dtype for b in bands}
 
-    pieces = []
-    for (subject, method), g in data.groupby(["subject_id", "method"], sort=True):
-        base_visits = set(g.loc[g["is_baseline"], "visit"])
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["subject_id"], r["method"]), []).append(r)
+    out: list[dict] = []
+    for key in sorted(groups):
+        g = groups[key]
+        base_visits = {r["visit"] for r in g if r["is_baseline"]}
+        lesions: dict[str, list[dict]] = {}
+        for r in g:
+            lesions.setdefault(r["lesion_id"], []).append(r)
+        lesions = {lid: lesions[lid] for lid in sorted(lesions)}
         new_ids = set()
-        lesion_frames = {}
-        for lesion, s in g.groupby("lesion_id", sort=True):
-            b = s[s["is_baseline"]]
-            is_new = bool(base_visits) and (b.empty or (b["status"] == "empty").all())
+        for lesion, s in lesions.items():
+            b = [r for r in s if r["is_baseline"]]
+            is_new = bool(base_visits) and (not b or all(r["status"] == "empty" for r in b))
             if is_new:
                 new_ids.add(lesion)
-            lesion_frames[lesion] = s
-            pieces.append(assess_series(s, crit, confirm=confirm, new_lesion=is_new))
-        total = _total_series(g, lesion_frames, new_ids, subject, method)
-        pieces.append(assess_series(total, crit, confirm=confirm))
-    out = pd.concat(pieces, ignore_index=True) if pieces else data.iloc[0:0]
-    out["criteria"] = crit.name
-    out["_total"] = out["lesion_id"] == TOTAL
-    out["_key"] = out["days_from_baseline"].astype("Float64").fillna(out["course"].astype("Float64") * 1e6)
-    out = out.sort_values(["subject_id", "method", "_total", "lesion_id", "_key", "visit"],
-                          kind="stable", na_position="last")
-    return conform(out[[c for c in out.columns if c in COLUMN_NAMES]])
+            out.extend(assess_rows(s, crit, confirm=confirm, new_lesion=is_new))
+        total = _total_rows(g, lesions, new_ids, bands, band_dtypes, provenance)
+        out.extend(assess_rows(total, crit, confirm=confirm))
+    for r in out:
+        r["criteria"] = crit.name
+    out.sort(key=_row_order)
+    return table_from_rows(out)
+
+
+def _row_order(r: dict) -> tuple:
+    """Sort key of the output: subject, method, lesions before the total, lesion, time, visit."""
+    d, k = r["days_from_baseline"], r["course"]
+    t = float(d) if not _missing(d) else (float(k) * 1e6 if not _missing(k) else None)
+    return (r["subject_id"], r["method"], r["lesion_id"] == TOTAL, r["lesion_id"],
+            t is None, 0.0 if t is None else t, r["visit"])
 
 
 def _validate(df: pd.DataFrame) -> pd.DataFrame:
@@ -141,47 +160,66 @@ def _validate(df: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
-def _total_series(g: pd.DataFrame, lesions: dict[str, pd.DataFrame], new_ids: set, subject, method) -> pd.DataFrame:
-    """Rows of the subject's total (one per visit) for one method."""
-    base_ids = [lid for lid in lesions if lid not in new_ids and lesions[lid]["is_baseline"].any()]
-    visit_cols = ["subject_id", "method", "visit", "scan_date", "course", "days_from_baseline", "is_baseline"]
+def _total_rows(g: list[dict], lesions: dict[str, list[dict]], new_ids: set, bands: tuple, band_dtypes: dict,
+                provenance: tuple) -> list[dict]:
+    """Rows of the subject's total (one per visit, in order of first appearance) for one method."""
+    base_ids = [lid for lid in lesions if lid not in new_ids and any(r["is_baseline"] for r in lesions[lid])]
+    base_set = set(base_ids)
+    by_visit: dict[str, list[dict]] = {}
+    for r in g:
+        by_visit.setdefault(r["visit"], []).append(r)
     rows = []
-    for visit, v in g.groupby("visit", sort=False):
-        first = v.iloc[0]
-        row: dict[str, Any] = {c: first[c] for c in visit_cols if c in v}
+    for v in by_visit.values():
+        first = v[0]
+        row: dict[str, Any] = {c: first[c] for c in _VISIT_COLUMNS}
         row["lesion_id"] = TOTAL
         flags = [f for f in first["flags"] if f in _VISIT_FLAGS]
-        comps = v[v["lesion_id"].isin(base_ids)]
-        missing = [lid for lid in base_ids if lid not in set(comps["lesion_id"])]
-        failed = comps[~comps["status"].isin(("ok", "empty"))]
-        for f in comps["flags"]:
-            flags += [x for x in f if x not in flags]
+        comps = [r for r in v if r["lesion_id"] in base_set]
+        present = {r["lesion_id"] for r in comps}
+        missing = [lid for lid in base_ids if lid not in present]
+        failed = [r for r in comps if r["status"] not in ("ok", "empty")]
+        for r in comps:
+            flags += [x for x in r["flags"] if x not in flags]
+        ok = [r for r in comps if r["status"] == "ok"]
         if not base_ids:
             status, reason, vol = ("no-baseline", "no lesion measured at baseline", np.nan)
-        elif missing or len(failed):
+        elif missing or failed:
             parts = [f"lesion {lid}: not measured at this visit" for lid in missing]
             parts += [f"lesion {r['lesion_id']}: {r['status']}" + (f" ({r['reason']})" if isinstance(r["reason"], str) else "")
-                      for _, r in failed.iterrows()]
+                      for r in failed]
             status, reason, vol = "incomplete", "; ".join(parts), np.nan
-        elif (comps["status"] == "empty").all():
+        elif all(r["status"] == "empty" for r in comps):
             status, reason, vol = "empty", "no measurable lesion", np.nan
         else:
             status, reason = "ok", None
-            vol = float(comps.loc[comps["status"] == "ok", "volume_ml"].sum())
+            vol = _sum([r["volume_ml"] for r in ok], np.dtype(float))
         row.update(status=status, reason=reason, volume_ml=vol)
-        for band in ("volume_low_ml", "volume_high_ml"):
-            if band in v and status == "ok" and comps.loc[comps["status"] == "ok", band].notna().all():
-                row[band] = float(comps.loc[comps["status"] == "ok", band].sum())
-        newv = v[v["lesion_id"].isin(new_ids) & (v["status"] != "empty") & ~v["is_baseline"]]
-        row["new_lesion_pd"] = bool(len(newv))
-        if len(newv):
+        for band in bands:
+            if status == "ok" and not any(_missing(r[band]) for r in ok):
+                row[band] = _sum([r[band] for r in ok], band_dtypes[band])
+        newv = any(r["lesion_id"] in new_ids and r["status"] != "empty" and not r["is_baseline"] for r in v)
+        row["new_lesion_pd"] = newv
+        if newv:
             flags.append("new-lesion")
-        for p in _PROVENANCE:
-            if p in v and v[p].nunique(dropna=True) == 1 and v[p].notna().all():
-                row[p] = v[p].iloc[0]
+        for p in provenance:
+            values = [r[p] for r in v]
+            if not any(_missing(x) for x in values) and len(set(values)) == 1:
+                row[p] = values[0]
         row["flags"] = flags
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
+
+
+def _sum(values: list, dtype) -> float:
+    """``float(pandas.Series(values, dtype=dtype).sum())``, without building a Series for float64 values
+    (numpy's pairwise summation in the same order: bit-identical)."""
+    if dtype == np.float64:
+        return float(np.asarray(values, dtype=np.float64).sum())
+    return float(pd.Series(values, dtype=dtype).sum())
+
+
+#: Columns of a visit copied from its first row onto the total.
+_VISIT_COLUMNS = ("subject_id", "method", "visit", "scan_date", "course", "days_from_baseline", "is_baseline")
 
 
 #: Flags that describe the scan (visit), copied onto the total.

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, InputError
+from ._values import missing as _missing
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,32 @@ def assign_courses(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
         If a visit has two different dates, two different visits are both
         marked as baseline, or an explicit course is out of range.
     """
+    out, course, days, is_base = course_columns(df, schedule=schedule, treatment_start=treatment_start)
+    out["course"] = pd.Series(course, index=out.index, dtype="Int64")
+    out["days_from_baseline"] = pd.Series(days, index=out.index, dtype="Int64")
+    out["is_baseline"] = pd.Series(is_base, index=out.index, dtype=bool)
+    return out
+
+
+def course_columns(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
+                   treatment_start: Mapping[str, Any] | None = None
+                   ) -> tuple[pd.DataFrame, list[int | None], list[int | None], list[bool]]:
+    """The work of :func:`assign_courses`, with the new columns as plain lists.
+
+    Returns
+    -------
+    out : pandas.DataFrame
+        A copy of ``df`` with ``scan_date`` normalised (datetime64, NaT when
+        absent) and ``flags`` as lists of str (course flags appended).
+    course, days : list of int or None
+        Course (0 = baseline) and days from the baseline scan of each row.
+    is_baseline : list of bool
+
+    Raises
+    ------
+    InputError
+        As :func:`assign_courses`.
+    """
     schedule = schedule or CourseSchedule()
     out = df.copy()
     out["scan_date"] = pd.to_datetime(out["scan_date"]).astype("datetime64[ns]").dt.normalize() \
@@ -130,25 +157,40 @@ def assign_courses(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
         raise InputError(f"subject {r['subject_id']} visit {r['visit']}: course {float(explicit[bad].iloc[0]):g} is not an integer "
                          f"from 0 (baseline) to {schedule.max_courses}")
     if "flags" not in out:
-        out["flags"] = [[] for _ in range(len(out))]
+        flags_in: list[list[str]] = [[] for _ in range(len(out))]
     else:
-        out["flags"] = [list(f) if isinstance(f, (list, tuple)) else ([] if pd.isna(f) or f == "" else str(f).split(";"))
-                        for f in out["flags"]]
-    course = pd.Series(pd.NA, index=out.index, dtype="Int64")
-    days = pd.Series(pd.NA, index=out.index, dtype="Int64")
-    is_base = pd.Series(False, index=out.index)
+        flags_in = [list(f) if isinstance(f, (list, tuple)) else ([] if pd.isna(f) or f == "" else str(f).split(";"))
+                    for f in out["flags"]]
     starts = {str(k): pd.Timestamp(v).normalize() for k, v in (treatment_start or {}).items() if v is not None and not pd.isna(v)}
 
-    for (subject, method), g in out.groupby(["subject_id", "method"], sort=False, dropna=False):
-        visits = _visit_table(g, explicit, subject, method)
+    n = len(out)
+    course: list[int | None] = [None] * n
+    days: list[int | None] = [None] * n
+    is_base = [False] * n
+    flags_out = flags_in
+    visits_all = [str(v) for v in out["visit"].tolist()]
+    dates_all = out["scan_date"].tolist()
+    explicit_all = explicit.tolist()
+    groups: dict[tuple, list[int]] = {}
+    names: dict[tuple, tuple] = {}
+    for pos, (subject, method) in enumerate(zip(out["subject_id"].tolist(), out["method"].tolist())):
+        key = (_group_key(subject), _group_key(method))
+        if key not in groups:
+            groups[key] = []
+            names[key] = (np.nan if _missing(subject) else subject, np.nan if _missing(method) else method)
+        groups[key].append(pos)
+
+    for key, positions in groups.items():
+        subject, method = names[key]
+        visits = _visit_table(positions, visits_all, dates_all, explicit_all, subject, method)
         base_visit = _baseline_visit(visits, starts.get(str(subject)), subject, method)
-        base_date = visits.loc[base_visit, "date"] if base_visit is not None else pd.NaT
+        base_date = visits[base_visit][0] if base_visit is not None else None
         per_visit: dict[str, tuple[Any, Any, list[str]]] = {}
-        for visit, v in visits.iterrows():
+        for visit, (date, explicit_k) in visits.items():
             flags: list[str] = []
-            d = None if pd.isna(v["date"]) or pd.isna(base_date) else int((v["date"] - base_date).days)
-            if not pd.isna(v["course"]):
-                k = int(v["course"])
+            d = None if _missing(date) or base_date is None or _missing(base_date) else int((date - base_date).days)
+            if not _missing(explicit_k):
+                k = int(explicit_k)
                 if k > 0 and d is not None and schedule.course_of_day(d) != k:
                     flags.append("course-date-mismatch")
             elif visit == base_visit:
@@ -156,7 +198,7 @@ def assign_courses(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
             elif base_visit is None:
                 k, flags = None, ["no-baseline-scan"]
             elif d is None:
-                k, flags = None, ["no-scan-date" if pd.isna(v["date"]) else "no-baseline-date"]
+                k, flags = None, ["no-scan-date" if _missing(date) else "no-baseline-date"]
             elif d < 0:
                 k, flags = None, ["before-baseline"]
             else:
@@ -167,58 +209,68 @@ def assign_courses(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
                     flags.append("repeat-in-course")  # another scan on the baseline day
             per_visit[visit] = (k, d, flags)
         _flag_repeats(per_visit, schedule)
-        for idx, visit in zip(g.index, g["visit"].astype(str)):
+        for pos in positions:
+            visit = visits_all[pos]
             k, d, flags = per_visit[visit]
-            course[idx] = pd.NA if k is None else k
-            days[idx] = pd.NA if d is None else d
-            is_base[idx] = visit == base_visit
-            out.at[idx, "flags"] = out.at[idx, "flags"] + [f for f in flags if f not in out.at[idx, "flags"]]
-    out["course"] = course
-    out["days_from_baseline"] = days
-    out["is_baseline"] = is_base.astype(bool)
-    return out
+            course[pos] = k
+            days[pos] = d
+            is_base[pos] = visit == base_visit
+            have = flags_out[pos]
+            flags_out[pos] = have + [f for f in flags if f not in have]
+    out["flags"] = flags_out
+    return out, course, days, is_base
 
 
-def _visit_table(g: pd.DataFrame, explicit: pd.Series, subject, method) -> pd.DataFrame:
-    """One row per visit label: its date and explicit course (consistent across lesions)."""
-    rows = {}
-    for idx, r in g.iterrows():
-        visit = str(r["visit"])
-        date, k = r["scan_date"], explicit[idx]
+def _group_key(v: Any) -> Any:
+    """Hashable group key: every missing value is one group (as ``groupby(dropna=False)``)."""
+    return _MISSING_KEY if _missing(v) else v
+
+
+_MISSING_KEY = ("<missing>",)
+
+
+def _visit_table(positions: list[int], visits_all: list[str], dates_all: list, explicit_all: list,
+                 subject, method) -> dict[str, tuple[Any, Any]]:
+    """Visit label -> (date, explicit course), consistent across the lesions of one subject and method."""
+    rows: dict[str, tuple[Any, Any]] = {}
+    for pos in positions:
+        visit = visits_all[pos]
+        date, k = dates_all[pos], explicit_all[pos]
         if visit in rows:
             d0, k0 = rows[visit]
-            if not (pd.isna(d0) and pd.isna(date)) and (pd.isna(d0) != pd.isna(date) or d0 != date):
+            if not (_missing(d0) and _missing(date)) and (_missing(d0) != _missing(date) or d0 != date):
                 raise InputError(f"subject {subject} ({method}): visit {visit!r} has two scan dates "
                                  f"({_d(d0)} and {_d(date)}); give each scan its own visit label")
-            if not (pd.isna(k0) and pd.isna(k)) and (pd.isna(k0) != pd.isna(k) or k0 != k):
+            if not (_missing(k0) and _missing(k)) and (_missing(k0) != _missing(k) or k0 != k):
                 raise InputError(f"subject {subject} ({method}): visit {visit!r} has two courses ({k0} and {k}); "
                                  "give one course per visit")
         rows[visit] = (date, k)
-    return pd.DataFrame.from_dict(rows, orient="index", columns=["date", "course"])
+    return rows
 
 
-def _baseline_visit(visits: pd.DataFrame, start, subject, method) -> str | None:
-    zero = [v for v, k in visits["course"].items() if not pd.isna(k) and int(k) == 0]
+def _baseline_visit(visits: dict[str, tuple[Any, Any]], start, subject, method) -> str | None:
+    zero = [v for v, (_, k) in visits.items() if not _missing(k) and int(k) == 0]
     if len(zero) > 1:
         raise InputError(f"subject {subject} ({method}): visits {zero} are all marked course 0; one baseline per subject")
     if zero:
         return zero[0]
-    if visits["course"].notna().any() and visits["course"].notna().all():
+    given = [not _missing(k) for _, k in visits.values()]
+    if any(given) and all(given):
         return None  # explicit follow-up courses only: no baseline scan given
-    free = visits[visits["course"].isna()]
-    labelled = [v for v in free.index if v.strip().lower() == BASELINE_LABEL]
+    free = [v for v, (_, k) in visits.items() if _missing(k)]
+    labelled = [v for v in free if v.strip().lower() == BASELINE_LABEL]
     if labelled:
         return labelled[0]
-    dated = free.dropna(subset=["date"]).sort_values("date", kind="stable")
-    if dated.empty:
+    dated = sorted((v for v in free if not _missing(visits[v][0])), key=lambda v: visits[v][0])
+    if not dated:
         return None
     if start is not None:
-        before = dated[dated["date"] <= start]
-        if not before.empty:
-            return str(before.index[-1])
+        before = [v for v in dated if visits[v][0] <= start]
+        if before:
+            return str(before[-1])
         log.warning("subject %s (%s): no scan on or before the treatment start %s; the earliest scan is the baseline",
                     subject, method, start.date())
-    return str(dated.index[0])
+    return str(dated[0])
 
 
 def _flag_repeats(per_visit: dict[str, tuple[Any, Any, list[str]]], schedule: CourseSchedule) -> None:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MeasurementError
+from ._values import missing as _missing
 from .criteria import CR, NE, ORDER, PD, PR, SD, ResponseCriteria
 
 #: Percent changes are rounded to this many decimals (1e-9 %) before any comparison.
@@ -114,6 +115,8 @@ def assess_series(s: pd.DataFrame, criteria: ResponseCriteria, *, confirm: bool 
                   new_lesion: bool = False) -> pd.DataFrame:
     """Assess the scans of one series (subject × lesion × method, or a total).
 
+    A DataFrame front end of :func:`assess_rows` (same rules).
+
     Parameters
     ----------
     s : pandas.DataFrame
@@ -133,98 +136,164 @@ def assess_series(s: pd.DataFrame, criteria: ResponseCriteria, *, confirm: bool 
         ``nadir_volume_ml``, ``percent_change_from_nadir``, ``response``,
         ``response_confirmed``, ``best_response``; ``status``, ``reason`` and
         ``flags`` updated.
+
+    Raises
+    ------
+    MeasurementError
+        Never for valid rows (a 0 mL reference is reported as ``baseline-zero``).
     """
-    s = s.copy()
-    s["flags"] = [list(f) for f in s["flags"]]
-    for col in ("baseline_volume_ml", "percent_change", "nadir_volume_ml", "percent_change_from_nadir"):
-        s[col] = np.nan
-    s["response"] = None
-    s["response_confirmed"] = None
-    s["best_response"] = None
-    if "new_lesion_pd" not in s:
-        s["new_lesion_pd"] = False
+    names = list(s.columns)
+    rows = [dict(zip(names, values)) for values in zip(*(s[c].tolist() for c in names))] if names else []
+    done = assess_rows(rows, criteria, confirm=confirm, new_lesion=new_lesion)
+    out = s.copy()
+    for col in (*_SET_COLUMNS, "status", "reason"):
+        out[col] = pd.Series([r[col] for r in done], index=s.index,
+                             dtype=float if col in _FLOAT_COLUMNS else object)
+    return out
 
-    order_key = s["days_from_baseline"].astype("Float64")
-    nominal = s["course"].astype("Float64") * 1e6  # explicit course without a date: order by course
-    key = order_key.fillna(nominal)
-    follow = s[(~s["is_baseline"].astype(bool)) & key.notna() & (key > 0)]
-    follow_idx = list(follow.assign(_k=key[follow.index]).sort_values("_k", kind="stable").index)
 
-    def add_flag(idx, flag):
-        if flag not in s.at[idx, "flags"]:
-            s.at[idx, "flags"] = s.at[idx, "flags"] + [flag]
+#: Columns :func:`assess_rows` sets on every row.
+_FLOAT_COLUMNS = ("baseline_volume_ml", "percent_change", "nadir_volume_ml", "percent_change_from_nadir")
+_SET_COLUMNS = ("flags", *_FLOAT_COLUMNS, "response", "response_confirmed", "best_response", "new_lesion_pd")
 
-    base = s[s["is_baseline"].astype(bool)]
+
+def assess_rows(rows: list[dict], criteria: ResponseCriteria, *, confirm: bool = False,
+                new_lesion: bool = False) -> list[dict]:
+    """Assess the scans of one series given as row dicts (the engine of :func:`assess_series`).
+
+    Parameters
+    ----------
+    rows : list of dict
+        One dict per scan with ``volume_ml`` (mL, float), ``status``,
+        ``reason``, ``flags`` (list), ``course`` and ``days_from_baseline``
+        (int or missing), ``is_baseline`` and optionally ``new_lesion_pd``.
+        Not modified.
+    criteria : ResponseCriteria
+    confirm : bool
+        Require confirmation of CR/PR by the next evaluable scan.
+    new_lesion : bool
+        The series is a lesion absent at baseline.
+
+    Returns
+    -------
+    list of dict
+        Copies of ``rows`` (same order) with ``baseline_volume_ml``,
+        ``percent_change``, ``nadir_volume_ml``, ``percent_change_from_nadir``
+        (mL, %, NaN when not computed), ``response``, ``response_confirmed``,
+        ``best_response``, ``new_lesion_pd``; ``status``, ``reason`` and
+        ``flags`` updated.
+
+    Raises
+    ------
+    MeasurementError
+        Never for valid rows (a 0 mL reference is reported as ``baseline-zero``).
+    """
+    nan = math.nan
+    s = []
+    for r in rows:
+        r = dict(r)
+        r["flags"] = list(r["flags"])
+        r["baseline_volume_ml"] = r["percent_change"] = r["nadir_volume_ml"] = r["percent_change_from_nadir"] = nan
+        r["response"] = r["response_confirmed"] = r["best_response"] = None
+        if "new_lesion_pd" not in r:
+            r["new_lesion_pd"] = False
+        s.append(r)
+
+    keyed = []
+    for r in s:
+        key = _order_key(r["days_from_baseline"], r["course"])
+        if not bool(r["is_baseline"]) and key is not None and key > 0:
+            keyed.append((key, r))
+    keyed.sort(key=lambda kr: kr[0])  # stable: rows on the same day keep their order
+    follow = [r for _, r in keyed]
+    base = [r for r in s if bool(r["is_baseline"])]
+
+    def add_flag(r, flag):
+        if flag not in r["flags"]:
+            r["flags"] = r["flags"] + [flag]
+
     if new_lesion:
-        for idx in list(base.index) + follow_idx:
-            add_flag(idx, "new-lesion")
-        for idx in follow_idx:
-            st = s.at[idx, "status"]
+        for r in base + follow:
+            add_flag(r, "new-lesion")
+        for r in follow:
+            st = r["status"]
             if st == "empty":
                 continue  # the new lesion is not there (anymore) at this scan
-            s.at[idx, "response"] = PD if criteria.new_lesion_is_progression else (NE if st != "ok" else None)
-        _finish(s, follow_idx, confirm)
+            r["response"] = PD if criteria.new_lesion_is_progression else (NE if st != "ok" else None)
+        _finish_rows(s, follow, confirm)
         return s
 
     problem = None
-    if base.empty:
+    if not base:
         problem = ("no-baseline", "no baseline scan for this series")
     else:
-        b = base.index[0]
-        bst, bvol = s.at[b, "status"], s.at[b, "volume_ml"]
+        b = base[0]
+        bst, bvol = b["status"], b["volume_ml"]
         if bst not in ("ok",):
-            why = s.at[b, "reason"]
+            why = b["reason"]
             problem = ("no-baseline", f"baseline measurement {bst}" + (f": {why}" if isinstance(why, str) and why else ""))
         elif not (bvol > 0):
             problem = ("baseline-zero", f"baseline volume is {bvol:g} mL: percent change is undefined "
                                         "(check the baseline mask; a lesion absent at baseline is a new lesion)")
-            s.at[b, "status"], s.at[b, "reason"] = problem
+            b["status"], b["reason"] = problem
     if problem is not None:
-        for idx in follow_idx:
-            if s.at[idx, "status"] in EVALUABLE:
-                s.at[idx, "status"], s.at[idx, "reason"] = problem
-            s.at[idx, "response"] = PD if bool(s.at[idx, "new_lesion_pd"]) and criteria.new_lesion_is_progression else NE
-        _finish(s, follow_idx, confirm)
+        for r in follow:
+            if r["status"] in EVALUABLE:
+                r["status"], r["reason"] = problem
+            r["response"] = PD if bool(r["new_lesion_pd"]) and criteria.new_lesion_is_progression else NE
+        _finish_rows(s, follow, confirm)
         return s
 
-    b = base.index[0]
-    bvol = float(s.at[b, "volume_ml"])
-    s["baseline_volume_ml"] = bvol
-    s.at[b, "nadir_volume_ml"] = bvol
+    b = base[0]
+    bvol = float(b["volume_ml"])
+    for r in s:
+        r["baseline_volume_ml"] = bvol
+    b["nadir_volume_ml"] = bvol
     nadir = bvol
-    for idx in follow_idx:
-        st = s.at[idx, "status"]
-        s.at[idx, "nadir_volume_ml"] = nadir
+    for r in follow:
+        st = r["status"]
+        r["nadir_volume_ml"] = nadir
         if st == "ok":
-            v = float(s.at[idx, "volume_ml"])
+            v = float(r["volume_ml"])
             empty = False
         elif st == "empty":
             v, empty = 0.0, True
-            add_flag(idx, "no-measurable-lesion")
+            add_flag(r, "no-measurable-lesion")
         else:
-            s.at[idx, "response"] = PD if bool(s.at[idx, "new_lesion_pd"]) and criteria.new_lesion_is_progression else NE
+            r["response"] = PD if bool(r["new_lesion_pd"]) and criteria.new_lesion_is_progression else NE
             continue
         pct = percent_change(v, bvol)
         pct_n = percent_change(v, nadir) if nadir > 0 else math.nan
         if nadir <= 0:
-            add_flag(idx, "nadir-zero")
-        s.at[idx, "percent_change"] = pct
-        s.at[idx, "percent_change_from_nadir"] = pct_n
+            add_flag(r, "nadir-zero")
+        r["percent_change"] = pct
+        r["percent_change_from_nadir"] = pct_n
         resp = criteria.classify(None if empty else v, pct, pct_n, nadir_ml=nadir, no_measurable_lesion=empty)
-        if bool(s.at[idx, "new_lesion_pd"]) and criteria.new_lesion_is_progression:
+        if bool(r["new_lesion_pd"]) and criteria.new_lesion_is_progression:
             resp = PD
-        s.at[idx, "response"] = resp
+        r["response"] = resp
         nadir = min(nadir, v)
-    _finish(s, follow_idx, confirm)
+    _finish_rows(s, follow, confirm)
     return s
 
 
-def _finish(s: pd.DataFrame, follow_idx: list, confirm: bool) -> None:
-    responses = [s.at[i, "response"] for i in follow_idx]
+def _order_key(days, course) -> float | None:
+    """Time order of a scan: days from baseline, else its explicit course × 10⁶; None when neither."""
+    if not _missing(days):
+        return float(days)
+    if not _missing(course):
+        return float(course) * 1e6  # explicit course without a date: order by course
+    return None
+
+
+def _finish_rows(s: list[dict], follow: list[dict], confirm: bool) -> None:
+    responses = [r["response"] for r in follow]
     if confirm:
         effective, confirmed = confirm_responses(responses)
-        for i, c in zip(follow_idx, confirmed):
-            s.at[i, "response_confirmed"] = c
+        for r, c in zip(follow, confirmed):
+            r["response_confirmed"] = c
     else:
         effective = responses
-    s["best_response"] = best_overall_response(effective)
+    best = best_overall_response(effective)
+    for r in s:
+        r["best_response"] = best

@@ -1,0 +1,17 @@
+"""Scalar helpers shared by the longitudinal modules (plain Python values, no DataFrame)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def missing(v: Any) -> bool:
+    """True for None, NaN, ``pd.NA`` and ``NaT``: ``pandas.isna`` of one scalar, fast for common types."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float):
+        return v != v
+    if isinstance(v, (str, int)):
+        return False
+    return bool(pd.isna(v))
