@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from longitudinal_reference import reference_assess, reference_assign_courses, reference_conform
+from test_longitudinal_reference import reference_assess, reference_assign_courses, reference_conform
 
 from volumetry.longitudinal import CourseSchedule, ResponseCriteria, assess, assign_courses
 from volumetry.tables import conform

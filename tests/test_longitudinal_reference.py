@@ -4,7 +4,7 @@ kept as the slow, obviously-correct reference of the fast implementation.
 Copied verbatim from volumetry/longitudinal/{assess,courses,response}.py and
 volumetry/tables.py (``conform``) at commit 78eb3f5, before the rewrite on plain
 Python lists; only the names of the entry points changed (``reference_*``).
-Used by tests/test_longitudinal_equivalence.py and tests/test_tables_conform.py.
+Used by tests/test_longitudinal_equivalence.py (no test in this module).
 Do not "fix" anything here: it is the behaviour the fast code must reproduce.
 """
 from __future__ import annotations
