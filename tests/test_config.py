@@ -76,6 +76,8 @@ def test_unknown_top_level_key(tmp_path):
     ("courses: {length_weeks: -3}", r"'courses\.length_weeks': must be at least"),
     ("outputs: {tables: [csv, xlsx]}", r"'outputs\.tables': item 'xlsx' is not one of csv, parquet"),
     ("outputs: {tables: csv}", r"'outputs\.tables': expected list"),
+    ("outputs: {tables: []}", r"'outputs\.tables': give at least one of csv, parquet"),
+    ("outputs: {tables: [csv, csv]}", r"'outputs\.tables': item 'csv' is given twice"),
     ("series: {prefer: most-slices}", r"'series\.prefer': 'most-slices' is not one of .*Did you mean 'most_slices'"),
     ("series: {description_regex: '(t2'}", r"'series\.description_regex': not a valid regular expression"),
     ("series: [MR]", r"key 'series': expected a mapping"),

@@ -139,3 +139,69 @@ def test_pseudonyms_are_stable_keyed_and_key_file(tmp_path, monkeypatch):
     import hmac
 
     assert Pseudonymizer(b"k")("S01") == "P" + hmac.new(b"k", b"S01", hashlib.sha256).hexdigest()[:16]
+
+
+# ------------------------------------------------------------------ CSV reading, the optional 'volume' column
+def test_trailing_comma_in_header_is_named(tmp_path):
+    _manifest(tmp_path, "S1,b,i.nii,\n", header="subject_id,visit,image,\n")
+    with pytest.raises(ManifestError, match=r"manifest\.csv line 1: column 4 has an empty column name "
+                                            r"\(trailing comma\?\)"):
+        read_manifest(tmp_path / "manifest.csv")
+    _manifest(tmp_path, "S1,b,,i.nii\n", header="subject_id,visit, ,image\n")
+    with pytest.raises(ManifestError, match=r"line 1: column 3 has an empty column name"):
+        read_manifest(tmp_path / "manifest.csv")
+
+
+def test_quoted_line_break_is_kept_and_lines_stay_right(tmp_path):
+    # a free column with a two-line note: the cell keeps its line break, and the rows after it
+    # keep their physical line numbers in messages
+    body = ('S1,b,0,2024-01-01,i.nii,1,1,2,3,lps,"first line\nsecond line"\n'
+            'S1,c,1,2024-04-01,j.nii,1,,,,,plain\n')
+    header = HEADER.rstrip("\n") + ",x_note\n"
+    _manifest(tmp_path, body, header=header)
+    rows = read_manifest(tmp_path / "manifest.csv").rows
+    assert rows[0].where.endswith("manifest.csv line 2") and rows[1].where.endswith("manifest.csv line 4")
+    _manifest(tmp_path, body + "S1,d,2,01/07/2024,k.nii,1,,,,,x\n", header=header)
+    with pytest.raises(ManifestError, match=r"line 5, column 'scan_date'"):
+        read_manifest(tmp_path / "manifest.csv")
+    # an error inside the multi-line row names the line the row starts on
+    _manifest(tmp_path, 'S1,b,0,2024-01-01,i.nii,1,1,zwei,3,lps,"a\nb"\n', header=header)
+    with pytest.raises(ManifestError, match=r"line 2, column 'seed_y': 'zwei'"):
+        read_manifest(tmp_path / "manifest.csv")
+
+
+def test_windows_line_ends_and_a_line_break_in_an_identifier(tmp_path):
+    p = tmp_path / "manifest.csv"
+    p.write_bytes(b"subject_id,visit,image,seed_x,seed_y,seed_z\r\nS1,b,i.nii,1,2,3\r\nS2,b,j.nii,1,2,3\r\n")
+    assert [r.subject_id for r in read_manifest(p).rows] == ["S1", "S2"]
+    p.write_bytes(b'subject_id,visit,image,seed_x,seed_y,seed_z\nS1,"b\nc",i.nii,1,2,3\n')
+    with pytest.raises(ManifestError, match=r"line 2, column 'visit': .*line break or control character"):
+        read_manifest(p)
+
+
+@pytest.mark.parametrize("body, match", [
+    ('S1,b,"i.nii,1,2,3\nS2,b,j.nii,1,2,3\n', r"line 2: a quoted cell is never closed"),
+    ('S1,b,"i"x.nii,1,2,3\n', r"line 2: badly quoted cell"),
+])
+def test_malformed_quotes_are_manifest_errors(tmp_path, body, match):
+    _manifest(tmp_path, body, header="subject_id,visit,image,seed_x,seed_y,seed_z\n")
+    with pytest.raises(ManifestError, match=match):
+        read_manifest(tmp_path / "manifest.csv")
+
+
+def test_volume_column(tmp_path):
+    _manifest(tmp_path, "S1,b,dual.nii.gz,1,1,2,3\nS1,c,dual2.nii.gz,,,,\nS2,b,x.nii,0,1,2,3\n",
+              header="subject_id,visit,image,volume,seed_x,seed_y,seed_z\n")
+    rows = read_manifest(tmp_path / "manifest.csv").rows
+    assert [r.volume for r in rows] == [1, None, 0]
+
+
+@pytest.mark.parametrize("cell, match", [
+    ("-1", r"line 2, column 'volume': -1 is not a volume index: give a whole number 0 or more"),
+    ("1.5", r"line 2, column 'volume': '1.5' is not a volume index"),
+    ("two", r"line 2, column 'volume': 'two' is not a volume index"),
+])
+def test_volume_column_errors(tmp_path, cell, match):
+    _manifest(tmp_path, f"S1,b,dual.nii.gz,{cell},1,2,3\n", header="subject_id,visit,image,volume,seed_x,seed_y,seed_z\n")
+    with pytest.raises(ManifestError, match=match):
+        read_manifest(tmp_path / "manifest.csv")

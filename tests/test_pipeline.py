@@ -368,3 +368,31 @@ def test_stopping_a_pool_run_ends_its_workers(trial):
     gen.close()  # what an exception in the consumer (or Ctrl-C) does
     assert time.perf_counter() - t0 < 30  # the hanging scans were not waited for
     assert not [c for c in children if c.is_alive()]
+
+
+def test_two_lesions_per_scan_read_each_image_once(trial, first_run, tmp_path, monkeypatch):
+    """The lesions of one scan run one after the other, so that a worker (keeping the last 2
+    images: the follow-up and its baseline) reads every image once; the results do not depend
+    on the order of the scans."""
+    import volumetry.pipeline.tasks as tasks
+
+    root, _ = trial
+    study = tmp_path / "study"
+    shutil.copytree(root, study)
+    lines = (study / "manifest.csv").read_text().splitlines()
+    # a second lesion row on every scan (the same seed: its result must equal lesion 1's)
+    assert lines[0].split(",")[5] == "lesion_id"
+    lines += [",".join(c[:5] + ["2"] + c[6:]) for c in (line.split(",") for line in lines[1:])]
+    (study / "manifest.csv").write_text("\n".join(lines) + "\n")
+    reads = []
+    read = tasks._read
+    monkeypatch.setattr(tasks, "_IMAGE_CACHE", tasks.collections.OrderedDict())
+    monkeypatch.setattr(tasks, "_read", lambda ref: reads.append(ref.path) or read(ref))
+    s = run_study(study, tiny_config(masks=False, seg=False), tmp_path / "out", jobs=1, progress=False)
+    assert s.ok and s.n_computed == 10
+    assert sorted(reads) == sorted({str(study / line.split(",")[4]) for line in lines[1:]})
+    t = s.table[s.table["lesion_id"] != "total"]
+    one = voxel_rows(t[t["lesion_id"] == "1"])["volume_ml"]
+    two = voxel_rows(t[t["lesion_id"] == "2"])["volume_ml"]
+    pd.testing.assert_series_equal(one, two)
+    pd.testing.assert_series_equal(one, voxel_rows(first_run.table)["volume_ml"])

@@ -47,6 +47,8 @@ class Key:
         For lists: accepted types of each item.
     minimum : float, optional
         Smallest allowed number.
+    min_items : int, optional
+        For lists: fewest items (the items are also unique).
     """
 
     types: tuple
@@ -56,6 +58,7 @@ class Key:
     required: bool = False
     item_types: tuple | None = None
     minimum: float | None = None
+    min_items: int | None = None
 
 
 #: The pipeline schema: section -> key -> :class:`Key`. ``segmentation.params`` is
@@ -69,6 +72,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "prefer": Key(
             (str,), "most_slices", "which series when several match in one study",
             choices=("most_slices", "latest", "first"),
+        ),
+        "volume": Key(
+            (int,), None, "DICOM trees: the 0-based volume to take when the chosen series holds several "
+            "(echoes, dynamics); a manifest gives it per scan in its volume column", minimum=0,
         ),
     },
     "segmentation": {
@@ -100,7 +107,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "outputs": {
         "tables": Key(
             (list,), ["csv", "parquet"], "formats of the volume table", choices=("csv", "parquet"),
-            item_types=(str,),
+            item_types=(str,), min_items=1,
         ),
         "summary": Key((bool,), True, "write summary.csv (one row per subject x lesion x course)"),
         "masks": Key((bool,), True, "write masks as NIfTI in a BIDS-derivatives layout"),
@@ -188,11 +195,16 @@ def _check_value(source: str, keypath: str, spec: Key, value: Any) -> Any:
     if spec.minimum is not None and value < spec.minimum:
         raise bad(f"must be at least {spec.minimum}, got {value!r}")
     if isinstance(value, list):
+        if spec.min_items is not None and len(value) < spec.min_items:
+            what = f"one of {', '.join(map(str, spec.choices))}" if spec.choices else f"{spec.min_items} item(s)"
+            raise bad(f"give at least {what}, got an empty list")
         for n, item in enumerate(value):
             if spec.item_types and (not isinstance(item, spec.item_types) or isinstance(item, bool)):
                 raise bad(f"item {n} must be {_type_name(spec.item_types)}, got {item!r}")
             if spec.choices is not None and item not in spec.choices:
                 raise bad(f"item {item!r} is not one of {', '.join(map(str, spec.choices))}")
+            if spec.min_items is not None and item in value[:n]:
+                raise bad(f"item {item!r} is given twice; list each once")
         return list(value)
     if spec.choices is not None and value not in spec.choices:
         close = difflib.get_close_matches(str(value), [str(c) for c in spec.choices], n=1, cutoff=0.5)

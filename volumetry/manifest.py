@@ -13,6 +13,8 @@ column                  required  meaning
 ``course``              no        treatment course number (0 = baseline)
 ``scan_date``           no        ISO date ``YYYY-MM-DD``
 ``series_uid``          no        SeriesInstanceUID to take from a DICOM folder
+``volume``              no        0-based volume of a multi-volume DICOM series
+                                  (echoes, dynamics) or of a 4D NIfTI
 ``seed_x/_y/_z``        no        a seed point inside the lesion
 ``seed_space``          no        ``lps`` or ``ras`` (mm) or ``voxel`` (indices i, j, k);
                                   default ``lps``
@@ -24,6 +26,9 @@ column                  required  meaning
 
 Columns whose name starts with ``x_`` are free (ignored); any other unknown
 column is an error (a misspelt ``seed_X`` must not silently drop a seed).
+The file is read as CSV proper: a quoted cell may hold commas and line breaks
+(messages give the line a row starts on); a line break or control character
+in any other than an ``x_`` column is an error.
 
 A seed or box given on one row of a subject's lesion (its baseline) alone is
 propagated to the rows of that lesion that have neither seed, box nor mask.
@@ -32,7 +37,8 @@ A folder without ``manifest.csv`` is read as a DICOM tree: one subject per
 PatientID, one visit per StudyDate, the series chosen by the pipeline's
 ``series`` rule, and seeds or masks from the side file ``seeds.csv`` (columns
 ``subject_id`` (PatientID), optional ``visit`` (StudyDate, ``YYYYMMDD`` or
-ISO), and the prompt columns above).
+ISO), and the prompt columns above). A series holding several volumes
+(echoes, dynamics) gives the pipeline's ``series.volume``.
 """
 from __future__ import annotations
 
@@ -41,7 +47,9 @@ import dataclasses
 import datetime as _dt
 import difflib
 import logging
+import io
 import re
+import unicodedata
 from pathlib import Path
 
 from .errors import InputError, ManifestError
@@ -54,7 +62,7 @@ MANIFEST_NAME = "manifest.csv"
 SIDE_FILE_NAME = "seeds.csv"
 REQUIRED_COLUMNS = ("subject_id", "visit", "image")
 OPTIONAL_COLUMNS = (
-    "lesion_id", "course", "scan_date", "series_uid", "seed_x", "seed_y", "seed_z",
+    "lesion_id", "course", "scan_date", "series_uid", "volume", "seed_x", "seed_y", "seed_z",
     "seed_space", "box", "mask",
 )
 #: Accepted ``seed_space`` values and what they mean.
@@ -77,6 +85,9 @@ class ScanRow:
         Treatment course (0 = baseline) when given.
     scan_date : datetime.date or None
     series_uid : str or None
+    volume : int or None
+        0-based volume of a multi-volume DICOM series or a 4D NIfTI; None
+        reads the image's only volume (several are then an error of the scan).
     seed : tuple of float or None
         ``(x, y, z)`` in ``seed_space``.
     seed_space : str
@@ -102,6 +113,7 @@ class ScanRow:
     course: int | None = None
     scan_date: _dt.date | None = None
     series_uid: str | None = None
+    volume: int | None = None
     seed: tuple[float, float, float] | None = None
     seed_space: str = "lps"
     box: tuple[float, ...] | None = None
@@ -184,7 +196,11 @@ def _parse_prompt(source: Path, line: int, cells: dict[str, str]) -> dict:
 def _check_columns(source: Path, header: list[str], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
     valid = list(required) + list(optional)
     seen = set()
-    for col in header:
+    for number, col in enumerate(header, 1):
+        if not col:
+            raise _err(source, 1, None, f"column {number} has an empty column name (trailing comma?); remove "
+                                        "the extra comma at the end of the header (and of the rows), or name "
+                                        "the column (free columns start with 'x_')")
         if col in seen:
             raise _err(source, 1, col, "the column appears twice")
         seen.add(col)
@@ -200,27 +216,92 @@ def _check_columns(source: Path, header: list[str], required: tuple[str, ...], o
                                     f"the header is {','.join(header)}")
 
 
+#: What :mod:`csv` says (strict mode) and what the user should read instead.
+_CSV_PROBLEMS = (
+    ("unexpected end of data", "a quoted cell is never closed (a '\"' that opens a cell on this line has no "
+                               "closing '\"' before the end of the file); close it, and write a quote inside a "
+                               "quoted cell as '\"\"'"),
+    ("expected after", "badly quoted cell: a cell that starts with '\"' must end with '\"' right before the next "
+                       "comma; write a quote inside a quoted cell as '\"\"'"),
+    ("field larger than field limit", "a cell is longer than the CSV field limit (an unclosed quote?)"),
+)
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    text = str(exc)
+    for needle, say in _CSV_PROBLEMS:
+        if needle in text:
+            return say
+    return f"not valid CSV ({text})"
+
+
 def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """Read a CSV file as a header and ``(line, {column: cell})`` rows.
+
+    The file is parsed by :mod:`csv` as a whole (``newline=''``), so a quoted
+    cell keeps its commas and line breaks; ``line`` is the physical line a row
+    starts on. Cells and column names are stripped of surrounding blanks; blank
+    rows are skipped.
+
+    Raises
+    ------
+    ManifestError
+        Not UTF-8, unreadable, empty, malformed quoting, a row whose cell count
+        differs from the header's, or a line break or control character in a
+        cell of any column not starting with ``x_``; naming the file and line.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            text = fh.read()
     except UnicodeDecodeError as exc:
         raise _err(path, None, None, f"not UTF-8 text ({exc}); save the manifest as UTF-8 CSV") from None
     except OSError as exc:
         raise _err(path, None, None, f"cannot be read: {exc}") from None
-    reader = csv.reader(text.splitlines())
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise _err(path, None, None, "the file is empty; it needs a header line") from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    records: list[tuple[int, list[str]]] = []
+    start = 1
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise _err(path, start, None, _csv_problem(exc)) from None
+        records.append((start, cells))
+        start = reader.line_num + 1
+    if not records:
+        raise _err(path, None, None, "the file is empty; it needs a header line")
+    header = [h.strip() for h in records[0][1]]
     rows = []
-    for cells in reader:
-        line = reader.line_num
+    for line, cells in records[1:]:
         if not any(c.strip() for c in cells):
             continue
         if len(cells) != len(header):
-            raise _err(path, line, None, f"{len(cells)} cells but the header has {len(header)} columns")
-        rows.append((line, {h: c.strip() for h, c in zip(header, cells)}))
+            hint = (" (trailing comma?)" if len(cells) > len(header) and not any(c.strip() for c in cells[len(header):])
+                    else "")
+            raise _err(path, line, None, f"{len(cells)} cells but the header has {len(header)} columns{hint}")
+        row = {h: c.strip() for h, c in zip(header, cells)}
+        for col, value in row.items():
+            if not col.startswith("x_") and any(unicodedata.category(ch) == "Cc" for ch in value):
+                raise _err(path, line, col, f"{value!r} holds a line break or control character; a cell of this "
+                                            "column is one line of text (only free 'x_' columns may hold several)")
+        rows.append((line, row))
     return header, rows
+
+
+def _volume_index(source: Path, line: int, text: str) -> int:
+    """The ``volume`` cell: a whole number 0 or more (ASCII digits only).
+
+    Raises
+    ------
+    ManifestError
+        Anything else, naming the line and the column.
+    """
+    if re.fullmatch(r"[0-9]+", text, flags=re.ASCII):
+        return int(text)
+    shown = text if re.fullmatch(r"-[0-9]+", text) else repr(text)
+    raise _err(source, line, "volume", f"{shown} is not a volume index: give a whole number 0 or more "
+                                       "(0 is the image's first volume, echo or dynamic)")
 
 
 def _resolve(root: Path, text: str) -> Path:
@@ -281,6 +362,8 @@ def read_manifest(path: str | Path) -> Study:
                 raise _err(path, line, "scan_date", f"{cells['scan_date']!r} is not an ISO date YYYY-MM-DD") from None
         if cells.get("series_uid"):
             kw["series_uid"] = cells["series_uid"]
+        if cells.get("volume"):
+            kw["volume"] = _volume_index(path, line, cells["volume"])
         if cells.get("mask"):
             kw["mask"] = _resolve(root, cells["mask"])
         kw.update(_parse_prompt(path, line, cells))
@@ -417,7 +500,8 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
     """Read a folder without manifest as a DICOM tree.
 
     Subjects are PatientIDs, visits StudyDates (label ``YYYY-MM-DD``), the
-    series of each study is chosen by :func:`select_series`; seeds, boxes or
+    series of each study is chosen by :func:`select_series` (and, when it holds
+    several volumes, the volume by the rule's ``volume``); seeds, boxes or
     masks come from ``seeds.csv`` in ``root``.
 
     Raises
@@ -482,11 +566,13 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
         if visit == first_visit[pid]:
             entries = {**dict(prompts.get((pid, ""), [])), **entries}
         lesion_ids = sorted({lid for key, found in prompts.items() if key[0] == pid for lid, _ in found})
+        # the rule's volume applies to a series holding several (out of range: the scan fails with the list)
+        volume = series_rule.get("volume") if int(_stack_attr(stack, "n_volumes", 1) or 1) > 1 else None
         for lesion in lesion_ids or [DEFAULT_LESION]:
             rows.append(ScanRow(
                 subject_id=pid, visit=visit, image=Path(_common_dir(files)) if files else root,
                 lesion_id=lesion, scan_date=day,
-                series_uid=str(_stack_attr(stack, "series_uid", "") or "") or None, files=files,
+                series_uid=str(_stack_attr(stack, "series_uid", "") or "") or None, files=files, volume=volume,
                 where=f"{root} PatientID {pid!r} StudyDate {date!r}", **entries.get(lesion, {}),
             ))
     if skipped:

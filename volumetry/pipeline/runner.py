@@ -32,7 +32,8 @@ from ..config import PipelineConfig
 from ..errors import ConfigError, InputError, ManifestError
 from ..manifest import ScanRow, Study, read_study
 from ..store import DB_NAME, FileHashCache, ResultStore
-from .tasks import ImageRef, PromptSpec, ScanTask, TaskResult, content_hash, hash_image_input, run_task
+from .tasks import (ImageRef, PromptSpec, ScanTask, TaskResult, baseline_unusable, content_hash, hash_image_input,
+                    run_task)
 
 log = logging.getLogger(__name__)
 
@@ -163,23 +164,31 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
 
     digest = digest or file_sha256
     seg = check_pipeline(cfg)
-    hashes: dict[int, str | Exception] = {}
+    hashes: dict[tuple, str | Exception] = {}
 
-    def image_hash(n: int) -> str:
-        if n not in hashes:
-            row = study.rows[n]
+    def image_hash(n: int) -> str | Exception:
+        # hashed once per image (the lesions of one scan share it; a baseline serves its
+        # follow-ups); an error is worded for the row that asks
+        row = study.rows[n]
+        key = (str(row.image), row.files)
+        if key not in hashes:
             try:
-                if not row.image.exists():
-                    raise InputError(f"{row.where}, column 'image': {row.image} does not exist; "
-                                     "fix the path (relative to the manifest's folder)")
-                hashes[n] = hash_image_input(row.image, row.files, digest)
-            except InputError as exc:
-                hashes[n] = exc
-            except OSError as exc:
-                hashes[n] = InputError(f"{row.where}, column 'image': {row.image} cannot be read: {exc}")
-        return hashes[n]
+                hashes[key] = (hash_image_input(row.image, row.files, digest) if row.image.exists()
+                               else FileNotFoundError())
+            except (InputError, OSError) as exc:
+                hashes[key] = exc
+        h = hashes[key]
+        if isinstance(h, FileNotFoundError) and not h.args:
+            return InputError(f"{row.where}, column 'image': {row.image} does not exist; "
+                              "fix the path (relative to the manifest's folder)")
+        if isinstance(h, InputError):
+            return h
+        if isinstance(h, OSError):
+            return InputError(f"{row.where}, column 'image': {row.image} cannot be read: {h}")
+        return h
 
-    rule = tuple(sorted(cfg.series.items()))
+    # keys set to None (series.volume absent) are left out: the cache keys stay as they were
+    rule = tuple(sorted((k, v) for k, v in cfg.series.items() if v is not None))
 
     def rule_for(row: ScanRow) -> tuple | None:
         # the series rule decides only for a DICOM folder given without series_uid
@@ -213,29 +222,48 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
                 continue
             dh = image_hash(row.propagate_from)
             if isinstance(dh, Exception):
-                out.append(_Planned(row, ident, None, h, _fail("input", InputError(
-                    f"{row.where}: the baseline this scan is propagated from ({donor.where}) "
-                    f"cannot be used: {dh}"))))
+                out.append(_Planned(row, ident, None, h, _fail("propagate", InputError(
+                    f"{row.where}: {baseline_unusable(donor.visit, donor.where)}{dh}"))))
                 continue
-            baseline = (ImageRef(str(donor.image), donor.series_uid, dh, rule_for(donor)),
+            baseline = (ImageRef(str(donor.image), donor.series_uid, dh, rule_for(donor), donor.volume),
                         PromptSpec(donor.seed, donor.box, donor.seed_space, donor.lesion_id))
         key_payload = {
             "version": __version__, "ident": ident, "image": h, "series_uid": row.series_uid,
             "prompt": dataclasses.asdict(prompt) if prompt else None, "mask": mask_hash,
-            "baseline": [dataclasses.asdict(b) for b in baseline] if baseline else None,
+            "baseline": [_key_part(b) for b in baseline] if baseline else None,
+            # named in the message when the baseline cannot be used
+            "baseline_visit": study.rows[row.propagate_from].visit if baseline else None,
             "series_rule": rule_for(row),
             "baseline_series_rule": rule_for(study.rows[row.propagate_from]) if baseline else None,
             "segmentation": seg, "registration": cfg.segmentation["registration"] if baseline else None,
             "vanished_lesion": cfg.segmentation["vanished_lesion"] if baseline else None,
         }
+        if row.volume is not None:  # absent when None: the keys of single-volume scans stay as they were
+            key_payload["volume"] = row.volume
         task = ScanTask(
-            task_key=_sha(key_payload), image=ImageRef(str(row.image), row.series_uid, h, rule_for(row)),
+            task_key=_sha(key_payload),
+            image=ImageRef(str(row.image), row.series_uid, h, rule_for(row), row.volume),
             prompt=prompt,
             mask=str(row.mask) if row.mask is not None else None, mask_hash=mask_hash, baseline=baseline,
             method=seg["method"], params=seg["params"], registration=cfg.segmentation["registration"],
             where=row.where, lesion_id=row.lesion_id, vanished_lesion=cfg.segmentation["vanished_lesion"],
+            baseline_visit=study.rows[row.propagate_from].visit if baseline else "",
+            baseline_where=study.rows[row.propagate_from].where if baseline else "",
         )
         out.append(_Planned(row, ident, task, h))
+    return out
+
+
+def _key_part(value) -> dict:
+    """A value of the task as part of its cache key: its fields, without the ``path`` of an
+    image (its content hash stands for it: a study moved to another folder is the same
+    study) and without a ``volume`` of None (the keys of single-volume images did not change
+    when volumes were added)."""
+    out = dataclasses.asdict(value)
+    if isinstance(value, ImageRef):
+        del out["path"]
+    if out.get("volume", 0) is None:
+        del out["volume"]
     return out
 
 
@@ -581,9 +609,11 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
         log.info("%d scan(s) to compute, %d unchanged (cached)", len(todo), n_cached)
     else:
         log.info("nothing to recompute: all %d scan(s) unchanged since the last run", n_cached)
-    # one subject's scans together: a worker reuses the baseline it just loaded
-    todo.sort(key=lambda p: (p.ident[0], p.ident[2], p.row.course if p.row.course is not None else -1,
-                             p.row.scan_date.isoformat() if p.row.scan_date else "", p.ident[1]))
+    # one subject's scans together, in visit order, and the lesions of one scan one after the
+    # other: a worker (keeping the last 2 images) reuses the follow-up and the baseline it just
+    # loaded, and reads every image once
+    todo.sort(key=lambda p: (p.ident[0], p.row.course if p.row.course is not None else -1,
+                             p.row.scan_date.isoformat() if p.row.scan_date else "", p.ident[1], p.ident[2]))
     by_key = {p.task.task_key: p for p in todo}
     tasks = [p.task for p in todo]
     n_jobs = max(1, min(int(jobs or os.cpu_count() or 1), len(tasks) or 1))

@@ -104,12 +104,15 @@ class ImageRef:
     """Where an image is: ``path`` (file or DICOM folder), ``series_uid``, and the
     content hash of its files (``input_hash``; also the key of the worker cache).
     ``series_rule`` (the pipeline's ``series`` section as sorted items) chooses the
-    series when a DICOM folder holds several and no ``series_uid`` is given."""
+    series when a DICOM folder holds several and no ``series_uid`` is given.
+    ``volume`` is the 0-based volume of a multi-volume DICOM series or a 4D NIfTI
+    (None: the image's only volume)."""
 
     path: str
     series_uid: str | None
     input_hash: str
     series_rule: tuple | None = None
+    volume: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,6 +142,9 @@ class ScanTask:
     mask_hash : str or None
     baseline : tuple of (ImageRef, PromptSpec) or None
         The image and prompt to propagate from by registration.
+    baseline_visit, baseline_where : str
+        The baseline's visit label and where it was declared, for the message
+        when the baseline cannot be used (stage ``propagate``).
     method : str
     params : dict
     registration : str
@@ -163,6 +169,8 @@ class ScanTask:
     where: str = ""
     lesion_id: str = "1"
     vanished_lesion: str = "empty"
+    baseline_visit: str = ""
+    baseline_where: str = ""
 
 
 @dataclasses.dataclass
@@ -176,7 +184,8 @@ class TaskResult:
         True when a mask was made and measured (the measurement itself may still
         have status ``empty`` or ``failed`` with a reason).
     stage : str or None
-        Failed stage: ``load``, ``register``, ``segment``, ``mask``, ``measure``.
+        Failed stage: ``load``, ``propagate`` (the baseline to propagate from could not
+        be loaded, prompted or segmented), ``register``, ``segment``, ``mask``, ``measure``.
     error_type, message : str or None
     deterministic : bool
         True for bad input (an :class:`~volumetry.errors.InputError`), which the
@@ -252,27 +261,49 @@ def unpack_mask(data: bytes, grid: dict, meta: dict | None = None) -> Volume:
 
 # ------------------------------------------------------------------------------ the task
 def load_image(ref: ImageRef) -> Volume:
-    """Read an image through a small per-process cache keyed by its content hash."""
-    key = (ref.path, ref.series_uid, ref.input_hash, ref.series_rule)
+    """Read an image (the volume ``ref.volume`` of it) through a small per-process cache
+    keyed by its path, series, volume and content hash.
+
+    Raises
+    ------
+    InputError
+        The reader's error; one about the image's volumes (several and none
+        chosen, or an index out of range; the message lists them) also says
+        which manifest column chooses one.
+    """
+    key = (ref.path, ref.series_uid, ref.input_hash, ref.series_rule, ref.volume)
     with _IMAGE_CACHE_LOCK:
         hit = _IMAGE_CACHE.get(key)
         if hit is not None:
             _IMAGE_CACHE.move_to_end(key)
             return hit
-    from ..errors import SeriesSelectionError
-    from ..io.reader import read_image
-
     try:
-        vol = read_image(ref.path, series_uid=ref.series_uid)
-    except SeriesSelectionError:
-        if ref.series_uid is not None or not ref.series_rule:
-            raise
-        vol = read_image(ref.path, series_uid=_series_by_rule(ref.path, dict(ref.series_rule)))
+        vol = _read(ref)
+    except InputError as exc:
+        text = str(exc)
+        if "volume" in text and "column 'volume'" not in text:
+            # the reader speaks of volume_index / --volume: say what the manifest calls it
+            raise type(exc)(f"{text}; in the manifest, column 'volume' gives the 0-based volume to measure "
+                            "(for a DICOM tree without manifest, the pipeline key series.volume)") from exc
+        raise
     with _IMAGE_CACHE_LOCK:
         _IMAGE_CACHE[key] = vol
         while len(_IMAGE_CACHE) > IMAGE_CACHE_SIZE:
             _IMAGE_CACHE.popitem(last=False)
     return vol
+
+
+def _read(ref: ImageRef) -> Volume:
+    from ..errors import SeriesSelectionError
+    from ..io.reader import read_image
+
+    try:
+        return read_image(ref.path, series_uid=ref.series_uid, volume_index=ref.volume)
+    except SeriesSelectionError:
+        if ref.series_uid is not None or not ref.series_rule:
+            raise
+        return read_image(ref.path, series_uid=_series_by_rule(ref.path, dict(ref.series_rule)),
+                          volume_index=ref.volume)
 
 
 def _series_by_rule(path: str, rule: dict) -> str:
@@ -322,10 +353,13 @@ def _prompt(spec: PromptSpec, image: Volume):
 
 
 class _StageError(Exception):
-    def __init__(self, stage: str, exc: BaseException) -> None:
+    """An error of a stage; ``note`` says what it means for this scan (put before the message)."""
+
+    def __init__(self, stage: str, exc: BaseException, note: str = "") -> None:
         super().__init__(str(exc))
         self.stage = stage
         self.exc = exc
+        self.note = note
 
 
 def _stage(name: str, timings: dict, func, *args, **kwargs):
@@ -338,12 +372,22 @@ def _stage(name: str, timings: dict, func, *args, **kwargs):
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
 
 
-def _image_info(img: Volume) -> dict:
+def baseline_unusable(visit: str, where: str = "") -> str:
+    """Start of the message of a follow-up whose baseline could not be used (it is followed by
+    the baseline's reason): ``baseline 'v0' (manifest.csv line 2) could not be used for
+    propagation: ``."""
+    return f"baseline {visit!r}{f' ({where})' if where else ''} could not be used for propagation: "
+
+
+def _image_info(img: Volume, volume: int | None = None) -> dict:
+    """Geometry and series of a loaded image; ``volume_index`` is the volume asked for
+    (None: the image's only one)."""
     meta = img.meta or {}
     return {
         **img.describe(),
         "series_uid": meta.get("series_uid"), "description": meta.get("description"),
         "modality": meta.get("modality"), "warnings": list(meta.get("warnings") or []),
+        "volume_index": volume,
     }
 
 
@@ -393,11 +437,16 @@ def run_task(task: ScanTask) -> TaskResult:
                 source = "segmented"
             else:
                 base_ref, base_spec = task.baseline
-                base_img = _stage("load", timings, load_image, base_ref)
-                base_prompt = _stage("register", timings, _prompt, base_spec, base_img)
-                # the baseline lesion as this pipeline segments it: its centre is what gets carried
-                base_seg = _stage("register", timings, segment, base_img, base_prompt, method=task.method,
-                                  params=task.params)
+                try:
+                    base_img = _stage("load", timings, load_image, base_ref)
+                    base_prompt = _stage("register", timings, _prompt, base_spec, base_img)
+                    # the baseline lesion as this pipeline segments it: its centre is what gets carried
+                    base_seg = _stage("register", timings, segment, base_img, base_prompt, method=task.method,
+                                      params=task.params)
+                except _StageError as err:
+                    # the baseline's own problem (its row fails with it): not this scan's
+                    raise _StageError("propagate", err.exc, baseline_unusable(task.baseline_visit,
+                                                                              task.baseline_where)) from err.exc
                 prompt, reg = _stage("register", timings, propagate, base_img, image, base_prompt,
                                      transform=task.registration,
                                      baseline_mask=base_seg.mask if base_seg.status == "ok" else None)
@@ -418,7 +467,7 @@ def run_task(task: ScanTask) -> TaskResult:
                 return TaskResult(task.task_key, False, stage="segment", error_type="SegmentationFailed",
                                   message=f"{task.where}: segmentation failed: {result.reason}",
                                   deterministic=True, segmentation=seg, registration=registration,
-                                  image=_image_info(image), timings=timings)
+                                  image=_image_info(image, task.image.volume), timings=timings)
             else:
                 mask = result.mask
         from ..measure import measure
@@ -426,11 +475,12 @@ def run_task(task: ScanTask) -> TaskResult:
         m = _stage("measure", timings, measure, mask, image)
         data, grid, n = pack_mask(mask)
         return TaskResult(task.task_key, True, measurement=plain(m), segmentation=seg, registration=registration,
-                          image=_image_info(image), mask_data=data, mask_grid=grid, n_voxels=n, timings=timings)
+                          image=_image_info(image, task.image.volume), mask_data=data, mask_grid=grid, n_voxels=n,
+                          timings=timings)
     except _StageError as err:
         exc = err.exc
         deterministic = isinstance(exc, InputError)
-        message = f"{task.where}: {exc}" if task.where else str(exc)
+        message = f"{task.where}: {err.note}{exc}" if task.where else f"{err.note}{exc}"
         if not deterministic:
             tb = traceback.format_exception(type(exc), exc, exc.__traceback__)
             message += " | " + "".join(tb[-3:]).strip().replace("\n", " ")
