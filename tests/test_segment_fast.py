@@ -510,3 +510,16 @@ def test_unknown_lesion_stat_still_raises():
     roi = make_roi(ph.image, Prompt.from_points([ph.truth["seed_point_lps_mm"]], "lps", ph.image), 30.0)
     with pytest.raises(InputError, match="lesion_stat must be"):
         rg.region_growing(roi, {"lesion_stat": "mean"})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 1001, 4096])
+def test_median_is_numpy_median(dtype, n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(100, 30, n).astype(dtype)
+    x[: n // 3] = np.round(x[: n // 3])  # ties
+    for v in (x, np.round(x), x.reshape(1, -1)):
+        got, want = common.median(v), np.median(v)
+        assert got == want and type(got) is type(want)
+    x[0] = np.nan
+    assert np.isnan(common.median(x))

@@ -26,8 +26,8 @@ import numpy as np
 from ..errors import InputError
 from scipy import ndimage
 
-from .common import (MethodOutput, closing, connected_to_seeds, core, fill_holes, noise_sigma, padding_mask, seed_balls,
-                     seed_value, shell, smooth)
+from .common import (MethodOutput, closing, connected_to_seeds, core, fill_holes, median, noise_sigma, padding_mask,
+                     seed_balls, shell, smooth)
 from .roi import Roi
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ def lesion_intensity(a: np.ndarray, region: np.ndarray, stat: str, core_fraction
         raise InputError(f"lesion_stat must be 'core', 'region' or 'auto', got {stat!r}")
     inner = core(region)
     if stat == "region" or (stat == "auto" and inner.sum() >= core_fraction * region.sum()):
-        return float(np.median(a[region]))
-    return float(np.median(a[inner]))
+        return float(median(a[region]))
+    return float(median(a[inner]))
 
 
 def region_growing(roi: Roi, params: dict) -> MethodOutput:
@@ -144,7 +144,7 @@ def lesion_field(a: np.ndarray, region: np.ndarray, spacing_kji, min_voxels: int
     y = np.log(vals)
     coef = np.linalg.lstsq(design, y, rcond=None)[0]
     res = y - design @ coef
-    mad = np.median(np.abs(res - np.median(res))) * 1.4826
+    mad = median(np.abs(res - median(res))) * 1.4826
     keep = np.abs(res) <= 2.5 * max(mad, 1e-9)
     if keep.sum() >= min_voxels:
         coef = np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
@@ -157,14 +157,15 @@ def lesion_field(a: np.ndarray, region: np.ndarray, spacing_kji, min_voxels: int
 def _one_pass(a: np.ndarray, roi: Roi, p: dict) -> MethodOutput:
     """Learn the half-way threshold on ``a`` (the crop, maybe bias-corrected) and grow the region."""
     sm = smooth(a, roi.spacing_kji, p["smoothing_mm"])
-    sigma = noise_sigma(a)
+    padding = padding_mask(a)
+    sigma = noise_sigma(a, padding)
     sigma_sm = noise_sigma(sm) if sm is not a else sigma
     allowed = roi.box_mask
-    padding = padding_mask(a)
     stats_ok = ~padding if allowed is None else (allowed & ~padding)
-    sval = seed_value(sm, roi.seeds, roi.spacing_kji, p["seed_radius_mm"])
-    t = sval - p["start_sigmas"] * sigma_sm
     anchors = seed_balls(a.shape, roi.seeds, roi.spacing_kji, p["seed_radius_mm"])
+    # the seed intensity (common.seed_value): median of sm in the same balls
+    sval = float(median(np.concatenate([sm[tuple(b.T)] for b in anchors])))
+    t = sval - p["start_sigmas"] * sigma_sm
 
     def grow(threshold: float, connectivity: int = 6) -> np.ndarray:
         binary = sm > threshold
@@ -189,7 +190,7 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict) -> MethodOutput:
                 "region (or box) without standing out from its surroundings; move the seed onto the bright lesion, "
                 "or there is no measurable lesion here", qc, needs_larger_crop=True)
         lesion = lesion_intensity(a, region, p["lesion_stat"], p["core_fraction"])
-        background = float(np.median(a[sh]))
+        background = float(median(a[sh]))
         contrast = lesion - background
         new_t = background + p["fraction"] * contrast
         log.debug("iteration %d: threshold %.4g -> %.4g (lesion %.4g, background %.4g)", it, t, new_t, lesion, background)
