@@ -205,3 +205,19 @@ def test_volume_column_errors(tmp_path, cell, match):
     _manifest(tmp_path, f"S1,b,dual.nii.gz,{cell},1,2,3\n", header="subject_id,visit,image,volume,seed_x,seed_y,seed_z\n")
     with pytest.raises(ManifestError, match=match):
         read_manifest(tmp_path / "manifest.csv")
+
+
+@pytest.mark.parametrize("sep, name", [(";", "semicolons"), ("\t", "tabs")])
+def test_other_separators_are_named(tmp_path, sep, name):
+    # European spreadsheet exports separate with ';', "text" exports with tabs
+    _manifest(tmp_path, sep.join(["S1", "b", "i.nii", "1,5", "2", "3"]) + "\n",
+              header=sep.join(["subject_id", "visit", "image", "seed_x", "seed_y", "seed_z"]) + "\n")
+    with pytest.raises(ManifestError, match=rf"line 1: the columns are separated by {name}, not commas; "
+                                            "save the file as comma-separated CSV"):
+        read_manifest(tmp_path / "manifest.csv")
+
+
+def test_blank_lines_before_the_header_are_skipped(tmp_path):
+    _manifest(tmp_path, "S1,b,i.nii,1,2,3\n", header="\n\nsubject_id,visit,image,seed_x,seed_y,seed_z\n")
+    (row,) = read_manifest(tmp_path / "manifest.csv").rows
+    assert row.seed == (1, 2, 3) and row.where.endswith("manifest.csv line 4")

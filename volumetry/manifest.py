@@ -193,26 +193,27 @@ def _parse_prompt(source: Path, line: int, cells: dict[str, str]) -> dict:
     return out
 
 
-def _check_columns(source: Path, header: list[str], required: tuple[str, ...], optional: tuple[str, ...]) -> None:
+def _check_columns(source: Path, header: list[str], required: tuple[str, ...], optional: tuple[str, ...],
+                   line: int = 1) -> None:
     valid = list(required) + list(optional)
     seen = set()
     for number, col in enumerate(header, 1):
         if not col:
-            raise _err(source, 1, None, f"column {number} has an empty column name (trailing comma?); remove "
+            raise _err(source, line, None, f"column {number} has an empty column name (trailing comma?); remove "
                                         "the extra comma at the end of the header (and of the rows), or name "
                                         "the column (free columns start with 'x_')")
         if col in seen:
-            raise _err(source, 1, col, "the column appears twice")
+            raise _err(source, line, col, "the column appears twice")
         seen.add(col)
         if col in valid or col.startswith("x_"):
             continue
         close = [col.lower()] if col.lower() in valid else difflib.get_close_matches(col, valid, n=1, cutoff=0.6)
         hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise _err(source, 1, col, f"unknown column.{hint} Valid columns: {', '.join(valid)} "
+        raise _err(source, line, col, f"unknown column.{hint} Valid columns: {', '.join(valid)} "
                                    "(extra free columns must start with 'x_')")
     missing = [c for c in required if c not in seen]
     if missing:
-        raise _err(source, 1, None, f"missing required column(s) {', '.join(missing)}; "
+        raise _err(source, line, None, f"missing required column(s) {', '.join(missing)}; "
                                     f"the header is {','.join(header)}")
 
 
@@ -235,18 +236,18 @@ def _csv_problem(exc: csv.Error) -> str:
     return f"not valid CSV ({text})"
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Read a CSV file as a header and ``(line, {column: cell})`` rows.
+def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]], int]:
+    """Read a CSV file as a header, ``(line, {column: cell})`` rows and the header's line.
 
     The file is parsed by :mod:`csv` as a whole (``newline=''``), so a quoted
     cell keeps its commas and line breaks; ``line`` is the physical line a row
     starts on. Cells and column names are stripped of surrounding blanks; blank
-    rows are skipped.
+    rows (also before the header) are skipped.
 
     Raises
     ------
     ManifestError
-        Not UTF-8, unreadable, empty, malformed quoting, a row whose cell count
+        Not UTF-8, unreadable, empty, separated by ';' or tabs, malformed quoting, a row whose cell count
         differs from the header's, or a line break or control character in a
         cell of any column not starting with ``x_``; naming the file and line.
     """
@@ -269,9 +270,17 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
             raise _err(path, start, None, _csv_problem(exc)) from None
         records.append((start, cells))
         start = reader.line_num + 1
+    while records and not any(c.strip() for c in records[0][1]):  # blank lines before the header
+        records.pop(0)
     if not records:
         raise _err(path, None, None, "the file is empty; it needs a header line")
-    header = [h.strip() for h in records[0][1]]
+    header_line, header = records[0][0], [h.strip() for h in records[0][1]]
+    if len(header) == 1:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in header[0]:
+                raise _err(path, header_line, None, f"the columns are separated by {name}, not commas; save the "
+                                                    "file as comma-separated CSV (in a spreadsheet: CSV UTF-8, "
+                                                    "comma-delimited)")
     rows = []
     for line, cells in records[1:]:
         if not any(c.strip() for c in cells):
@@ -286,7 +295,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
                 raise _err(path, line, col, f"{value!r} holds a line break or control character; a cell of this "
                                             "column is one line of text (only free 'x_' columns may hold several)")
         rows.append((line, row))
-    return header, rows
+    return header, rows, header_line
 
 
 def _volume_index(source: Path, line: int, text: str) -> int:
@@ -336,8 +345,8 @@ def read_manifest(path: str | Path) -> Study:
     path = Path(path).resolve()
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist")
-    header, raw_rows = _read_csv(path)
-    _check_columns(path, header, REQUIRED_COLUMNS, OPTIONAL_COLUMNS)
+    header, raw_rows, header_line = _read_csv(path)
+    _check_columns(path, header, REQUIRED_COLUMNS, OPTIONAL_COLUMNS, header_line)
     if not raw_rows:
         raise _err(path, None, None, "the manifest has a header but no scans")
     root = path.parent
@@ -532,9 +541,9 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
             "(columns subject_id, visit, seed_x, seed_y, seed_z, seed_space, box, mask; see docs/pipeline.md), "
             f"or write a {MANIFEST_NAME}"
         )
-    header, side_rows = _read_csv(side)
+    header, side_rows, header_line = _read_csv(side)
     _check_columns(side, header, ("subject_id",),
-                   ("visit", "lesion_id", "seed_x", "seed_y", "seed_z", "seed_space", "box", "mask"))
+                   ("visit", "lesion_id", "seed_x", "seed_y", "seed_z", "seed_space", "box", "mask"), header_line)
     prompts: dict[tuple[str, str], list[tuple[str, dict]]] = {}
     for line, cells in side_rows:
         if not cells.get("subject_id"):
