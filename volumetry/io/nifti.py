@@ -244,6 +244,9 @@ def write_nifti(volume: Volume, path: str | Path, *, description: str = "") -> P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = volume.array.astype(np.uint8) if volume.array.dtype == bool else volume.array
+    if arr.dtype == np.uint8 and arr.ndim == 3 and path.name.lower().endswith((".nii", ".nii.gz")):
+        path.write_bytes(nifti_mask_bytes(volume, description=description, gzip=path.name.lower().endswith(".gz")))
+        return path
     data = arr.transpose(2, 1, 0)  # [k, j, i] C-order -> [i, j, k] F-order view, no copy
     affine_ras = lps_to_ras_affine(volume.affine)
     img = nib.Nifti1Image(data, affine_ras)
@@ -261,6 +264,74 @@ def write_nifti(volume: Volume, path: str | Path, *, description: str = "") -> P
         img.header["descrip"] = description.encode("ascii", "replace")[:79]
     nib.save(img, str(path))
     return path
+
+
+#: gzip header nibabel writes (no file name, mtime 0, "fastest" flag, OS unknown) at its level 1.
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
+_GZIP_LEVEL = 1
+
+
+def nifti_mask_bytes(volume: Volume, *, description: str = "", gzip: bool = True) -> bytes:
+    """The bytes :func:`write_nifti` writes for a uint8/boolean volume, made without nibabel's writer.
+
+    The header is nibabel's (``Nifti1Header`` filled exactly as ``nib.save`` fills it for
+    unscaled uint8 data: sform and qform code 1, or the qform unset as in
+    :func:`write_nifti`; units mm; ``scl_slope`` 1, ``scl_inter`` 0; data at byte 352), the
+    data is the array in NIfTI (Fortran) order, and the gzip stream is the one nibabel writes
+    (level 1, mtime 0, no file name): the file is byte for byte nibabel's, in a fraction of the
+    time (no image object, no array writer).
+
+    Parameters
+    ----------
+    volume : Volume
+        Boolean or uint8 image, 3D.
+    description : str
+        Up to 79 ASCII characters for ``descrip``.
+    gzip : bool
+        Compress (``.nii.gz``) or not (``.nii``).
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    InputError
+        If the volume is not boolean/uint8 3D.
+    """
+    import struct
+    import zlib
+
+    import nibabel as nib
+
+    arr = volume.array
+    if arr.dtype == bool:
+        arr = arr.view(np.uint8)  # numpy booleans are bytes 0/1: no copy
+    if arr.dtype != np.uint8 or arr.ndim != 3:
+        raise InputError(f"nifti_mask_bytes writes 3D uint8/boolean volumes, got {arr.dtype} {arr.shape}")
+    shape = arr.shape[::-1]  # (ni, nj, nk)
+    affine_ras = lps_to_ras_affine(volume.affine)
+    hdr = nib.Nifti1Header()
+    hdr.set_data_shape(shape)
+    hdr.set_data_dtype(np.uint8)
+    hdr.set_sform(affine_ras, code=1)
+    hdr.set_qform(affine_ras, code=1)
+    if _corner_shift_mm(affine_ras, hdr.get_qform(), shape) > SFORM_QFORM_TOL_MM / 2:
+        hdr.set_qform(affine_ras, code=0)
+    hdr.set_xyzt_units("mm")
+    if description:
+        hdr["descrip"] = description.encode("ascii", "replace")[:79]
+    hdr["vox_offset"] = 352
+    hdr["scl_slope"] = 1.0
+    hdr["scl_inter"] = 0.0
+    head = hdr.binaryblock + b"\0\0\0\0"
+    data = memoryview(np.ascontiguousarray(arr)).cast("B")  # [k, j, i] C order = [i, j, k] Fortran order
+    if not gzip:
+        return head + data.tobytes()
+    co = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+    body = co.compress(head) + co.compress(data) + co.flush()
+    crc = zlib.crc32(data, zlib.crc32(head))
+    return _GZIP_HEADER + body + struct.pack("<II", crc, (len(head) + len(data)) & 0xFFFFFFFF)
 
 
 def read_itk(path: str | Path) -> Volume:

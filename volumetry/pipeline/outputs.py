@@ -229,26 +229,68 @@ def _is_dicom(path: Path) -> bool:
     return path.is_dir() or not (has_suffix(path, NIFTI_SUFFIXES) or has_suffix(path, ITK_SUFFIXES))
 
 
+def seg_sources(source: tuple, files=None, cache: dict | None = None):
+    """The headers of the source series of a SEG (:class:`volumetry.io.seg.SegSources`), read once per run.
+
+    Parameters
+    ----------
+    source : tuple
+        ``(image path, series_uid)`` or ``(image path, series_uid, volume_index)``.
+    files : sequence of path, optional
+        The files of the loaded volume when the pipeline knows them (``Volume.meta["files"]``
+        recorded by the task); otherwise they are found again with
+        :func:`volumetry.io.seg.series_files` (the loader's selection).
+    cache : dict, optional
+        Sources already read in this run, keyed by ``source``; the lesions of one scan share them.
+
+    Raises
+    ------
+    InputError, DicomReadError, SeriesSelectionError
+        The series cannot be found or read again.
+    """
+    from ..io.seg import prepare_sources, series_files
+
+    key = tuple(source)
+    if cache is not None and key in cache:
+        return cache[key]
+    if files and not all(os.path.isfile(f) for f in files):
+        files = None  # the study folder moved since the task ran: find the series again
+    if not files:
+        volume = source[2] if len(source) > 2 else None
+        files = series_files(source[0], series_uid=source[1], volume_index=volume)
+    sources = prepare_sources([Path(f) for f in files])
+    if cache is not None:
+        cache[key] = sources
+    return sources
+
+
 def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion_id: str,
-                  pseudonymized: bool) -> Path:
-    """Write the DICOM SEG of a mask made on a DICOM series (``source`` = (path, series_uid)).
+                  pseudonymized: bool, *, files=None, cache: dict | None = None, engine: str = "fast") -> Path:
+    """Write the DICOM SEG of a mask made on a DICOM series (``source`` = (path, series_uid[, volume_index])).
 
     The SEG references the source images and copies their study module, but it
     carries only the identifier of the outputs: PatientID and PatientName are
     the subject id of the table (the pseudonym with pseudonymisation), the birth
     date is emptied, and with pseudonymisation AccessionNumber and
-    ReferringPhysicianName too.
+    ReferringPhysicianName too. ``files``/``cache``: see :func:`seg_sources`;
+    ``engine``: see :func:`volumetry.io.seg.write_seg`.
     """
-    from ..io.seg import series_files, write_seg
+    from ..io.seg import write_seg
 
-    files = series_files(source[0], series_uid=source[1])
+    sources = seg_sources(source, files=files, cache=cache)
     overrides = {"PatientID": subject_id, "PatientName": subject_id, "PatientBirthDate": ""}
     if pseudonymized:
         overrides.update(AccessionNumber="", ReferringPhysicianName="")
     tmp = target.with_name("." + target.name + ".tmp")
-    write_seg(mask_vol, files, tmp, label=f"lesion {lesion_id}", overrides=overrides)
+    write_seg(mask_vol, sources, tmp, label=f"lesion {lesion_id}", overrides=overrides, engine=engine)
     os.replace(tmp, target)
     return target
+
+
+def _image_info_of(store: ResultStore, task_key: str) -> dict:
+    """The loaded image's description the task recorded (``image`` of the measurement), or {}."""
+    m = store.measurement(task_key)
+    return dict(((m or {}).get("data") or {}).get("image") or {})
 
 
 def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sources: dict | None = None,
@@ -266,6 +308,7 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
     for s, _, l in idents:
         lesions.setdefault(s, set()).add(l)
     n_written = 0
+    seg_cache: dict = {}  # source headers read once per series in this run
     for scan in store.scans(idents):
         rel = mask_relpath(scan["subject_id"], scan["visit"], scan["lesion_id"], len(lesions[scan["subject_id"]]) > 1)
         target = safe_join(out_dir, *rel.split("/"))
@@ -293,7 +336,11 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
             n_written += 1
         if want_seg:
             try:
-                write_seg_for(vol, source, seg_target, scan["subject_id"], scan["lesion_id"], pseudonymized)
+                image_info = _image_info_of(store, scan["task_key"])
+                if image_info.get("volume_index") is not None:  # the volume of a multi-volume series
+                    source = (*source[:2], int(image_info["volume_index"]))
+                write_seg_for(vol, source, seg_target, scan["subject_id"], scan["lesion_id"], pseudonymized,
+                              files=image_info.get("files"), cache=seg_cache)
             except Exception as exc:  # noqa: BLE001 -- the NIfTI mask and the tables stand; say why no SEG
                 log.warning("%s %s lesion %s: no DICOM SEG written (%s: %s)", scan["subject_id"], scan["visit"],
                             scan["lesion_id"], type(exc).__name__, exc)
