@@ -203,9 +203,7 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
                            flags=("empty-mask",))
 
     shape = np.array(sel.shape)  # (nk, nj, ni)
-    present = [np.flatnonzero(sel.any(axis=tuple(a for a in range(3) if a != ax))) for ax in range(3)]
-    lo = np.array([p[0] for p in present])
-    hi = np.array([p[-1] + 1 for p in present])
+    lo, hi = _bounding_box(sel)
     crop = sel[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     matrix = mask.direction @ np.diag(mask.spacing)
     offset_ijk = lo[::-1]
@@ -268,23 +266,49 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
     )
 
 
+def _bounding_box(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive-exclusive ``[k, j, i]`` index bounds of the True voxels (at least one).
+
+    The slices holding the mask are found first; the row and column bounds are
+    then searched in that slab only (a small lesion in a large grid reads the
+    grid once).
+    """
+    ks = np.flatnonzero(sel.reshape(sel.shape[0], -1).any(axis=1))
+    slab = sel[ks[0]:ks[-1] + 1]
+    js = np.flatnonzero(slab.any(axis=(0, 2)))
+    is_ = np.flatnonzero(slab[:, js[0]:js[-1] + 1].any(axis=(0, 1)))
+    return np.array([ks[0], js[0], is_[0]]), np.array([ks[-1] + 1, js[-1] + 1, is_[-1] + 1])
+
+
 def _band(sel: np.ndarray, lo: np.ndarray, hi: np.ndarray, voxel_mm3: float) -> tuple[float, float]:
     """Voxel volumes (mL) of the mask eroded and dilated by one voxel (6-connected).
 
-    Works on the bounding box grown by one voxel (clipped to the image) and
-    padded with background, so erosion treats outside-the-image as background
-    and dilation never adds voxels outside the image.
+    Works on the bounding box grown by one voxel (clipped to the image).
+    Erosion treats outside-the-image as background (a voxel on the box's face
+    whose outer neighbour is off the box is eroded: inside the image that
+    neighbour is background by construction of the box); dilation never adds
+    voxels outside the image. Both are plain shifts of the box along the six
+    face directions (the 6-connected structuring element).
     """
-    from scipy import ndimage
-
     shape = np.array(sel.shape)
     glo = np.maximum(lo - 1, 0)
     ghi = np.minimum(hi + 1, shape)
     box = sel[glo[0]:ghi[0], glo[1]:ghi[1], glo[2]:ghi[2]]
-    padded = np.pad(box, 1)
-    inside = np.pad(np.ones(box.shape, bool), 1)
-    st = ndimage.generate_binary_structure(3, 1)
-    eroded = ndimage.binary_erosion(padded, structure=st, border_value=0)
-    dilated = ndimage.binary_dilation(padded, structure=st) & inside
+    eroded = box.copy()
+    dilated = box.copy()
+    for axis in range(3):
+        lower = [slice(None)] * 3
+        upper = [slice(None)] * 3
+        lower[axis], upper[axis] = slice(0, -1), slice(1, None)
+        lower, upper = tuple(lower), tuple(upper)
+        eroded[upper] &= box[lower]  # neighbour at -1 along the axis
+        eroded[lower] &= box[upper]  # neighbour at +1
+        face = [slice(None)] * 3
+        face[axis] = 0
+        eroded[tuple(face)] = False
+        face[axis] = -1
+        eroded[tuple(face)] = False
+        dilated[upper] |= box[lower]
+        dilated[lower] |= box[upper]
     return (int(np.count_nonzero(eroded)) * voxel_mm3 / 1000.0,
             int(np.count_nonzero(dilated)) * voxel_mm3 / 1000.0)

@@ -112,6 +112,13 @@ def orthogonal_diameters(points: np.ndarray) -> tuple[tuple[float, float, float]
 def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[float, int]:
     """Longest diameter (mm) within one slice of a cropped mask, over all slices.
 
+    The outline of a slice is its marching-squares contour at 0.5: the
+    mid-points of the edges between a mask pixel and a background pixel
+    (4-neighbours). Its longest chord joins two vertices of its convex hull,
+    and every hull vertex is the first or last outline point of its row and of
+    its column, so only those candidates are compared (all pairs, exact
+    distances in mm; a convex hull first when a slice has many).
+
     Parameters
     ----------
     crop : numpy.ndarray of bool
@@ -123,28 +130,79 @@ def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[floa
     Returns
     -------
     length : float
-        Longest in-plane diameter in mm.
+        Longest in-plane diameter in mm (0 when no slice holds a voxel).
     k : int
-        Slice of ``crop`` (0-based, relative to the crop) where it was found.
+        Slice of ``crop`` (0-based, relative to the crop) where it was found:
+        the first slice whose length is within 1e-12 (relative) of the longest.
     """
-    from skimage.measure import find_contours
-
     inplane = np.asarray(matrix, dtype=float)[:, :2]
-    best, best_k = 0.0, 0
-    for k in range(crop.shape[0]):
-        sl = crop[k]
-        if not sl.any():
-            continue
-        contours = find_contours(np.pad(sl.astype(np.float32), 1), 0.5)
-        pts_ji = np.concatenate(contours)
-        pts = pts_ji[:, ::-1] @ inplane.T  # (i, j) index steps -> mm (translation irrelevant)
-        length, _, _ = max_feret(_planar(pts, inplane))
-        if length > best:
-            best, best_k = length, k
-    return best, best_k
+    lengths = np.zeros(crop.shape[0])
+    for k, x, y in _outline_candidates(np.asarray(crop, dtype=bool)):
+        pts = np.outer(x, inplane[:, 0]) + np.outer(y, inplane[:, 1])  # (i, j) index units -> mm
+        if len(pts) > _PAIRWISE_MAX:
+            pts = _hull_points_2d(np.c_[x, y], pts)
+        lengths[k] = _max_pair_distance(pts)
+    best = float(lengths.max()) if len(lengths) else 0.0
+    if best <= 0.0:
+        return 0.0, 0
+    k_best = int(np.flatnonzero(lengths >= best * (1.0 - _TIE))[0])
+    return best, k_best
 
 
-def _planar(pts3: np.ndarray, inplane: np.ndarray) -> np.ndarray:
-    """Express in-plane 3D points in 2D coordinates of the slice plane (for a 2D hull)."""
-    q, _ = np.linalg.qr(inplane)
-    return pts3 @ q
+#: Relative tolerance under which two slices' in-plane diameters are the same length (first slice wins).
+_TIE = 1e-12
+
+#: Above this many candidates in a slice, reduce them to their convex hull before comparing all pairs.
+_PAIRWISE_MAX = 400
+
+
+def _outline_candidates(crop: np.ndarray):
+    """Per slice with a voxel: ``(k, x, y)``, the outline points (index units, ``x`` along i, ``y``
+    along j, half-integers at edge mid-points) that are the first or last of their row and of their column.
+    """
+    p = np.pad(crop, ((0, 0), (1, 1), (1, 1)))
+    # mid-points of horizontal edges (between columns c and c+1 of row r): x = c + 0.5, y = r
+    h = p[:, :, 1:] != p[:, :, :-1]
+    # mid-points of vertical edges (between rows r and r+1 of column c): x = c, y = r + 0.5
+    v = p[:, 1:, :] != p[:, :-1, :]
+    hk, hr, hc = np.nonzero(_ends(h, 2) & _ends(h, 1))
+    vk, vr, vc = np.nonzero(_ends(v, 2) & _ends(v, 1))
+    k = np.concatenate([hk, vk])
+    x = np.concatenate([hc + 0.5, vc.astype(float)])
+    y = np.concatenate([hr.astype(float), vr + 0.5])
+    order = np.argsort(k, kind="stable")
+    k, x, y = k[order], x[order], y[order]
+    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else np.array([], int)
+    ends = np.r_[starts[1:], len(k)]
+    for a, b in zip(starts, ends):
+        yield int(k[a]), x[a:b], y[a:b]
+
+
+def _ends(a: np.ndarray, axis: int) -> np.ndarray:
+    """True at the first and the last True of every line of ``a`` along ``axis``."""
+    has = a.any(axis=axis, keepdims=True)
+    first = np.argmax(a, axis=axis, keepdims=True)
+    last = a.shape[axis] - 1 - np.argmax(np.flip(a, axis=axis), axis=axis, keepdims=True)
+    out = np.zeros_like(a)
+    np.put_along_axis(out, first, has, axis=axis)
+    np.put_along_axis(out, last, has, axis=axis)
+    return out
+
+
+def _hull_points_2d(xy: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Rows of ``pts`` at the convex-hull vertices of the 2D index points ``xy`` (exact half-integers)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        return pts[ConvexHull(xy).vertices]
+    except (QhullError, ValueError):  # collinear: every point is a candidate
+        return pts
+
+
+def _max_pair_distance(pts: np.ndarray) -> float:
+    """Largest distance (mm) between two rows of ``pts``, computed exactly from differences."""
+    best = 0.0
+    for start in range(0, len(pts), _BLOCK):
+        d = pts[start:start + _BLOCK, None, :] - pts[None, :, :]
+        best = max(best, float(np.einsum("abk,abk->ab", d, d).max()))
+    return float(np.sqrt(best))
