@@ -523,3 +523,15 @@ def test_median_is_numpy_median(dtype, n):
         assert got == want and type(got) is type(want)
     x[0] = np.nan
     assert np.isnan(common.median(x))
+
+
+@pytest.mark.parametrize("level", [0.3, 0.5, 0.7])
+def test_fill_holes_matches_reference_on_cavities(level):
+    kk, jj, ii = np.mgrid[:15, :25, :25]
+    r2 = (kk - 7) ** 2 + (jj - 12) ** 2 + (ii - 12) ** 2
+    hollow = (r2 <= 36) & (r2 >= 9)  # a closed 3D cavity
+    tube = hollow.copy()
+    tube[:, 12, 12] = False  # the cavity opened along k: a hole in each slice only
+    rng = np.random.default_rng(int(level * 10))
+    for m in (hollow, tube, hollow ^ (_blobs(hollow.shape, 5, level) & (rng.random(hollow.shape) > 0.2))):
+        assert np.array_equal(common.fill_holes(m), _ref_fill_holes(m))

@@ -41,17 +41,26 @@ class MethodOutput:
 
 
 def median(x: np.ndarray):
-    """``np.median(x)`` (same value and type) by a full sort.
+    """``np.median(x)`` (same value and type), faster on a few thousand values.
 
-    numpy's median selects the two middle values with a two-index partition,
-    several times slower on a few thousand voxels than sorting them all; the
-    value is then the mean of the same middle slice, as ``np.median`` computes it."""
-    s = np.sort(x, axis=None)
-    n = s.size
-    if n == 0 or np.isnan(s[-1]):  # numpy's own warning / NaN result
+    numpy selects the two middle values with a two-index partition, several
+    times slower than a one-index partition: here the upper middle value is
+    selected and the lower one is the largest value below it; the median is
+    then the mean of the same two values, as ``np.median`` computes it."""
+    x = np.ravel(x)
+    n = x.size
+    if n < 3 or not np.issubdtype(x.dtype, np.floating):
         return np.median(x)
     h = n // 2
-    return np.mean(s[h:h + 1] if n % 2 else s[h - 1:h + 1])
+    part = np.partition(x, h)
+    if np.isnan(part[h]) or np.isnan(part[h + 1:]).any():  # NaN: numpy's own result
+        return np.median(x)
+    if n % 2:
+        return np.mean(part[h:h + 1])
+    mid = np.empty(2, dtype=part.dtype)
+    mid[0] = part[:h].max()
+    mid[1] = part[h]
+    return np.mean(mid)
 
 
 def smooth(a: np.ndarray, spacing_kji, sigma_mm: float) -> np.ndarray:
@@ -200,7 +209,7 @@ def _ball_rows(radius_mm: float, spacing_kji: tuple[float, float, float]):
     if el.sum() <= 1:
         return None
     half = [s // 2 for s in el.shape]
-    return half, _rows(np.argwhere(el) - np.asarray(half))
+    return half, tuple(_rows(np.argwhere(el) - np.asarray(half)))
 
 
 def _rows(offsets: np.ndarray) -> list[tuple[int, int, int, int]]:
@@ -257,15 +266,24 @@ def _runs_along_i(mask: np.ndarray, widths, op) -> dict[int, np.ndarray]:
     return out
 
 
+@functools.lru_cache(maxsize=256)
+def _plan(rows: tuple, shape: tuple) -> tuple:
+    """For each run, its half-width and the ``(dst, src)`` slices of its shift (:func:`_shifted`)."""
+    out = []
+    for dk, dj, di, w in rows:
+        sl = _shifted((dk, dj, di), shape)
+        if sl is not None:
+            out.append((w, sl[0], sl[1]))
+    return tuple(out)
+
+
 def _dilate(mask: np.ndarray, rows) -> np.ndarray:
     """Binary dilation by a symmetric element given as runs (:func:`_rows`); outside counts as False:
     ``out[p] = any(mask[p + o])`` — what ``scipy.ndimage.binary_dilation`` gives for a symmetric element."""
-    runs = _runs_along_i(mask, {w for *_, w in rows}, np.logical_or)
+    runs = _runs_along_i(mask, {r[3] for r in rows}, np.logical_or)
     out = np.zeros(mask.shape, dtype=bool)
-    for dk, dj, di, w in rows:
-        s = _shifted((dk, dj, di), mask.shape)
-        if s is not None:
-            out[s[0]] |= runs[w][s[1]]
+    for w, dst, src in _plan(tuple(rows), mask.shape):
+        out[dst] |= runs[w][src]
     return out
 
 
@@ -297,7 +315,7 @@ def bbox(mask: np.ndarray, pad: np.ndarray | int = 0) -> tuple[slice, ...] | Non
     idx = np.flatnonzero(mask.any(axis=(1, 2))), np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
     if any(len(i) == 0 for i in idx):
         return None
-    pad = np.broadcast_to(np.asarray(pad, int), (3,))
+    pad = (int(pad),) * 3 if np.ndim(pad) == 0 else tuple(int(p) for p in pad)
     return tuple(slice(max(int(i[0]) - p, 0), min(int(i[-1]) + p + 1, n)) for i, p, n in zip(idx, pad, mask.shape))
 
 
@@ -311,13 +329,15 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
     A hole is a background component (6-connected in 3D, 4-connected in a
     slice) that does not reach the edge of the mask's bounding box (+1 voxel):
-    the same voxels as ``scipy.ndimage.binary_fill_holes`` in 3D then per slice."""
+    the same voxels as ``scipy.ndimage.binary_fill_holes`` in 3D then per slice.
+    The 3D step needs no work of its own: a 3D hole touches no face of the box,
+    and each in-slice background component meeting it lies inside it, so the
+    per-slice step fills it too (and fills nothing else because of it)."""
     sl = bbox(mask, 1)
     if sl is None:
         return mask
     out = mask.copy()
-    sub = _fill(mask[sl], CONN6, (0, 1, 2))
-    out[sl] = _fill(sub, _CONN4_IN_SLICE, (1, 2))
+    out[sl] = _fill(mask[sl], _CONN4_IN_SLICE, (1, 2))
     return out
 
 
@@ -386,7 +406,7 @@ def _shell_balls(sp: tuple[float, float, float], width_mm: float, gap_mm: float)
     for lim in limits:
         if np.any((d > lim) & (d <= lim + 1e-9 * max(abs(lim), 1.0))):
             return None
-        out.append(_rows(off[:, d <= lim].T) if lim >= 0 else [])
+        out.append(tuple(_rows(off[:, d <= lim].T)) if lim >= 0 else ())
     return tuple(out)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .common import CONN26
+from .common import CONN26, bbox
 
 #: A box cutting more than this fraction of the region (dimensionless) is flagged.
 OUTSIDE_BOX_FRACTION = 0.05
@@ -59,7 +59,8 @@ def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | N
         ``seed_z`` (seed intensity z-score against the lesion), ``touches_border`` (0/1).
     """
     vals = crop_image[crop_mask]
-    _, ncomp = ndimage.label(crop_mask, structure=CONN26)
+    sl = bbox(crop_mask)
+    _, ncomp = ndimage.label(crop_mask if sl is None else crop_mask[sl], structure=CONN26)
     mean, sd = float(vals.mean()), float(vals.std())
     seed_z = float((seed_value - mean) / sd) if seed_value is not None and sd > 0 else float("nan")
     return {"n_voxels": int(crop_mask.sum()), "n_components": int(ncomp), "lesion_mean": mean,

@@ -100,7 +100,8 @@ def region_growing(roi: Roi, params: dict) -> MethodOutput:
         region does not stand out from its surroundings).
     """
     p = {**DEFAULTS, **params}
-    out = _one_pass(roi.array, roi, p)
+    anchors = seed_balls(roi.array.shape, roi.seeds, roi.spacing_kji, p["seed_radius_mm"])
+    out = _one_pass(roi.array, roi, p, anchors)
     if out.mask is None or not p["bias_correction"] or float(roi.array.min()) < 0:
         return out
     field, gradient = lesion_field(roi.array, out.mask, roi.spacing_kji)
@@ -109,7 +110,7 @@ def region_growing(roi: Roi, params: dict) -> MethodOutput:
     out.qc["bias_gradient_pct_per_cm"] = gradient
     if not gradient >= p["bias_min_pct_per_cm"]:
         return out
-    second = _one_pass(roi.array / field, roi, p)
+    second = _one_pass(roi.array / field, roi, p, anchors)
     n1 = int(out.mask.sum())
     if second.mask is None or abs(int(second.mask.sum()) / n1 - 1) > p["bias_max_change"]:
         # a correction that changes the lesion this much is not a shading fix (e.g. a leak at low SNR)
@@ -154,15 +155,15 @@ def lesion_field(a: np.ndarray, region: np.ndarray, spacing_kji, min_voxels: int
     return field, float(np.linalg.norm(g) * 10 * 100)
 
 
-def _one_pass(a: np.ndarray, roi: Roi, p: dict) -> MethodOutput:
-    """Learn the half-way threshold on ``a`` (the crop, maybe bias-corrected) and grow the region."""
+def _one_pass(a: np.ndarray, roi: Roi, p: dict, anchors: list[np.ndarray]) -> MethodOutput:
+    """Learn the half-way threshold on ``a`` (the crop, maybe bias-corrected) and grow the region
+    (``anchors``: :func:`seed_balls` of the seeds)."""
     sm = smooth(a, roi.spacing_kji, p["smoothing_mm"])
     padding = padding_mask(a)
     sigma = noise_sigma(a, padding)
     sigma_sm = noise_sigma(sm) if sm is not a else sigma
     allowed = roi.box_mask
     stats_ok = ~padding if allowed is None else (allowed & ~padding)
-    anchors = seed_balls(a.shape, roi.seeds, roi.spacing_kji, p["seed_radius_mm"])
     # the seed intensity (common.seed_value): median of sm in the same balls
     sval = float(median(np.concatenate([sm[tuple(b.T)] for b in anchors])))
     t = sval - p["start_sigmas"] * sigma_sm
