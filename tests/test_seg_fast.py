@@ -10,6 +10,7 @@ give the identical mask on the identical grid.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import highdicom as hd
@@ -23,7 +24,7 @@ from volumetry.errors import GeometryMismatchError
 from volumetry.image import Volume
 from volumetry.io import seg_fast
 from volumetry.io.dicom import load_dicom
-from volumetry.io.seg import read_seg, write_seg
+from volumetry.io.seg import prepare_sources, read_seg, write_seg
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -75,7 +76,11 @@ def _assert_same_seg(path_hd: Path, path_fast: Path) -> None:
     assert a.PixelData == b.PixelData
     # the dates/times differ by at most the time between the two writes
     for kw in ("InstanceCreationDate", "ContentDate"):
-        assert len(str(b.get(kw))) == 8
+        assert re.fullmatch(r"\d{8}", str(b.get(kw))), kw
+    for kw in ("InstanceCreationTime", "ContentTime"):
+        assert re.fullmatch(r"\d{6}(\.\d{1,6})?", str(b.get(kw))), kw
+    equipment = b.ContributingEquipmentSequence[-1]
+    assert re.fullmatch(r"\d{14}(\.\d{1,6})?([+-]\d{4})?", str(equipment.ContributionDateTime))
     assert a.SOPInstanceUID != b.SOPInstanceUID and a.SeriesInstanceUID != b.SeriesInstanceUID
 
 
@@ -231,3 +236,25 @@ def test_light_header_values_equal_pydicom(synthetic):
     light = seg_fast.read_light_header(str(paths[1]))
     full = pydicom.dcmread(paths[1], stop_before_pixels=True)
     assert seg_fast.source_ref(light) == seg_fast.source_ref(full)
+
+
+@pytest.mark.parametrize("sop_class", sorted(seg_fast.FAST_SOP_CLASSES))
+def test_copied_attributes_are_highdicoms_tables(sop_class):
+    """The attribute list kept in seg_fast is what highdicom's tables of the standard give."""
+    assert set(seg_fast._copied_tags(sop_class)) == set(seg_fast._copied_tags_from_standard(sop_class))
+    assert len(seg_fast.COPIED_KEYWORDS) == len(set(seg_fast.COPIED_KEYWORDS))
+
+
+def test_prepared_sources_serve_both_writers_and_several_masks(synthetic, tmp_path):
+    """One SegSources (light headers) for several masks, with either engine or omitted empty frames."""
+    paths, grid = synthetic
+    sources = prepare_sources(paths)
+    assert any(isinstance(ds, seg_fast.LightHeader) for ds in sources.datasets)
+    masks = [grid.with_array(_blob(grid.array.shape, c, (4.0, 4.0, 5.0), grid.spacing)) for c in ((5, 5, 2), (12, 10, 4))]
+    for n, mask in enumerate(masks):
+        ref = write_seg(mask, sources, tmp_path / f"hd{n}.dcm", engine="highdicom")
+        fast = write_seg(mask, sources, tmp_path / f"fast{n}.dcm")
+        _assert_same_seg(ref, fast)
+        _assert_reads_back(fast, mask)
+        omitted = write_seg(mask, sources, tmp_path / f"omit{n}.dcm", omit_empty_frames=True)
+        np.testing.assert_array_equal(read_seg(omitted, image=mask).array, mask.array)

@@ -439,7 +439,7 @@ def write_seg(
                      int(np.count_nonzero(arr)))
             return out_path
         log.debug("%s: SEG written by highdicom (outside the fast path's cases)", out_path)
-        datasets = sources.full_datasets()
+    datasets = sources.full_datasets()  # highdicom needs pydicom data sets (light headers are re-read)
     geometry = (
         hd.PixelMeasuresSequence(pixel_spacing=spacing_rc, slice_thickness=float(mask.spacing[2])),
         hd.PlaneOrientationSequence(coordinate_system="PATIENT", image_orientation=[float(v) for v in orientation]),

@@ -137,6 +137,11 @@ def _encode_element(tag: int, vr: str, value: Any, encodings) -> bytes:
         return _el(tag, vr, struct.pack("<" + fmt * len(values), *values))
     if vr == "AT":
         return _el(tag, vr, b"".join(struct.pack("<HH", int(t) >> 16, int(t) & 0xFFFF) for t in values))
+    if vr in ("DA", "TM", "DT") and not _is_multi(value):
+        # pydicom writes a date/time's original string (a str, or the one its DA/TM/DT object keeps)
+        text = value if isinstance(value, str) else getattr(value, "original_string", None)
+        if isinstance(text, str):
+            return _el(tag, vr, _text(text))
     if vr == "OB" and isinstance(value, bytes):
         return _el(tag, vr, value + b"\0" if len(value) % 2 else value)
     return _pydicom_element(tag, vr, value, encodings)
@@ -181,10 +186,61 @@ def _encode_body(ds, encodings) -> bytes:
     return fp.getvalue()
 
 
+#: Root attributes highdicom 0.28 copies from an MR or CT image (the Specimen module of the Image
+#: IE and every module of the Patient and Study IEs of those IODs), so that the fast path does not
+#: load highdicom's tables of the standard (0.2 s); ``tests/test_seg_fast.py`` checks this list
+#: against the tables.
+COPIED_KEYWORDS = (
+    "ContainerIdentifier", "IssuerOfTheContainerIdentifierSequence", "AlternateContainerIdentifierSequence",
+    "ContainerTypeCodeSequence", "ContainerDescription", "ContainerComponentSequence",
+    "SpecimenDescriptionSequence", "ReferencedPatientSequence", "PatientName", "PatientID",
+    "IssuerOfPatientID", "TypeOfPatientID", "IssuerOfPatientIDQualifiersSequence",
+    "SourcePatientGroupIdentificationSequence", "GroupOfPatientsIdentificationSequence", "PatientBirthDate",
+    "PatientBirthTime", "PatientBirthDateInAlternativeCalendar", "PatientDeathDateInAlternativeCalendar",
+    "PatientAlternativeCalendar", "PatientSex", "QualityControlSubject", "StrainDescription",
+    "StrainNomenclature", "StrainStockSequence", "StrainAdditionalInformation", "StrainCodeSequence",
+    "GeneticModificationsSequence", "OtherPatientNames", "OtherPatientIDsSequence",
+    "ReferencedPatientPhotoSequence", "EthnicGroupCodeSequence", "PatientSpeciesDescription",
+    "PatientSpeciesCodeSequence", "PatientBreedDescription", "PatientBreedCodeSequence",
+    "BreedRegistrationSequence", "ResponsiblePerson", "ResponsiblePersonRole", "ResponsibleOrganization",
+    "PatientComments", "PatientIdentityRemoved", "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence", "ClinicalTrialSponsorName", "ClinicalTrialProtocolID",
+    "ClinicalTrialProtocolName", "IssuerOfClinicalTrialProtocolID", "OtherClinicalTrialProtocolIDsSequence",
+    "ClinicalTrialSiteID", "ClinicalTrialSiteName", "IssuerOfClinicalTrialSiteID", "ClinicalTrialSubjectID",
+    "IssuerOfClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID", "IssuerOfClinicalTrialSubjectReadingID",
+    "ClinicalTrialProtocolEthicsCommitteeName", "ClinicalTrialProtocolEthicsCommitteeApprovalNumber",
+    "StudyDate", "StudyTime", "AccessionNumber", "IssuerOfAccessionNumberSequence", "ReferringPhysicianName",
+    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianName",
+    "ConsultingPhysicianIdentificationSequence", "StudyDescription", "ProcedureCodeSequence",
+    "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence", "NameOfPhysiciansReadingStudy",
+    "PhysiciansReadingStudyIdentificationSequence", "ReferencedStudySequence", "StudyInstanceUID", "StudyID",
+    "RequestingService", "RequestingServiceCodeSequence", "ReasonForPerformedProcedureCodeSequence",
+    "AdmittingDiagnosesDescription", "AdmittingDiagnosesCodeSequence", "PatientAge", "PatientSize",
+    "PatientSizeCodeSequence", "PatientBodyMassIndex", "MeasuredAPDimension", "MeasuredLateralDimension",
+    "PatientWeight", "MedicalAlerts", "Allergies", "Occupation", "SmokingStatus", "AdditionalPatientHistory",
+    "PregnancyStatus", "LastMenstrualDate", "PatientSexNeutered", "ReasonForVisit",
+    "ReasonForVisitCodeSequence", "AdmissionID", "IssuerOfAdmissionIDSequence", "ServiceEpisodeID",
+    "ServiceEpisodeDescription", "IssuerOfServiceEpisodeIDSequence", "PatientState",
+    "ClinicalTrialTimePointID", "ClinicalTrialTimePointDescription", "LongitudinalTemporalOffsetFromEvent",
+    "LongitudinalTemporalEventType", "ClinicalTrialTimePointTypeCodeSequence",
+    "IssuerOfClinicalTrialTimePointID", "ConsentForClinicalTrialUseSequence",
+)
+
+
 @functools.lru_cache(maxsize=8)
 def _copied_tags(sop_class_uid: str) -> tuple[int, ...]:
+    """Tags of the root attributes highdicom copies from a source of this SOP class (see
+    :data:`COPIED_KEYWORDS`; other SOP classes are looked up in highdicom's tables)."""
+    from pydicom.datadict import tag_for_keyword
+
+    if sop_class_uid in FAST_SOP_CLASSES:
+        return tuple(int(tag_for_keyword(k)) for k in COPIED_KEYWORDS)
+    return _copied_tags_from_standard(sop_class_uid)
+
+
+def _copied_tags_from_standard(sop_class_uid: str) -> tuple[int, ...]:
     """Root attributes highdicom copies from a source of this SOP class (Specimen module of the
-    Image IE, then every module of the Patient and Study IEs), in highdicom's order."""
+    Image IE, then every module of the Patient and Study IEs), in highdicom's order, from its tables."""
     from highdicom._standard_utils import get_iod_module_map, get_module_attribute_map, get_sop_class_iod_map
     from pydicom.datadict import tag_for_keyword
 
@@ -509,23 +565,20 @@ def encode(seg: FastSeg) -> bytes:
     """The Part-10 file bytes (explicit VR little endian) of a :class:`FastSeg`."""
     from highdicom.version import __version__ as hd_version
     from pydicom.charset import convert_encodings
-    from pydicom.dataset import FileMetaDataset
     from pydicom.filebase import DicomBytesIO
-    from pydicom.filewriter import write_file_meta_info
 
     top = seg.top
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = _EXPLICIT_LE
-    meta.MediaStorageSOPClassUID = SEG_SOP_CLASS
-    meta.MediaStorageSOPInstanceUID = seg.sop_instance_uid
-    meta.FileMetaInformationVersion = b"\x00\x01"
-    meta.ImplementationClassUID = "1.2.826.0.1.3680043.9.7433.1.1"  # highdicom's
-    meta.ImplementationVersionName = f"highdicom{hd_version}"
+    # file meta information (group 2) as highdicom sets it and pydicom writes it
+    meta = b"".join((
+        _el(0x00020001, "OB", b"\x00\x01"),
+        _el(0x00020002, "UI", _text(SEG_SOP_CLASS, b"\0")),
+        _el(0x00020003, "UI", _text(seg.sop_instance_uid, b"\0")),
+        _el(0x00020010, "UI", _text(_EXPLICIT_LE, b"\0")),
+        _el(0x00020012, "UI", _text("1.2.826.0.1.3680043.9.7433.1.1", b"\0")),  # highdicom's
+        _el(0x00020013, "SH", _text(f"highdicom{hd_version}")),
+    ))
     fp = DicomBytesIO()
-    fp.is_little_endian = True
-    fp.is_implicit_VR = False
-    fp.write(b"\0" * 128 + b"DICM")
-    write_file_meta_info(fp, meta, enforce_standard=True)
+    fp.write(b"\0" * 128 + b"DICM" + _el(0x00020000, "UL", _u32(len(meta))) + meta)
 
     charset = top.get(0x00080005, (None, None))[1]
     encodings = convert_encodings(charset or "ISO_IR 6")
