@@ -396,3 +396,28 @@ def test_two_lesions_per_scan_read_each_image_once(trial, first_run, tmp_path, m
     two = voxel_rows(t[t["lesion_id"] == "2"])["volume_ml"]
     pd.testing.assert_series_equal(one, two)
     pd.testing.assert_series_equal(one, voxel_rows(first_run.table)["volume_ml"])
+
+
+def test_a_baseline_is_segmented_once_per_worker(trial, tmp_path, monkeypatch):
+    """A propagated follow-up needs its baseline's segmentation (the lesion's centre is what is
+    carried): the worker reuses the one its baseline task made instead of segmenting again,
+    and the numbers are those of a run that segments the baseline for every follow-up."""
+    import volumetry.pipeline.tasks as tasks
+    import volumetry.segment as segment_module
+
+    root, _ = trial
+    segment = segment_module.segment
+    tables, calls = [], []
+    monkeypatch.setattr(segment_module, "segment", lambda image, prompt, **kw: calls.append(prompt.lesion_id)
+                        or segment(image, prompt, **kw))
+    for size in (0, tasks.SEGMENTATION_CACHE_SIZE):  # 0: the behaviour before the cache
+        monkeypatch.setattr(tasks, "SEGMENTATION_CACHE_SIZE", size)
+        monkeypatch.setattr(tasks, "_IMAGE_CACHE", tasks.collections.OrderedDict())
+        monkeypatch.setattr(tasks, "_SEGMENTATION_CACHE", tasks.collections.OrderedDict())
+        calls.clear()
+        s = run_study(root, tiny_config(), tmp_path / f"out{size}", jobs=1, progress=False)
+        assert s.ok and s.n_computed == 5
+        # 5 scans, 3 of them follow-ups: each segments its baseline again, or reuses it
+        assert len(calls) == (8 if size == 0 else 5)
+        tables.append(comparable(s.table))
+    pd.testing.assert_frame_equal(tables[0], tables[1])

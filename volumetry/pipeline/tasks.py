@@ -35,6 +35,12 @@ _IMAGE_CACHE: "collections.OrderedDict[tuple, Volume]" = collections.OrderedDict
 #: Dask workers may run several tasks in threads of one process.
 _IMAGE_CACHE_LOCK = threading.Lock()
 
+#: Baseline segmentations kept per worker process: a propagated follow-up needs its
+#: baseline's (the lesion's centre is what is carried); the baseline's own task, or the
+#: previous follow-up, made it. 0 segments the baseline again for every follow-up.
+SEGMENTATION_CACHE_SIZE = 2
+_SEGMENTATION_CACHE: "collections.OrderedDict[tuple, Any]" = collections.OrderedDict()
+
 #: Flag of :func:`volumetry.segment.segment` when a propagated seed lands on tissue far darker
 #: than the baseline lesion (the lesion has gone: complete response).
 NO_LESION_FLAG = "no-lesion-at-propagated-seed"
@@ -271,7 +277,7 @@ def load_image(ref: ImageRef) -> Volume:
         chosen, or an index out of range; the message lists them) also says
         which manifest column chooses one.
     """
-    key = (ref.path, ref.series_uid, ref.input_hash, ref.series_rule, ref.volume)
+    key = _image_key(ref)
     with _IMAGE_CACHE_LOCK:
         hit = _IMAGE_CACHE.get(key)
         if hit is not None:
@@ -291,6 +297,51 @@ def load_image(ref: ImageRef) -> Volume:
         while len(_IMAGE_CACHE) > IMAGE_CACHE_SIZE:
             _IMAGE_CACHE.popitem(last=False)
     return vol
+
+
+def _image_key(ref: ImageRef) -> tuple:
+    return (ref.path, ref.series_uid, ref.input_hash, ref.series_rule, ref.volume)
+
+
+def _segmentation_key(ref: ImageRef, spec: PromptSpec, method: str, params: dict) -> tuple:
+    import json
+
+    return (_image_key(ref), spec, method, json.dumps(params, sort_keys=True, default=str))
+
+
+def _remember_segmentation(key: tuple, result) -> None:
+    if SEGMENTATION_CACHE_SIZE <= 0:
+        return
+    with _IMAGE_CACHE_LOCK:
+        _SEGMENTATION_CACHE[key] = result
+        _SEGMENTATION_CACHE.move_to_end(key)
+        while len(_SEGMENTATION_CACHE) > SEGMENTATION_CACHE_SIZE:
+            _SEGMENTATION_CACHE.popitem(last=False)
+
+
+def segment_cached(image: Volume, spec: PromptSpec, ref: ImageRef, method: str, params: dict):
+    """:func:`volumetry.segment.segment` of ``image`` from ``spec``, through a small per-process
+    cache keyed by the image (``ref``), the prompt, the method and its parameters (the
+    segmentation is a pure function of these: the result is the same object either way,
+    never modified by its users).
+
+    Raises
+    ------
+    PromptError
+        The prompt does not fit the image (see :func:`volumetry.segment.Prompt.from_points`).
+    """
+    from ..segment import segment
+
+    key = _segmentation_key(ref, spec, method, params)
+    with _IMAGE_CACHE_LOCK:
+        hit = _SEGMENTATION_CACHE.get(key)
+        if hit is not None:
+            _SEGMENTATION_CACHE.move_to_end(key)
+    if hit is not None:
+        return hit
+    result = segment(image, _prompt(spec, image), method=method, params=params)
+    _remember_segmentation(key, result)
+    return result
 
 
 def _read(ref: ImageRef) -> Volume:
@@ -441,8 +492,8 @@ def run_task(task: ScanTask) -> TaskResult:
                     base_img = _stage("load", timings, load_image, base_ref)
                     base_prompt = _stage("register", timings, _prompt, base_spec, base_img)
                     # the baseline lesion as this pipeline segments it: its centre is what gets carried
-                    base_seg = _stage("register", timings, segment, base_img, base_prompt, method=task.method,
-                                      params=task.params)
+                    base_seg = _stage("register", timings, segment_cached, base_img, base_spec, base_ref,
+                                      task.method, task.params)
                 except _StageError as err:
                     # the baseline's own problem (its row fails with it): not this scan's
                     raise _StageError("propagate", err.exc, baseline_unusable(task.baseline_visit,
@@ -453,6 +504,8 @@ def run_task(task: ScanTask) -> TaskResult:
                 registration = plain(reg)
                 source = "propagated"
             result = _stage("segment", timings, segment, image, prompt, method=task.method, params=task.params)
+            if source == "segmented":  # the follow-ups propagated from this scan need it again
+                _remember_segmentation(_segmentation_key(task.image, task.prompt, task.method, task.params), result)
             seg = {"status": result.status, "reason": result.reason, "method": result.method,
                    "source": source, "flags": list(result.flags), "params": plain(result.params),
                    "qc": plain(result.qc)}
