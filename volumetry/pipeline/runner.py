@@ -164,25 +164,22 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
 
     digest = digest or file_sha256
     seg = check_pipeline(cfg)
-    hashes: dict[tuple, str | Exception] = {}
+    hashes: dict[tuple, str | Exception | None] = {}
 
-    def image_hash(n: int) -> str | Exception:
+    def image_hash(n: int) -> str | InputError:
         # hashed once per image (the lesions of one scan share it; a baseline serves its
         # follow-ups); an error is worded for the row that asks
         row = study.rows[n]
         key = (str(row.image), row.files)
         if key not in hashes:
             try:
-                hashes[key] = (hash_image_input(row.image, row.files, digest) if row.image.exists()
-                               else FileNotFoundError())
+                hashes[key] = hash_image_input(row.image, row.files, digest) if row.image.exists() else None
             except (InputError, OSError) as exc:
                 hashes[key] = exc
         h = hashes[key]
-        if isinstance(h, FileNotFoundError) and not h.args:
+        if h is None:
             return InputError(f"{row.where}, column 'image': {row.image} does not exist; "
                               "fix the path (relative to the manifest's folder)")
-        if isinstance(h, InputError):
-            return h
         if isinstance(h, OSError):
             return InputError(f"{row.where}, column 'image': {row.image} cannot be read: {h}")
         return h
