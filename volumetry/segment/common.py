@@ -192,11 +192,9 @@ def closing(binary: np.ndarray, radius_mm: float, spacing_kji) -> np.ndarray:
     if sl is None:
         return binary
     box = binary[sl]
-    sub = np.zeros(tuple(n + 2 * h for n, h in zip(box.shape, half)), dtype=bool)
-    sub[tuple(slice(h, h + n) for h, n in zip(half, box.shape))] = box
-    dil = _dilate(sub, rows)
-    # erosion, needed only away from the padding (where no offset leaves the padded array)
-    closed = _erode_interior(dil, rows, half, box.shape)
+    # dilation exact within `half` of the box, erosion exact on the box (see _flat_morph)
+    pad = tuple(2 * h for h in half)
+    closed = _flat_morph(_flat_morph(_padded(box, pad), rows), rows, dilate=False)[_inside(box.shape, pad)]
     out = binary.copy()
     out[sl] |= closed
     return out
@@ -231,82 +229,72 @@ def _rows(offsets: np.ndarray) -> list[tuple[int, int, int, int]]:
     return rows
 
 
-def _shifted(offset, shape) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
-    """Slices ``(dst, src)`` with ``dst`` voxel ``p`` paired to ``src`` voxel ``p + offset``; None if disjoint."""
-    dst, src = [], []
-    for o, n in zip(offset, shape):
-        if abs(o) >= n:
-            return None
-        if o >= 0:
-            dst.append(slice(0, n - o))
-            src.append(slice(o, n))
-        else:
-            dst.append(slice(-o, n))
-            src.append(slice(0, n + o))
-    return tuple(dst), tuple(src)
+def _reach(rows) -> tuple[int, int, int]:
+    """How far (voxels) an element given as runs (:func:`_rows`) reaches along k, j and i."""
+    r = [0, 0, 0]
+    for dk, dj, di, w in rows:
+        r = [max(r[0], abs(dk)), max(r[1], abs(dj)), max(r[2], abs(di) + w)]
+    return tuple(r)
 
 
-def _runs_along_i(mask: np.ndarray, widths, op) -> dict[int, np.ndarray]:
-    """``mask`` combined (``op``: OR for a dilation, AND for an erosion) with its
-    neighbours up to each half-width along i; outside the array counts as False."""
-    out = {0: mask}
-    cur = mask
-    for w in range(1, max(widths) + 1):
+def _padded(mask: np.ndarray, pad) -> np.ndarray:
+    """``mask`` inside a C-ordered zero border of ``pad`` voxels per axis."""
+    out = np.zeros(tuple(n + 2 * p for n, p in zip(mask.shape, pad)), dtype=bool)
+    out[_inside(mask.shape, pad)] = mask
+    return out
+
+
+def _inside(shape, pad) -> tuple[slice, ...]:
+    return tuple(slice(p, p + n) for n, p in zip(shape, pad))
+
+
+def _flat_morph(a: np.ndarray, rows, dilate: bool = True) -> np.ndarray:
+    """Dilation (``any(a[p + o])``) or erosion (``all(a[p + o])``) of a C-ordered array by
+    the symmetric element given as runs (:func:`_rows`).
+
+    Every shift is one slice of the flattened array, so the result is exact only at
+    voxels ``p`` whose every ``p + o`` lies inside the array: callers pad by the
+    element's reach (:func:`_reach`) and read the inside."""
+    nk, nj, ni = a.shape
+    f = np.ascontiguousarray(a).ravel()
+    n = f.size
+    runs = {0: f}
+    cur = f
+    for w in range(1, max((r[3] for r in rows), default=0) + 1):
         nxt = cur.copy()
-        if op is np.logical_or:
-            nxt[..., 1:] |= cur[..., :-1]
-            nxt[..., :-1] |= cur[..., 1:]
+        if dilate:
+            nxt[1:] |= cur[:-1]
+            nxt[:-1] |= cur[1:]
         else:
-            nxt[..., 1:] &= cur[..., :-1]
-            nxt[..., :-1] &= cur[..., 1:]
-            nxt[..., :1] = False
-            nxt[..., -1:] = False
+            nxt[1:] &= cur[:-1]
+            nxt[:-1] &= cur[1:]
+        runs[w] = cur = nxt
+    out = np.zeros(n, dtype=bool) if dilate else np.ones(n, dtype=bool)
+    for dk, dj, di, w in rows:
+        sh = (dk * nj + dj) * ni + di
+        if abs(sh) >= n:
+            continue
+        dst, src = (out[:n - sh], runs[w][sh:]) if sh >= 0 else (out[-sh:], runs[w][:n + sh])
+        if dilate:
+            dst |= src
+        else:
+            dst &= src
+    return out.reshape(a.shape)
+
+
+def _flat_box1(a: np.ndarray) -> np.ndarray:
+    """Dilation by the 3 × 3 × 3 cube (26-connectivity) of a C-ordered array, exact one voxel
+    away from its faces (see :func:`_flat_morph`)."""
+    nk, nj, ni = a.shape
+    cur = np.ascontiguousarray(a).ravel()
+    for step in (nj * ni, ni, 1):
+        if step >= cur.size:
+            continue
+        nxt = cur.copy()
+        nxt[step:] |= cur[:-step]
+        nxt[:-step] |= cur[step:]
         cur = nxt
-        out[w] = cur
-    return out
-
-
-@functools.lru_cache(maxsize=256)
-def _plan(rows: tuple, shape: tuple) -> tuple:
-    """For each run, its half-width and the ``(dst, src)`` slices of its shift (:func:`_shifted`)."""
-    out = []
-    for dk, dj, di, w in rows:
-        sl = _shifted((dk, dj, di), shape)
-        if sl is not None:
-            out.append((w, sl[0], sl[1]))
-    return tuple(out)
-
-
-def _dilate(mask: np.ndarray, rows) -> np.ndarray:
-    """Binary dilation by a symmetric element given as runs (:func:`_rows`); outside counts as False:
-    ``out[p] = any(mask[p + o])`` — what ``scipy.ndimage.binary_dilation`` gives for a symmetric element."""
-    runs = _runs_along_i(mask, {r[3] for r in rows}, np.logical_or)
-    out = np.zeros(mask.shape, dtype=bool)
-    for w, dst, src in _plan(tuple(rows), mask.shape):
-        out[dst] |= runs[w][src]
-    return out
-
-
-def _erode_interior(mask: np.ndarray, rows, half, shape) -> np.ndarray:
-    """``all(mask[p + o])`` for the voxels ``p`` of ``mask[half : half + shape]`` (every ``p + o`` inside)."""
-    runs = _runs_along_i(mask, {w for *_, w in rows}, np.logical_and)
-    out = np.ones(shape, dtype=bool)
-    for dk, dj, di, w in rows:
-        out &= runs[w][tuple(slice(h + o, h + o + n) for h, o, n in zip(half, (dk, dj, di), shape))]
-    return out
-
-
-def _dilate_box1(mask: np.ndarray) -> np.ndarray:
-    """Dilation by the 3 × 3 × 3 cube (26-connectivity), outside counting as False."""
-    out = mask.copy()
-    for ax in range(mask.ndim):
-        cur = out.copy()
-        lo = [slice(None)] * mask.ndim
-        hi = [slice(None)] * mask.ndim
-        lo[ax], hi[ax] = slice(1, None), slice(None, -1)
-        out[tuple(lo)] |= cur[tuple(hi)]
-        out[tuple(hi)] |= cur[tuple(lo)]
-    return out
+    return cur.reshape(a.shape)
 
 
 def bbox(mask: np.ndarray, pad: np.ndarray | int = 0) -> tuple[slice, ...] | None:
@@ -371,17 +359,21 @@ def shell(region: np.ndarray, spacing_kji, width_mm: float, allowed: np.ndarray 
     out = np.zeros_like(region, dtype=bool)
     if sl is None:
         return out
-    inner = _dilate_box1(region[sl])
     balls = _shell_balls(tuple(float(x) for x in sp), float(width_mm), float(gap_mm))
     if balls is None:
+        inner = ndimage.binary_dilation(region[sl], CONN26)
         d = ndimage.distance_transform_edt(~inner, sampling=sp)
         sh = (~inner) & (d > gap_mm) & (d <= gap_mm + width_mm + 1e-6)
     else:
         outer_rows, gap_rows = balls
-        sh = _dilate(inner, outer_rows)
+        sub = region[sl]
+        pad = tuple(r + 1 for r in _reach(outer_rows))  # exact on the inside (see _flat_morph)
+        inner = _flat_box1(_padded(sub, pad))
+        sh = _flat_morph(inner, outer_rows)
         sh &= ~inner
         if gap_rows:
-            sh &= ~_dilate(inner, gap_rows)
+            sh &= ~_flat_morph(inner, gap_rows)
+        sh = sh[_inside(sub.shape, pad)]
     out[sl] = sh
     if allowed is not None:
         out &= allowed
