@@ -66,11 +66,13 @@ def _text(value: str, pad: bytes = b" ") -> bytes:
     return b + pad if len(b) % 2 else b
 
 
-def _ds_string(value: Any) -> str:
-    """The string pydicom's ``DS(value, auto_format=True)`` keeps (highdicom's plane position values)."""
-    from pydicom.valuerep import DS
+def _ds_string(value: str) -> str:
+    """The string pydicom's ``DS(value, auto_format=True)`` keeps for a decimal string (highdicom's
+    plane position values): the stripped string when it is a valid DS, else the number reformatted."""
+    from pydicom.valuerep import format_number_as_ds, is_valid_ds
 
-    return str(DS(value, auto_format=True))
+    text = value.strip()
+    return text if is_valid_ds(text) else format_number_as_ds(float(text))
 
 
 _STRING_VRS = frozenset({"AE", "AS", "CS", "UI", "UR"})
