@@ -5,8 +5,6 @@ vanished lesions, 0 mL baselines, failed scans, scans outside every course windo
 before baseline or without date, repeats in a course, explicit courses, treatment
 start dates, both built-in criteria sets and a user set, with and without confirmation.
 """
-import logging
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,9 +123,12 @@ SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize("seed", range(40))
+#: Random studies compared (each with both input forms); the coverage test checks what they reach.
+N_STUDIES = 24
+
+
+@pytest.mark.parametrize("seed", range(N_STUDIES))
 def test_assess_equals_reference_on_random_studies(seed):
-    caplog_level = logging.getLogger("volumetry").level
     for conformed in (True, False):
         df = random_study(seed, conformed=conformed)
         kwargs = SETTINGS[seed % len(SETTINGS)]
@@ -138,7 +139,6 @@ def test_assess_equals_reference_on_random_studies(seed):
         got = _both(assess, reference_assess, df, treatment_start=starts, **kwargs)
         if got is not None:
             assert len(got) >= len(df)
-    assert logging.getLogger("volumetry").level == caplog_level
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -153,7 +153,7 @@ def test_assign_courses_equals_reference(seed):
 
 def test_the_random_studies_cover_every_case():
     """The generator reaches every status, flag and response the comparison is meant to cover."""
-    tables = [assess(random_study(seed, conformed=True), **SETTINGS[seed % len(SETTINGS)]) for seed in range(40)]
+    tables = [assess(random_study(seed, conformed=True), **SETTINGS[seed % len(SETTINGS)]) for seed in range(N_STUDIES)]
     t = pd.concat(tables, ignore_index=True)
     statuses = set(t["status"].dropna())
     assert statuses == {"ok", "empty", "failed", "no-baseline", "baseline-zero", "incomplete"}
@@ -223,3 +223,32 @@ def test_conform_equals_reference(seed):
     mixed = once.astype({"subject_id": "str", "course": "float64", "response_confirmed": object})
     mixed["scan_date"] = once["scan_date"].dt.strftime("%Y-%m-%d")
     pd.testing.assert_frame_equal(conform(mixed), reference_conform(mixed), check_exact=True)
+
+
+def test_conform_of_store_records_equals_reference():
+    """Rows as the pipeline reads them from its store: text dates and UTC times, flag lists,
+    integer courses, absent columns; also other text forms that must keep the old parsing
+    (and the old errors)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for n in range(40):
+        rows.append({"subject_id": f"S{n % 5}", "lesion_id": "L1", "visit": f"V{n}", "course": n % 5,
+                     "scan_date": f"2024-{1 + n % 12:02d}-{1 + n % 28:02d}", "method": "voxel",
+                     "volume_ml": float(rng.uniform(0, 50)), "status": "ok", "reason": None,
+                     "flags": ["touches-border"] if n % 3 else [],
+                     "computed_at": f"2026-11-24T12:{n % 60:02d}:00+00:00"})
+    frame = pd.DataFrame.from_records(rows)
+    _both(conform, reference_conform, frame)
+    frame.loc[0, "scan_date"] = None  # the first value is empty: the guess uses the next one
+    frame.loc[4, "computed_at"] = None
+    _both(conform, reference_conform, frame)
+    variants = [("scan_date", 0, "03/01/2024"), ("scan_date", 1, "2024-13-01"), ("scan_date", 5, "2024-02-30"),
+                ("scan_date", 5, "2024-01-02 10:00"), ("scan_date", 5, "20240102"),
+                ("computed_at", 0, "2026-11-24T12:00:00.25Z"), ("computed_at", 5, "2026-11-24T12:00:00.25Z"),
+                ("computed_at", 0, "2026-11-24 12:00:00"), ("computed_at", 5, "2026-11-24T12:00:00Z")]
+    errors = 0
+    for column, row, value in variants:
+        other = frame.copy()
+        other.loc[row, column] = value
+        errors += _both(conform, reference_conform, other) is None
+    assert 0 < errors < len(variants)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -115,14 +116,26 @@ def conform(df: pd.DataFrame) -> pd.DataFrame:
     if extra:
         log.debug("dropping columns outside the table schema: %s", extra)
     out = {}
-    n = len(df)
     for col in COLUMNS:
-        values = df[col.name] if col.name in df.columns else pd.Series([None] * n, index=df.index, dtype=object)
+        if col.name not in df.columns:
+            out[col.name] = _empty(col, df.index)
+            continue
         try:
-            out[col.name] = _coerce(values, col)
+            out[col.name] = _coerce(df[col.name], col)
         except (ValueError, TypeError) as exc:
             raise InputError(f"column {col.name!r}: cannot convert to {col.dtype} ({exc})") from exc
     return pd.DataFrame(out).reset_index(drop=True)
+
+
+def _empty(col: Column, index: pd.Index) -> pd.Series:
+    """An absent column: every value empty in the column's dtype (``""`` for flags)."""
+    if col.name == "flags":
+        return pd.Series([""] * len(index), index=index, dtype="string")
+    if col.dtype == "float64":
+        return pd.Series(np.full(len(index), np.nan), index=index)
+    if col.dtype == "datetime64[ns]":
+        return pd.Series(np.full(len(index), np.datetime64("NaT", "ns")), index=index)
+    return pd.Series([None] * len(index), index=index, dtype=col.dtype)
 
 
 def _coerce(values: pd.Series, col: Column) -> pd.Series:
@@ -154,12 +167,32 @@ def _coerce(values: pd.Series, col: Column) -> pd.Series:
     if col.dtype == "datetime64[ns]":
         if dtype == "datetime64[ns]":
             return values.dt.normalize()
-        return pd.to_datetime(values, errors="raise").astype("datetime64[ns]").dt.normalize()
+        fmt = _known_format(values, _ISO_DATE, "%Y-%m-%d")
+        return pd.to_datetime(values, errors="raise", format=fmt).astype("datetime64[ns]").dt.normalize()
     if col.dtype == "datetime64[ns, UTC]":
         if dtype == "datetime64[ns, UTC]":
             return values
-        return pd.to_datetime(values, errors="raise", utc=True).astype("datetime64[ns, UTC]")
+        fmt = _known_format(values, _ISO_TIME, "%Y-%m-%dT%H:%M:%S%z")
+        return pd.to_datetime(values, errors="raise", utc=True, format=fmt).astype("datetime64[ns, UTC]")
     raise AssertionError(col.dtype)  # pragma: no cover
+
+
+#: Text dates and UTC times as the pipeline's store writes them, and the format pandas guesses for them.
+_ISO_DATE = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
+_ISO_TIME = re.compile(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d\+00:00")
+
+
+def _known_format(values: pd.Series, pattern: re.Pattern, fmt: str) -> str | None:
+    """``fmt`` when the first non-empty value is text matching ``pattern``, else None.
+
+    ``pandas.to_datetime`` parses a text column with the format it guesses from
+    its first non-empty value; for these values the guess is ``fmt``, so passing
+    it gives the same dates (and the same errors) without the guess.
+    """
+    if not isinstance(values.dtype, pd.StringDtype) or not len(values):
+        return None
+    present = values.dropna()
+    return fmt if len(present) and pattern.fullmatch(str(present.iloc[0])) else None
 
 
 def table_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
