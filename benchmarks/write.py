@@ -140,7 +140,7 @@ def main(argv=None) -> int:
         for n, (vol, source, subject, lesion, pseudo, _) in enumerate(segs):
             overrides = {"PatientID": subject, "PatientName": subject, "PatientBirthDate": ""}
             files = series_files(source[0], series_uid=source[1])
-            target = tmp / f"seg{n}.dcm"
+            target = tmp / f"seg{n}.dcm"  # overwritten by every call of both writers alike
             seg_hd.append(median_time(lambda: write_seg(vol, files, target, label=f"lesion {lesion}",
                                                         overrides=overrides, engine="highdicom"), r))
             seg_fast.append(median_time(lambda: write_seg(vol, series_files(source[0], series_uid=source[1]),
@@ -152,9 +152,11 @@ def main(argv=None) -> int:
                                                            overrides=overrides, engine="fast"), r))
         n_series = len({s[1] for s in segs})
 
-        # --- NIfTI masks
-        nii_nib = [median_time(lambda: nibabel_write(m, tmp / "m.nii.gz"), r) for m in masks]
-        nii_new = [median_time(lambda: write_nifti(m, tmp / "m.nii.gz"), r) for m in masks]
+        # --- NIfTI masks (a new file each call, as the pipeline writes a temporary file then renames it)
+        names = iter(range(10 ** 9))
+        (tmp / "nii").mkdir()
+        nii_nib = [median_time(lambda: nibabel_write(m, tmp / "nii" / f"{next(names)}.nii.gz"), r) for m in masks]
+        nii_new = [median_time(lambda: write_nifti(m, tmp / "nii" / f"{next(names)}.nii.gz"), r) for m in masks]
 
         # --- tables
         table = conform(run.table)
