@@ -334,3 +334,57 @@ def test_ds_string_is_pydicoms_auto_formatted_string(text):
         warnings.simplefilter("ignore", UserWarning)  # pydicom warns on the over-long value
         expected = DS(text, auto_format=True).original_string
     assert seg_fast._ds_string(text) == expected
+
+
+def _grids(grid: Volume):
+    """The series' grid, flipped in k and i, rows/columns swapped, shifted by whole voxels, off by 0.4 voxel,
+    rotated by 1°, and too small (frames reaching outside)."""
+    yield "same", grid
+    d = grid.direction.copy()
+    d[:, 0] *= -1
+    d[:, 2] *= -1
+    origin = grid.index_to_lps(np.array([grid.size[0] - 1, 0, grid.size[2] - 1], float))
+    yield "flipped", Volume(grid.array[::-1, :, ::-1], grid.spacing, tuple(origin), d)
+    d = np.column_stack([grid.direction[:, 1], -grid.direction[:, 0], grid.direction[:, 2]])
+    origin = grid.index_to_lps(np.array([grid.size[0] - 1, 0, 0], float))
+    yield "swapped", Volume(np.swapaxes(grid.array, 1, 2)[:, ::-1, :], (grid.spacing[1], grid.spacing[0],
+                                                                          grid.spacing[2]), tuple(origin), d)
+    big = np.zeros((grid.array.shape[0] + 4, grid.array.shape[1] + 3, grid.array.shape[2] + 2), bool)
+    yield "larger", Volume(big, grid.spacing, tuple(grid.index_to_lps(np.array([-2.0, -3.0, -2.0]))), grid.direction)
+    yield "off", Volume(grid.array, grid.spacing, tuple(np.add(grid.origin, grid.direction[:, 0] * 0.4 * grid.spacing[0])),
+                        grid.direction)
+    c, s = np.cos(np.radians(1.0)), np.sin(np.radians(1.0))
+    yield "rotated", Volume(grid.array, grid.spacing, grid.origin, grid.direction @ np.array([[c, -s, 0], [s, c, 0],
+                                                                                               [0, 0, 1]]))
+    yield "smaller", Volume(grid.array[:, :-1], grid.spacing, grid.origin, grid.direction)
+
+
+def test_batched_frame_mapping_equals_frame_by_frame(synthetic):
+    """``_map_frames`` (all frames at once) gives ``_map_frame``'s maps, or its error, on every grid."""
+    from volumetry.io import seg as segmod
+
+    paths, grid = synthetic
+    sources = prepare_sources(paths)
+    refused = set()
+    for name, g in _grids(grid):
+        expected, error = [], None
+        try:
+            for fr in sources.frames:
+                ds = sources.datasets[fr.dataset_index]
+                fm = segmod._map_frame(fr.affine, g, int(ds.Rows), int(ds.Columns), "f")
+                if not fm.inside(g.array.shape):
+                    raise GeometryMismatchError("f: the source frame reaches outside the mask's grid")
+                expected.append(fm)
+        except GeometryMismatchError as exc:
+            error = exc
+        batched = segmod._map_frames_batched(sources.frames, g, (int(sources.datasets[0].Rows),
+                                                                 int(sources.datasets[0].Columns)))
+        if error is None:
+            assert batched == expected, name
+            assert segmod._map_frames(sources, g) == expected, name
+        else:
+            refused.add(name)
+            assert batched is None or not all(fm.inside(g.array.shape) for fm in batched), name
+            with pytest.raises(GeometryMismatchError, match=re.escape(str(error).split(": ", 1)[1][:40])):
+                segmod._map_frames(prepare_sources(paths), g)
+    assert refused == {"off", "rotated", "smaller"}

@@ -10,6 +10,11 @@ mask's grid through its ImagePositionPatient / ImageOrientationPatient /
 PixelSpacing (LPS, mm), and the mapping must be exact (an axis permutation or
 flip plus an integer shift) within :data:`SEG_GRID_TOL_MM`; otherwise the
 mask is not on the series' grid and an error says how to fix it.
+
+highdicom builds the instance (``engine="highdicom"``); by default the same
+instance is written by :mod:`volumetry.io.seg_fast` without building it
+(element for element equal, over ten times faster), which hands back to
+highdicom whatever it does not cover.
 """
 from __future__ import annotations
 
@@ -329,10 +334,12 @@ def write_seg(
     ----------
     mask : Volume
         Boolean (or 0/1) mask on the grid of the source series (LPS, mm).
-    source_dicom_files : sequence of path or pydicom.Dataset
+    source_dicom_files : sequence of path or pydicom.Dataset, or SegSources
         The DICOM files (single-frame images, or one enhanced multi-frame
         image) of the series the mask was made on. Only headers are read.
         Their order does not matter: each frame is placed by its geometry.
+        A :class:`SegSources` from :func:`prepare_sources` holds them already
+        read (several masks of one series).
     out_path : str or Path
         File to write (parent folders are created).
     label : str
