@@ -104,7 +104,7 @@ def padding_mask(a: np.ndarray) -> np.ndarray:
     """Voxels at the crop's minimum when that exact value is frequent (padding / masked background)."""
     lo = a.min()
     pad = a == lo
-    if pad.sum() > PADDING_FRACTION * a.size:
+    if np.count_nonzero(pad) > PADDING_FRACTION * a.size:
         return pad
     return np.zeros(a.shape, dtype=bool)
 
@@ -137,6 +137,8 @@ def connected_to_seeds(binary: np.ndarray, seeds: np.ndarray, structure=CONN6,
     ids = ids[ids > 0]
     if len(ids) == 0:
         return np.zeros_like(binary, dtype=bool)
+    if np.all(ids == ids[0]):
+        return lab == ids[0]
     keep = np.zeros(n + 1, dtype=bool)
     keep[ids] = True
     return keep[lab]

@@ -63,7 +63,7 @@ def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | N
     _, ncomp = ndimage.label(crop_mask if sl is None else crop_mask[sl], structure=CONN26)
     mean, sd = float(vals.mean()), float(vals.std())
     seed_z = float((seed_value - mean) / sd) if seed_value is not None and sd > 0 else float("nan")
-    return {"n_voxels": int(crop_mask.sum()), "n_components": int(ncomp), "lesion_mean": mean,
+    return {"n_voxels": np.count_nonzero(crop_mask), "n_components": int(ncomp), "lesion_mean": mean,
             "lesion_sd": sd, "seed_z": seed_z, "touches_border": int(bool(touches_image_border))}
 
 

@@ -78,7 +78,7 @@ def lesion_intensity(a: np.ndarray, region: np.ndarray, stat: str, core_fraction
     if stat not in ("core", "region", "auto"):
         raise InputError(f"lesion_stat must be 'core', 'region' or 'auto', got {stat!r}")
     inner = core(region)
-    if stat == "region" or (stat == "auto" and inner.sum() >= core_fraction * region.sum()):
+    if stat == "region" or (stat == "auto" and np.count_nonzero(inner) >= core_fraction * np.count_nonzero(region)):
         return float(median(a[region]))
     return float(median(a[inner]))
 
@@ -111,8 +111,8 @@ def region_growing(roi: Roi, params: dict) -> MethodOutput:
     if not gradient >= p["bias_min_pct_per_cm"]:
         return out
     second = _one_pass(roi.array / field, roi, p, anchors)
-    n1 = int(out.mask.sum())
-    if second.mask is None or abs(int(second.mask.sum()) / n1 - 1) > p["bias_max_change"]:
+    n1 = np.count_nonzero(out.mask)
+    if second.mask is None or abs(np.count_nonzero(second.mask) / n1 - 1) > p["bias_max_change"]:
         # a correction that changes the lesion this much is not a shading fix (e.g. a leak at low SNR)
         out.flags.append("bias-correction-rejected")
         return out
@@ -132,7 +132,9 @@ def lesion_field(a: np.ndarray, region: np.ndarray, spacing_kji, min_voxels: int
     Returns ``(None, nan)`` when the lesion is too small or the image not positive.
     """
     inner = core(region)
-    idx = np.argwhere(inner)
+    # np.argwhere(inner), faster; the same (n, 3) transposed view (the layout decides the order of
+    # the sums in x.mean below)
+    idx = np.transpose(np.asarray(np.unravel_index(np.flatnonzero(inner), inner.shape)))
     if len(idx) < min_voxels:
         return None, float("nan")
     vals = a[inner].astype(float)
@@ -147,7 +149,7 @@ def lesion_field(a: np.ndarray, region: np.ndarray, spacing_kji, min_voxels: int
     res = y - design @ coef
     mad = median(np.abs(res - median(res))) * 1.4826
     keep = np.abs(res) <= 2.5 * max(mad, 1e-9)
-    if keep.sum() >= min_voxels:
+    if np.count_nonzero(keep) >= min_voxels:
         coef = np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
     g = coef[1:]
     grids = np.meshgrid(*(np.arange(n) * d - c for n, d, c in zip(a.shape, sp, x0)), indexing="ij", sparse=True)
@@ -185,7 +187,7 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict, anchors: list[np.ndarray]) -> Me
         if not region.any():
             return MethodOutput(None, f"no voxel at the seed is above the threshold {t:.4g}", qc)
         sh = shell(region, roi.spacing_kji, p["shell_mm"], stats_ok, p["gap_mm"])
-        if sh.sum() < 10:
+        if np.count_nonzero(sh) < 10:
             return MethodOutput(
                 None, "the seed is not on lesion-like tissue: the region grown from it fills the whole search "
                 "region (or box) without standing out from its surroundings; move the seed onto the bright lesion, "
