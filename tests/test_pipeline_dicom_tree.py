@@ -135,3 +135,21 @@ def test_manifest_dicom_folder_with_several_series_uses_the_series_rule(tmp_path
     assert [f.stage for f in s2.failures] == ["load"]
     assert "none matches the pipeline's series rule" in s2.failures[0].message
     assert "T1 VIBE" in s2.failures[0].message and "T2 FS COR" in s2.failures[0].message
+
+
+@pytest.mark.parametrize("row, match", [
+    ("P2,,1,2,3", r"seeds\.csv line 3, column 'subject_id': PatientID 'P2' is not in the tree \(PatientIDs found: P1\)"),
+    ("P1,20240116,1,2,3", r"seeds\.csv line 3, column 'visit': P1 has no study on 2024-01-16 "
+                          r"\(StudyDates found: 2024-01-15, 2024-04-08\)"),
+])
+def test_side_file_rows_that_match_no_study_are_errors(tmp_path, row, match):
+    # a typo in seeds.csv must not silently drop a seed
+    from volumetry.errors import ManifestError
+
+    tree = tmp_path / "tree"
+    _write_tree(tree, patient_id="P1")
+    text = (tree / "seeds.csv").read_text().splitlines()
+    header = "subject_id,visit,seed_x,seed_y,seed_z"
+    (tree / "seeds.csv").write_text("\n".join([header, "P1,," + ",".join(text[1].split(",")[1:4]), row]) + "\n")
+    with pytest.raises(ManifestError, match=match):
+        read_study(tree, RULE)

@@ -37,7 +37,8 @@ A folder without ``manifest.csv`` is read as a DICOM tree: one subject per
 PatientID, one visit per StudyDate, the series chosen by the pipeline's
 ``series`` rule, and seeds or masks from the side file ``seeds.csv`` (columns
 ``subject_id`` (PatientID), optional ``visit`` (StudyDate, ``YYYYMMDD`` or
-ISO), and the prompt columns above). A series holding several volumes
+ISO), and the prompt columns above; a row naming a PatientID or StudyDate
+not in the tree is an error). A series holding several volumes
 (echoes, dynamics) gives the pipeline's ``series.volume``.
 """
 from __future__ import annotations
@@ -518,7 +519,9 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
     InputError
         No DICOM file in the folder, no series matching the rule, or no side file.
     ManifestError
-        The side file is invalid (named with its line and column).
+        The side file is invalid (named with its line and column), or one of
+        its rows names a PatientID or StudyDate that is not in the tree (a typo
+        must not silently drop a seed).
     """
     from .io.dicom import index_dicom
 
@@ -545,15 +548,26 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
     _check_columns(side, header, ("subject_id",),
                    ("visit", "lesion_id", "seed_x", "seed_y", "seed_z", "seed_space", "box", "mask"), header_line)
     prompts: dict[tuple[str, str], list[tuple[str, dict]]] = {}
+    dates: dict[str, set[str]] = {}
+    for pid, date in studies:
+        day = _iso_from_dicom_date(date)
+        dates.setdefault(pid, set()).add(day.isoformat() if day else (date or "unknown"))
     for line, cells in side_rows:
         if not cells.get("subject_id"):
             raise _err(side, line, "subject_id", "empty")
+        if cells["subject_id"] not in dates:
+            raise _err(side, line, "subject_id", f"PatientID {cells['subject_id']!r} is not in the tree "
+                                                 f"(PatientIDs found: {_listing(dates)}); fix the side file")
         visit = cells.get("visit", "")
         if visit:
             date = _iso_from_dicom_date(visit)
             if date is None:
                 raise _err(side, line, "visit", f"{visit!r} is not a StudyDate (YYYYMMDD or YYYY-MM-DD)")
             visit = date.isoformat()
+            if visit not in dates[cells["subject_id"]]:
+                raise _err(side, line, "visit", f"{cells['subject_id']} has no study on {visit} (StudyDates "
+                                                f"found: {_listing(dates[cells['subject_id']])}); fix the date, "
+                                                "or leave visit empty for the subject's first study")
         kw = _parse_prompt(side, line, cells)
         if cells.get("mask"):
             kw["mask"] = _resolve(root, cells["mask"])
@@ -593,6 +607,13 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
             + "; ".join(sorted({f"{_stack_attr(s, 'modality', '?')} '{_stack_attr(s, 'description', '')}'" for s in stacks}))
         )
     return Study(rows=tuple(link_propagation(rows, side)), source=root, root=root)
+
+
+def _listing(names, limit: int = 10) -> str:
+    """``a, b, c`` (sorted; at most ``limit`` names, then how many more)."""
+    names = sorted(names)
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _common_dir(files) -> str:
