@@ -49,6 +49,8 @@ def _cases():
     skew = np.array([[1.0, 0.0006, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     yield "qform unset", Volume(np.ones((3, 4, 5), bool), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), skew)
     yield "empty mask", Volume(np.zeros((2, 3, 4), bool), (0.5, 0.5, 3.0), (1.0, 2.0, 3.0), np.eye(3))
+    strided = (rng.random((6, 8, 10)) < 0.3)[::-1, :, ::2]  # a non-contiguous view
+    yield "non-contiguous view", Volume(strided, (1.0, 1.2, 2.0), (0.0, 0.0, 0.0), np.eye(3))
 
 
 @pytest.mark.parametrize("name,volume", list(_cases()), ids=[c[0] for c in _cases()])
