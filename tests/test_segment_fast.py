@@ -535,3 +535,27 @@ def test_fill_holes_matches_reference_on_cavities(level):
     rng = np.random.default_rng(int(level * 10))
     for m in (hollow, tube, hollow ^ (_blobs(hollow.shape, 5, level) & (rng.random(hollow.shape) > 0.2))):
         assert np.array_equal(common.fill_holes(m), _ref_fill_holes(m))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_flat_morphology_matches_scipy_on_random_symmetric_elements(seed):
+    rng = np.random.default_rng(seed)
+    half = rng.integers(0, 3, size=3)
+    el = rng.random(tuple(2 * half + 1)) > 0.5
+    el = el | el[::-1, ::-1, ::-1]  # symmetric, runs along i not always contiguous
+    el[tuple(half)] = True
+    rows = common._rows(np.argwhere(el) - half)
+    shape = tuple(int(n) for n in rng.integers(1, 14, size=3))
+    m = rng.random(shape) > 0.97  # sparse: the dilation shows the element's shape
+    pad = tuple(int(r) for r in common._reach(rows))
+    inside = common._inside(shape, pad)
+    dil = common._flat_morph(common._padded(m, pad), rows)[inside]
+    assert np.array_equal(dil, ndimage.binary_dilation(m, el))
+    # erosion: exact where the element stays inside (here: the inside of a twice-padded array)
+    pad2 = tuple(2 * p for p in pad)
+    big = common._padded(m, pad2) | common._padded(np.ones(shape, bool), pad2) & (rng.random(
+        tuple(n + 2 * p for n, p in zip(shape, pad2))) > 0.3)
+    ero = common._flat_morph(big, rows, dilate=False)[common._inside(shape, pad2)]
+    assert np.array_equal(ero, ndimage.binary_erosion(big, el)[common._inside(shape, pad2)])
+    assert np.array_equal(common._flat_box1(common._padded(m, (1, 1, 1)))[common._inside(shape, (1, 1, 1))],
+                          ndimage.binary_dilation(m, CONN26))

@@ -367,10 +367,9 @@ def shell(region: np.ndarray, spacing_kji, width_mm: float, allowed: np.ndarray 
         d = ndimage.distance_transform_edt(~inner, sampling=sp)
         sh = (~inner) & (d > gap_mm) & (d <= gap_mm + width_mm + 1e-6)
     else:
-        outer_rows, gap_rows = balls
+        outer_rows, gap_rows, pad = balls
         sub = region[sl]
-        pad = tuple(r + 1 for r in _reach(outer_rows))  # exact on the inside (see _flat_morph)
-        inner = _flat_box1(_padded(sub, pad))
+        inner = _flat_box1(_padded(sub, pad))  # exact on the inside of the padding (see _flat_morph)
         sh = _flat_morph(inner, outer_rows)
         sh &= ~inner
         if gap_rows:
@@ -385,9 +384,10 @@ def shell(region: np.ndarray, spacing_kji, width_mm: float, allowed: np.ndarray 
 @functools.lru_cache(maxsize=64)
 def _shell_balls(sp: tuple[float, float, float], width_mm: float, gap_mm: float):
     """Runs (:func:`_rows`) of the voxel offsets within ``gap_mm + width_mm + 1e-6`` and within
-    ``gap_mm``, their length computed exactly as ``distance_transform_edt`` computes a distance;
-    None when an offset lies just beyond a limit (within 1e-9 relative: rounding could then
-    decide, so the caller uses the transform itself)."""
+    ``gap_mm``, their length computed exactly as ``distance_transform_edt`` computes a distance,
+    and the padding (voxels per axis) that keeps the 26-neighbour dilation and the outer ball
+    exact; None when an offset lies just beyond a limit (within 1e-9 relative: rounding could
+    then decide, so the caller uses the transform itself)."""
     limits = (gap_mm + width_mm + 1e-6, gap_mm)
     n = np.floor(max(limits[0], 0.0) / np.asarray(sp)).astype(int) + 1
     off = np.stack(np.meshgrid(*(np.arange(-x, x + 1) for x in n), indexing="ij")).astype(np.int32)
@@ -401,7 +401,7 @@ def _shell_balls(sp: tuple[float, float, float], width_mm: float, gap_mm: float)
         if np.any((d > lim) & (d <= lim + 1e-9 * max(abs(lim), 1.0))):
             return None
         out.append(tuple(_rows(off[:, d <= lim].T)) if lim >= 0 else ())
-    return tuple(out)
+    return out[0], out[1], tuple(r + 1 for r in _reach(out[0]))
 
 
 def core(region: np.ndarray, min_voxels: int = 20) -> np.ndarray:
