@@ -37,7 +37,22 @@ def _write_dual_echo(folder, radii_per_volume, shift, seed) -> list[float]:
                      series_uid=series_uid, study_uid=study_uid, temporal_position=v + 1,
                      name_prefix=f"v{v}_", instance_offset=v * arr.shape[0], description="T2 FS dual echo")
         truth.append(_ml(lesion))
+    _add_type2_attributes(folder)
     return truth
+
+
+def _add_type2_attributes(folder) -> None:
+    """The patient/study attributes a scanner always writes (type 2: present, maybe empty),
+    which a DICOM SEG copies from its source."""
+    import pydicom
+
+    for f in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(f)
+        for name in ("PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyTime",
+                     "ReferringPhysicianName"):
+            if name not in ds:
+                setattr(ds, name, "")
+        ds.save_as(f, enforce_file_format=True)
 
 
 def _write_4d(path, radii_per_volume, seed) -> list[float]:
@@ -173,3 +188,29 @@ def test_dicom_tree_takes_the_volume_of_the_series_rule(study, tmp_path):
     s = run_study(tree, cfg(volume=2), tmp_path / "out3", jobs=1, progress=False)
     (f,) = s.failures
     assert "volume index 2 is out of range" in f.message and "1: temporal position 2" in f.message
+
+
+def test_dicom_seg_references_the_measured_volume(study, tmp_path):
+    import pydicom
+
+    root, _ = study
+    s = run_study(root, tiny_config(), tmp_path / "out", jobs=1, progress=False)
+    assert s.ok
+    (seg_file,) = (tmp_path / "out").glob("sub-D1/ses-baseline/anat/*_desc-lesion_mask.dcm")
+    seg = pydicom.dcmread(seg_file)
+    referenced = {i.ReferencedSOPInstanceUID for i in seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence}
+    by_volume = {v: {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID
+                     for f in (root / "D1" / "baseline").glob(f"v{v}_*")} for v in (0, 1)}
+    assert referenced == by_volume[1]
+    # the files of the volume read are kept with the measurement (the SEG needs them), the
+    # study's paths are withheld when pseudonymising
+    with ResultStore(tmp_path / "out" / "results.sqlite") as st:
+        key = {(r["subject_id"], r["visit"]): r["task_key"] for r in st.scans()}[("D1", "baseline")]
+        files = st.measurement(key)["data"]["image"]["files"]
+    assert sorted(files) == sorted(str(f) for f in (root / "D1" / "baseline").glob("v1_*"))
+    s = run_study(root, tiny_config(masks=False, seg=False, summary=False), tmp_path / "pseudo", jobs=1,
+                  progress=False, pseudonymize=True)
+    assert s.ok
+    with ResultStore(tmp_path / "pseudo" / "results.sqlite") as st:
+        images = [st.measurement(r["task_key"])["data"]["image"] for r in st.scans()]
+    assert images and all("files" not in i and i["volume_index"] is not None for i in images)

@@ -676,8 +676,11 @@ def _record(store: ResultStore, run_id: int, p: _Planned, res: TaskResult, cfg: 
             "message": _scrub(res.message or "", p, study, pseudonymize), "deterministic": res.deterministic})
         return
     m = res.measurement or {}
+    image = dict(res.image or {})
+    if pseudonymize:  # the image's paths are withheld (they often hold names), as in scans.image
+        image.pop("files", None)
     data = {"measurement": m, "segmentation": res.segmentation, "registration": res.registration,
-            "image": res.image, "timings": res.timings}
+            "image": image, "timings": res.timings}
     store.record_scan(
         run_id, scan, prov,
         measurement={"status": m.get("status", "ok"), "reason": m.get("reason"), "volume_ml": m.get("volume_ml"),

@@ -432,13 +432,15 @@ def baseline_unusable(visit: str, where: str = "") -> str:
 
 def _image_info(img: Volume, volume: int | None = None) -> dict:
     """Geometry and series of a loaded image; ``volume_index`` is the volume asked for
-    (None: the image's only one)."""
+    (None: the image's only one), ``files`` the files it was read from (for a DICOM
+    series, those of that volume, in slice order: a DICOM SEG of the mask references
+    them; the runner drops them when pseudonymising, as paths often hold names)."""
     meta = img.meta or {}
     return {
         **img.describe(),
         "series_uid": meta.get("series_uid"), "description": meta.get("description"),
         "modality": meta.get("modality"), "warnings": list(meta.get("warnings") or []),
-        "volume_index": volume,
+        "volume_index": volume, "files": [str(f) for f in meta.get("files") or []],
     }
 
 
