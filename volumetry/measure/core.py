@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import InputError
 from ..image import Volume
@@ -212,8 +213,6 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
     touches = bool(np.any(lo == 0) or np.any(hi == shape))
     if touches:
         flags.append("touches-border")
-
-    from scipy import ndimage
 
     _, n_comp = ndimage.label(crop, structure=np.ones((3, 3, 3), bool))
     if n_comp > 1:

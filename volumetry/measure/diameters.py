@@ -25,6 +25,7 @@ Longest in-plane diameter
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial import ConvexHull, QhullError
 
 #: Rows per block in the pairwise-distance search (bounds memory to ~block² floats).
 _BLOCK = 2048
@@ -32,8 +33,6 @@ _BLOCK = 2048
 
 def _hull_points(points: np.ndarray) -> np.ndarray:
     """Vertices of the convex hull of ``points`` (all points if the hull is degenerate)."""
-    from scipy.spatial import ConvexHull, QhullError
-
     pts = np.asarray(points, dtype=float)
     if len(pts) <= pts.shape[1] + 1:
         return pts
@@ -191,8 +190,6 @@ def _ends(a: np.ndarray, axis: int) -> np.ndarray:
 
 def _hull_points_2d(xy: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Rows of ``pts`` at the convex-hull vertices of the 2D index points ``xy`` (exact half-integers)."""
-    from scipy.spatial import ConvexHull, QhullError
-
     try:
         return pts[ConvexHull(xy).vertices]
     except (QhullError, ValueError):  # collinear: every point is a candidate

@@ -8,6 +8,7 @@ geometry (spacing *and* direction), so the mesh lives in patient space.
 from __future__ import annotations
 
 import numpy as np
+from skimage.measure import marching_cubes
 
 #: Iso-level of the surface between background (0) and mask (1).
 ISO_LEVEL = 0.5
@@ -45,8 +46,6 @@ def surface_lps(crop: np.ndarray, offset_ijk, matrix: np.ndarray, origin) -> tup
     ValueError
         If the crop holds no mask voxel (no surface).
     """
-    from skimage.measure import marching_cubes
-
     padded = np.pad(np.asarray(crop, dtype=np.float32), 1)
     verts_kji, faces, _, _ = marching_cubes(padded, level=ISO_LEVEL, method="lewiner")
     ijk = verts_kji[:, ::-1] + (np.asarray(offset_ijk, dtype=float) - 1.0)
