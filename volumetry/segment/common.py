@@ -46,7 +46,19 @@ def median(x: np.ndarray):
     numpy selects the two middle values with a two-index partition, several
     times slower than a one-index partition: here the upper middle value is
     selected and the lower one is the largest value below it; the median is
-    then the mean of the same two values, as ``np.median`` computes it."""
+    then the mean of the same two values, as ``np.median`` computes it.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        Values (any shape; the median of all of them). Integer arrays, fewer
+        than 3 values and arrays holding NaN go to ``np.median`` itself.
+
+    Returns
+    -------
+    numpy scalar
+        Exactly ``np.median(x)``, in the same dtype (e.g. ``float32`` for a float32 crop).
+    """
     x = np.ravel(x)
     n = x.size
     if n < 3 or not np.issubdtype(x.dtype, np.floating):
