@@ -54,6 +54,8 @@ class _ScanFiles:
     mask: str | None = None
     series_uid: str | None = None
     registration: dict | None = None  #: baseline -> this scan (matrix, translation_mm, fixed_parameters)
+    #: 0-based volume of a multi-volume DICOM series or 4D NIfTI that was measured (None: the only one)
+    volume_index: int | None = None
 
 
 def _read_csv(path: Path):
@@ -111,24 +113,49 @@ class _Db:
         masks = {}
         if {"task_key", "path"} <= self.columns("masks"):
             masks = {r["task_key"]: r["path"] for r in self.rows("masks", ("task_key", "path"))}
-        registrations = {}
+        registrations, volumes = {}, {}
         if {"task_key", "data"} <= self.columns("measurements"):
             for r in self.rows("measurements", ("task_key", "data")):
                 try:
-                    reg = json.loads(r["data"] or "{}").get("registration")
-                except (ValueError, AttributeError):
-                    reg = None
+                    data = json.loads(r["data"] or "{}")
+                except ValueError:
+                    continue
+                if not isinstance(data, dict):
+                    continue
+                reg = data.get("registration")
                 if isinstance(reg, dict) and reg.get("matrix") is not None:
                     registrations[r["task_key"]] = reg
+                volumes[r["task_key"]] = _volume_index(data.get("image"))
         for r in self.rows("scans", ("subject_id", "visit", "lesion_id", "image", "task_key", "series_uid")):
             key = (str(r["subject_id"]), str(r["visit"]), str(r["lesion_id"]))
-            out[key] = _ScanFiles(r.get("image"), masks.get(r.get("task_key")), r.get("series_uid"),
-                                  registrations.get(r.get("task_key")))
+            task = r.get("task_key")
+            out[key] = _ScanFiles(r.get("image"), masks.get(task), r.get("series_uid"),
+                                  registrations.get(task), volumes.get(task))
         return out
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
+
+
+def _volume_index(image_info: Any) -> int | None:
+    """The volume the pipeline read (``volume_index`` of the measurement's ``image`` data), or None.
+
+    A multi-volume DICOM series or 4D NIfTI is measured on one volume; its overlay must be
+    drawn on that volume (re-reading the image without it fails, or shows another volume).
+    """
+    if not isinstance(image_info, dict):
+        return None
+    v = image_info.get("volume_index")
+    if v is None:
+        return None
+    try:
+        if not isinstance(v, bool) and int(v) == float(v):
+            return int(v)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    log.warning("measurement data holds an unusable volume_index %r; the image is read without one", v)
+    return None
 
 
 def _resolve(path: str | None, out_dir: Path) -> Path | None:
@@ -147,14 +174,18 @@ class _ImageCache:
     def __init__(self) -> None:
         self.items: dict[tuple, Volume] = {}
 
-    def get(self, path: Path, series_uid: str | None) -> Volume:
+    def get(self, path: Path, series_uid: str | None, volume_index: int | None = None) -> Volume:
+        """The image at ``path`` (its series ``series_uid``, its volume ``volume_index``)."""
         from ..io.reader import read_image
 
-        key = (str(path), series_uid)
+        key = (str(path), series_uid, volume_index)
         if key not in self.items:
             if len(self.items) >= 4:
                 self.items.pop(next(iter(self.items)))
-            self.items[key] = read_image(path, series_uid=series_uid) if series_uid else read_image(path)
+            kwargs = {"series_uid": series_uid} if series_uid else {}
+            if volume_index is not None:
+                kwargs["volume_index"] = volume_index
+            self.items[key] = read_image(path, **kwargs)
         return self.items[key]
 
 
@@ -185,10 +216,13 @@ def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: in
         Page title.
     images : mapping, optional
         Image of each scan, keyed by ``(subject_id, visit, lesion_id)`` as in
-        the tables, valued ``path`` or ``(path, series_uid)``. Overrides the
-        ``scans.image`` paths of the database (which a pseudonymised run
-        withholds): the runner can pass the paths in-process so that overlays
-        are drawn without storing any path.
+        the tables, valued ``path``, ``(path, series_uid)`` or
+        ``(path, series_uid, volume_index)``. Overrides the ``scans.image``
+        paths of the database (which a pseudonymised run withholds): the runner
+        can pass the paths in-process so that overlays are drawn without
+        storing any path. Without a ``volume_index`` here, the volume the
+        measurement records (``measurements.data`` → ``image.volume_index``)
+        is drawn.
 
     Returns
     -------
@@ -246,11 +280,13 @@ def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: in
     finally:
         db.close()
     for key, value in (images or {}).items():
-        path, uid = (value if isinstance(value, tuple) else (value, None))
+        path, uid, volume = (tuple(value) + (None, None))[:3] if isinstance(value, tuple) else (value, None, None)
         sf = files.setdefault(tuple(str(k) for k in key), _ScanFiles())
         sf.image = str(path)
         if uid:
             sf.series_uid = str(uid)
+        if volume is not None:
+            sf.volume_index = _volume_index({"volume_index": volume})
     run = run_rows[-1] if run_rows else {}
     running = run.get("status") == "running"  # the run builds its report before it closes its row
     run_info = {"run": run.get("run_id"), "started": run.get("started_at"),
@@ -369,7 +405,7 @@ def _overlay(sf: _ScanFiles | None, row: dict, out_dir: Path, img_dir: Path, pub
         series_uid = sf.series_uid or row.get("series_uid")
         if not (isinstance(series_uid, str) and series_uid and image_path.is_dir()):
             series_uid = None  # a series UID selects within a DICOM folder only
-        image = cache.get(image_path, series_uid)
+        image = cache.get(image_path, series_uid, sf.volume_index)
         mask = _load_mask(mask_path, cache) if mask_path is not None else None
         if mask is not None and not image.same_grid(mask):
             view.note = "mask not on the image's grid: contour not drawn"
