@@ -8,9 +8,15 @@ start dates, both built-in criteria sets and a user set, with and without confir
 import numpy as np
 import pandas as pd
 import pytest
-from test_longitudinal_reference import reference_assess, reference_assign_courses, reference_conform
+from test_longitudinal_reference import (
+    _validate,
+    reference_assess,
+    reference_assess_series,
+    reference_assign_courses,
+    reference_conform,
+)
 
-from volumetry.longitudinal import CourseSchedule, ResponseCriteria, assess, assign_courses
+from volumetry.longitudinal import CourseSchedule, ResponseCriteria, assess, assess_series, assign_courses, get_criteria
 from volumetry.tables import conform
 
 BASE = pd.Timestamp("2025-03-03")
@@ -149,6 +155,17 @@ def test_assign_courses_equals_reference(seed):
     if seed % 3 == 0:
         df = df.set_index(pd.Index(np.arange(len(df)) * 7 + 3))  # a non-default index is kept
     _both(assign_courses, reference_assign_courses, df)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_assess_series_equals_reference(seed):
+    """The DataFrame front end of one series: same frame, dtypes included."""
+    data = reference_assign_courses(_validate(random_study(3000 + seed, conformed=seed % 2 == 0)))
+    for _, g in data.groupby(["subject_id", "method", "lesion_id"]):
+        for criteria, confirm, new in (("vascular-anomaly", False, False), ("recist-volumetric", True, False),
+                                       (USER, True, True)):
+            crit = get_criteria(criteria)
+            _both(assess_series, reference_assess_series, g, crit, confirm=confirm, new_lesion=new)
 
 
 def test_the_random_studies_cover_every_case():

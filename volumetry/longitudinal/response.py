@@ -146,15 +146,18 @@ def assess_series(s: pd.DataFrame, criteria: ResponseCriteria, *, confirm: bool 
     rows = [dict(zip(names, values)) for values in zip(*(s[c].tolist() for c in names))] if names else []
     done = assess_rows(rows, criteria, confirm=confirm, new_lesion=new_lesion)
     out = s.copy()
-    for col in (*_SET_COLUMNS, "status", "reason"):
-        out[col] = pd.Series([r[col] for r in done], index=s.index,
-                             dtype=float if col in _FLOAT_COLUMNS else object)
+    out["flags"] = [r["flags"] for r in done]
+    for col in ("baseline_volume_ml", "percent_change", "nadir_volume_ml", "percent_change_from_nadir"):
+        out[col] = np.array([r[col] for r in done], dtype=float)
+    for col in ("response", "response_confirmed"):
+        out[col] = pd.Series([r[col] for r in done], index=s.index, dtype=object)
+    out["best_response"] = done[0]["best_response"] if done else None  # one value for the series
+    if "new_lesion_pd" not in out:
+        out["new_lesion_pd"] = False
+    for col in ("status", "reason"):  # changed in place: the column keeps its dtype
+        if col in out:
+            out[col] = pd.Series([r[col] for r in done], index=s.index, dtype=out[col].dtype)
     return out
-
-
-#: Columns :func:`assess_rows` sets on every row.
-_FLOAT_COLUMNS = ("baseline_volume_ml", "percent_change", "nadir_volume_ml", "percent_change_from_nadir")
-_SET_COLUMNS = ("flags", *_FLOAT_COLUMNS, "response", "response_confirmed", "best_response", "new_lesion_pd")
 
 
 def assess_rows(rows: list[dict], criteria: ResponseCriteria, *, confirm: bool = False,
