@@ -220,8 +220,12 @@ def test_sigkill_mid_batch_then_rerun_gives_the_same_table(tmp_path):
 def test_dask_local_cluster_equals_local_run(trial, tmp_path):
     distributed = pytest.importorskip("distributed")
     root, _ = trial
+    import dask
+
     local = run_study(root, tiny_config(), tmp_path / "local", jobs=1, progress=False)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    # a loaded 2-core CI machine can take longer than the default 30 s to start two worker processes
+    with dask.config.set({"distributed.comm.timeouts.connect": "120s", "distributed.comm.timeouts.tcp": "120s"}), \
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=40) as cluster:
         remote = run_study(root, tiny_config(), tmp_path / "dask", dask_address=cluster.scheduler_address,
                            progress=False)
