@@ -42,6 +42,20 @@ SEG_MANUFACTURER = "volumetry"
 
 _ALGORITHM_TYPES = ("AUTOMATIC", "SEMIAUTOMATIC", "MANUAL")
 
+#: Type-2 attributes (present, possibly empty) of the Patient and General Study modules that a
+#: SEG takes from its first source image. Anonymised exports often drop them; the SEG then
+#: carries them empty, as type 2 allows (both writers: see :func:`_with_empty_type2`).
+SEG_TYPE2_FROM_SOURCE = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
+                         "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+#: Type-2 attribute of the Image Plane module of a single-frame source that the SEG's pixel
+#: measures take from the first source image; absent, it is written empty there too.
+SEG_TYPE2_IMAGE_FROM_SOURCE = ("SliceThickness",)
+
+#: Type-1 attributes (present with a value) every source image must have: without them a SEG
+#: cannot reference the image (UIDs), place it (frame of reference, matrix size) or say what it is.
+SEG_TYPE1_REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID",
+                      "FrameOfReferenceUID", "Modality", "Rows", "Columns")
+
 
 @dataclass(frozen=True)
 class _Frame:
@@ -217,6 +231,48 @@ def _hoist_frame_geometry(ds: Any) -> Any:
     return ds
 
 
+def _require_type1(datasets: Sequence[Any], names: Sequence[str]) -> None:
+    """Refuse a source image without one of :data:`SEG_TYPE1_REQUIRED` (or with it empty).
+
+    Raises
+    ------
+    DicomReadError
+        Naming the file and the attribute.
+    """
+    for ds, name in zip(datasets, names):
+        for keyword in SEG_TYPE1_REQUIRED:
+            value = ds.get(keyword) if keyword in ds else None
+            if value is None or (isinstance(value, str) and not value.strip(" \0")):
+                state = "missing" if keyword not in ds else "empty"
+                raise DicomReadError(
+                    f"{name}: {keyword} is {state}; it is a type 1 attribute (required, with a value) that a "
+                    "DICOM SEG needs to reference and place this image. The file was probably stripped by an "
+                    "anonymiser that removes required attributes: export the series again keeping its UIDs "
+                    "and image attributes (the NIfTI mask does not need them)"
+                )
+
+
+def _with_empty_type2(ds: Any) -> Any:
+    """``ds``, or a copy of it with the :data:`SEG_TYPE2_FROM_SOURCE` attributes it lacks (and,
+    for a single-frame image, :data:`SEG_TYPE2_IMAGE_FROM_SOURCE`) added empty, what type 2
+    allows, so that both writers copy them into the SEG empty instead of failing (highdicom
+    reads them from the first source image). The source is never changed."""
+    wanted = SEG_TYPE2_FROM_SOURCE
+    if "PerFrameFunctionalGroupsSequence" not in ds:
+        wanted += SEG_TYPE2_IMAGE_FROM_SOURCE
+    missing = [kw for kw in wanted if kw not in ds]
+    if not missing:
+        return ds
+    import copy
+
+    patched = copy.deepcopy(ds)
+    for keyword in missing:
+        setattr(patched, keyword, "")
+    log.debug("%s: type 2 attributes %s absent; written empty in the SEG",
+              getattr(ds, "filename", None) or "source image", ", ".join(missing))
+    return patched
+
+
 def _refuse_mosaic(datasets: Sequence[Any], names: Sequence[str]) -> None:
     for ds, name in zip(datasets, names):
         if "MOSAIC" in [str(v).upper() for v in (ds.get("ImageType") or [])]:
@@ -260,6 +316,7 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
         names.append(str(path))
     if not datasets:
         raise InputError("write_seg needs the source DICOM files of the series the mask was made on; got none")
+    _require_type1(datasets, names)
     series = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
     if len(series) != 1:
         raise InputError(
@@ -380,7 +437,10 @@ def write_seg(
         If no source files are given, they mix series, or ``algorithm_type``
         is unknown.
     DicomReadError
-        If a source file is unreadable or lacks geometry.
+        If a source file is unreadable, lacks geometry, or lacks (or has empty) a type 1
+        attribute of :data:`SEG_TYPE1_REQUIRED` (the message names the file and the
+        attribute). Type 2 attributes the SEG copies but the source lacks
+        (:data:`SEG_TYPE2_FROM_SOURCE`, an anonymised export) are written empty instead.
     GeometryMismatchError
         If the mask is not on the source series' grid (a pixel of a source
         frame is off the mask's voxel centres by more than
@@ -408,6 +468,7 @@ def write_seg(
     sources = source_dicom_files if isinstance(source_dicom_files, SegSources) else \
         prepare_sources(source_dicom_files, light=fast)
     datasets, names, frames = sources.datasets, sources.names, sources.frames
+    datasets = [sources.first_for_seg(), *datasets[1:]]  # type 2 attributes it lacks, empty
     covered = np.zeros(arr.shape, dtype=bool)
     planes, positions, seen = [], [], set()
     for fr, fmap in zip(frames, _map_frames(sources, mask)):
@@ -447,6 +508,7 @@ def write_seg(
             return out_path
         log.debug("%s: SEG written by highdicom (outside the fast path's cases)", out_path)
     datasets = sources.full_datasets()  # highdicom needs pydicom data sets (light headers are re-read)
+    datasets = [sources.first_for_seg(), *datasets[1:]]  # type 2 attributes it lacks, empty
     geometry = (
         hd.PixelMeasuresSequence(pixel_spacing=spacing_rc, slice_thickness=float(mask.spacing[2])),
         hd.PlaneOrientationSequence(coordinate_system="PATIENT", image_orientation=[float(v) for v in orientation]),
@@ -507,6 +569,7 @@ class SegSources:
         self.frames = frames
         self._refs: list | None = None
         self._maps: dict = {}
+        self._first: tuple[Any, Any] | None = None  # (first header, its copy for the SEG)
 
     def fast_refs(self) -> list:
         """:func:`volumetry.io.seg_fast.source_ref` of every header (computed once)."""
@@ -515,6 +578,15 @@ class SegSources:
 
             self._refs = [source_ref(ds) for ds in self.datasets]
         return self._refs
+
+    def first_for_seg(self) -> Any:
+        """The first header as the SEG copies it: with the type 2 attributes it lacks
+        (:data:`SEG_TYPE2_FROM_SOURCE`) added empty, in a copy made once (the header itself
+        is left as read)."""
+        first = self.datasets[0]
+        if self._first is None or self._first[0] is not first:
+            self._first = (first, _with_empty_type2(first))
+        return self._first[1]
 
     def full_datasets(self) -> list[Any]:
         """Every header as a pydicom data set (re-reads the files parsed by the light reader)."""
@@ -544,7 +616,8 @@ def prepare_sources(source_dicom_files: Sequence[Any], *, light: bool = True) ->
     Raises
     ------
     InputError, DicomReadError
-        As :func:`write_seg` for its ``source_dicom_files``.
+        As :func:`write_seg` for its ``source_dicom_files`` (a source image without one of
+        :data:`SEG_TYPE1_REQUIRED` is refused here, naming the file).
     """
     datasets, names = _load_sources(source_dicom_files, light=light)
     frames = _frames_of(datasets, names)
