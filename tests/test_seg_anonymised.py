@@ -156,3 +156,22 @@ def test_pipeline_writes_the_seg_of_an_anonymised_series(phantom, tmp_path):
     np.testing.assert_array_equal(read_seg(seg_file, image=image).array, np.asarray(mask.array))
     ds = pydicom.dcmread(seg_file)
     assert (ds.PatientID, ds.PatientBirthDate, ds.PatientSex, ds.StudyID) == ("S1", "", "", "")
+
+
+@pytest.mark.shared_data
+def test_anonymised_enhanced_multiframe_source(shared_data, tmp_path):
+    """An enhanced multi-frame export (highdicom writes it: outside the fast path) stripped of its
+    type 2 patient/study attributes still gets its SEG, which holds the mask."""
+    vol = load_dicom(shared_data / "dicom" / "siemens_xa10_enhanced_multiframe" / "dicom", volume_index=0)
+    (src,) = vol.meta["files"]
+    assert all(kw in pydicom.dcmread(src, stop_before_pixels=True) for kw in SEG_TYPE2_FROM_SOURCE)
+    files = _strip([src], tmp_path / "src", SEG_TYPE2_FROM_SOURCE)
+    nk, nj, ni = vol.array.shape
+    m = np.zeros(vol.array.shape, bool)
+    m[nk // 4: 3 * nk // 4 + 1, nj // 4: 3 * nj // 4, ni // 3: 2 * ni // 3] = True
+    ref, out = _both(vol.with_array(m), files, tmp_path, "enh", expect_fast=False)
+    _assert_same_seg(ref, out)
+    np.testing.assert_array_equal(read_seg(out, image=vol).array, m)
+    ds = pydicom.dcmread(out)
+    assert all(ds[kw].value in (None, "") for kw in SEG_TYPE2_FROM_SOURCE)
+    assert "SliceThickness" not in ds  # an enhanced source's thickness lives in its functional groups
