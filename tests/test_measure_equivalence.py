@@ -113,8 +113,12 @@ def test_empty_mask_equals_reference():
 @pytest.mark.parametrize("seed", range(20))
 def test_longest_inplane_diameter_equals_reference(seed):
     rng = np.random.default_rng(500 + seed)
-    shape = (int(rng.integers(1, 6)), int(rng.integers(1, 40)), int(rng.integers(1, 40)))
-    crop = blobs(rng, shape, int(rng.integers(1, 5)))
+    low, high = (1, 40) if seed % 2 else (60, 160)  # large slices: more candidates than compared pairwise (the hull path)
+    shape = (int(rng.integers(1, 6)), int(rng.integers(low, high)), int(rng.integers(low, high)))
+    if seed % 2:
+        crop = blobs(rng, shape, int(rng.integers(1, 5)))
+    else:  # slices of 2D blobs: large outlines
+        crop = np.stack([blobs(rng, shape[1:], int(rng.integers(1, 5))) for _ in range(shape[0])])
     crop[tuple(int(rng.integers(0, s)) for s in shape)] = True
     matrix = rotation(rng) @ np.diag(rng.choice([0.3, 0.45, 1.0, 2.5], size=3))
     length, k = longest_inplane_diameter(crop, matrix)
@@ -125,7 +129,7 @@ def test_longest_inplane_diameter_equals_reference(seed):
 
 
 def test_longest_inplane_diameter_of_a_large_slice_uses_the_hull():
-    """A 300-pixel disc has more outline candidates than are compared pairwise: the hull path."""
+    """A 300-pixel disc (706 outline candidates) goes through the hull path."""
     j, i = np.indices((320, 330))
     disc = ((j - 160.3) ** 2 + (i - 163.7) ** 2 <= 150 ** 2)[None]
     disc[0, 5, 163] = True  # a spike

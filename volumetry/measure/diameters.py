@@ -152,7 +152,7 @@ def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[floa
 _TIE = 1e-12
 
 #: Above this many candidates in a slice, reduce them to their convex hull before comparing all pairs.
-_PAIRWISE_MAX = 400
+_PAIRWISE_MAX = 64
 
 
 def _outline_candidates(crop: np.ndarray):
