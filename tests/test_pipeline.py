@@ -266,6 +266,27 @@ def test_pseudonymize_replaces_identifiers_everywhere(trial, tmp_path, monkeypat
     assert (out / f"sub-{p('S01')}").is_dir()
 
 
+def test_pseudonymized_report_has_overlays_without_paths(trial, tmp_path, monkeypatch):
+    """A pseudonymised run stores no image path; the runner hands the paths to the report
+    in-process, so every measured scan still gets its overlay, and no path or real id
+    reaches the page."""
+    import re
+
+    from volumetry.pseudonym import KEY_ENV
+
+    monkeypatch.setenv(KEY_ENV, "test-key")
+    root, _ = trial
+    out = tmp_path / "out"
+    s = run_study(root, tiny_config(report=True), out, jobs=1, progress=False, pseudonymize=True)
+    assert s.ok
+    text = (out / "report" / "index.html").read_text(encoding="utf-8")
+    n_scans = int((voxel_rows(s.table)["status"] == "ok").sum())
+    assert n_scans > 0
+    assert len(re.findall(r'<img src="img/ov-', text)) == n_scans
+    assert "not available" not in text
+    assert str(root) not in text and "S01" not in text and "S02" not in text
+
+
 @pytest.mark.parametrize("policy", ["empty", "failed"])
 def test_vanished_lesion_policy(tmp_path, policy):
     """A lesion gone at follow-up (complete response): the propagated seed lands on normal

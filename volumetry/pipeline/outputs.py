@@ -216,11 +216,26 @@ def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineC
             log.warning("outputs.report is true but volumetry.report is not available; no report written")
         else:
             try:
-                written["report"] = build_report(out_dir)
+                written["report"] = build_report(out_dir, images=_report_images(store, idents, sources)
+                                                 if pseudonymized else None)
             except Exception as exc:  # noqa: BLE001 -- the tables and masks are written; say what went wrong
                 log.error("the QC report could not be built (%s: %s); the tables and masks are complete. "
                           "Retry with 'volumetry report %s'", type(exc).__name__, exc, out_dir)
     return written
+
+
+def _report_images(store: ResultStore, idents: list[tuple], sources: dict | None) -> dict | None:
+    """Image of each scan for the report's overlays, passed in-process: a pseudonymised run
+    stores no input path (it may hold names), so the report cannot find the images itself.
+    Keyed by the table's (shown) identifiers; the series is the one actually loaded."""
+    if not sources:
+        return None
+    images = {}
+    for scan in store.scans(idents):
+        ident = (scan["subject_id"], scan["visit"], scan["lesion_id"])
+        if ident in sources:
+            images[ident] = (sources[ident][0], scan["series_uid"] or sources[ident][1])
+    return images
 
 
 def _is_dicom(path: Path) -> bool:
