@@ -40,6 +40,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -422,14 +423,14 @@ class FileHashCache:
         self.known = {r["path_key"]: dict(r) for r in store.conn.execute("SELECT * FROM file_hashes")}
         self.new: dict[str, tuple] = {}
         self.n_read = 0
+        self._folders: dict[str, str] = {}  # folder as given -> resolved (this run only)
 
     def __call__(self, path: Path) -> str:
         from .pipeline.tasks import file_sha256
 
-        real = str(Path(path).resolve())
+        real, st = self._real_path(path)
         # the path itself is not stored (it may hold names): its SHA-256 is the key
         p = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()
-        st = os.stat(real)
         sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         row = self.known.get(p)
         if row is not None and (row["size"], row["mtime_ns"], row["ctime_ns"], row["inode"]) == sig:
@@ -439,6 +440,31 @@ class FileHashCache:
         self.new[p] = (*sig, digest)
         self.known[p] = {"size": sig[0], "mtime_ns": sig[1], "ctime_ns": sig[2], "inode": sig[3], "sha256": digest}
         return digest
+
+    def _real_path(self, path: Path) -> tuple[str, os.stat_result]:
+        """``str(Path(path).resolve())`` and the file's status, resolving each folder once.
+
+        The files of a series share a folder: its resolved path is remembered (absolute
+        paths only), and a file that is not a symbolic link resolves to it joined with
+        the file's name (what ``resolve`` gives). A link, a relative path, a name like
+        ``..``, or a file that cannot be examined takes the plain way (``resolve`` then
+        ``os.stat``, same errors).
+        """
+        path = Path(path)
+        name = path.name
+        if name not in ("", ".", "..") and path.is_absolute():
+            try:
+                st = os.lstat(path)
+            except OSError:
+                st = None
+            if st is not None and not stat.S_ISLNK(st.st_mode):
+                parent = os.fspath(path.parent)
+                folder = self._folders.get(parent)
+                if folder is None:
+                    folder = self._folders[parent] = str(path.parent.resolve())
+                return os.path.join(folder, name), st
+        real = str(path.resolve())
+        return real, os.stat(real)
 
     def save(self) -> None:
         """Store the digests computed since the last save (one transaction)."""

@@ -125,20 +125,46 @@ def assess(store: ResultStore, run_id: int, idents: list[tuple], cfg: PipelineCo
     if todo:
         # one call for every subject to re-assess (the assessment is per subject inside)
         table = _assess_subject(conform(pd.DataFrame.from_records(rows)), cfg)
+        by_subject_records = _records_by_subject(table)
         for subject, key in todo.items():
-            part = table[table["subject_id"] == subject]
-            records = json.loads(part.to_json(orient="records", date_format="iso"))
-            store.record_assessment(run_id, subject, "*", key, records, cfg.sha256)
+            store.record_assessment(run_id, subject, "*", key, by_subject_records.get(subject, []), cfg.sha256)
             assessed.append(subject)
         frames.append(table)
+    return _ordered_table(frames, idents), assessed
+
+
+def _ordered_table(frames: list, idents: list[tuple]):
+    """The conformed table of the stored and the new ``frames``, its rows in the study's
+    order (subject, then ``idents`` order, lesion, method)."""
+    import pandas as pd
+
+    from ..tables import conform
+
     if not frames:
-        return conform(pd.DataFrame(columns=["subject_id", "lesion_id", "visit", "method"])), assessed
-    table = conform(pd.concat([conform(f) for f in frames], ignore_index=True))
+        return conform(pd.DataFrame(columns=["subject_id", "lesion_id", "visit", "method"]))
+    # conform is idempotent and keeps a conformed frame's values and dtypes: one frame needs
+    # it once; several are conformed each, then together (a concat may widen a dtype)
+    if len(frames) == 1:
+        table = conform(frames[0])
+    else:
+        table = conform(pd.concat([conform(f) for f in frames], ignore_index=True))
     order = {ident: n for n, ident in enumerate(idents)}
     table["_order"] = [order.get((s, v, l), len(order)) for s, v, l in
                        zip(table["subject_id"], table["visit"], table["lesion_id"])]
     table = table.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable")
-    return conform(table.drop(columns="_order")), assessed
+    # a stable sort of a conformed table keeps its dtypes: only the index is renumbered
+    return table.drop(columns="_order").reset_index(drop=True)
+
+
+def _records_by_subject(table) -> dict[str, list[dict]]:
+    """The JSON records (``to_json(orient="records", date_format="iso")``) of ``table``'s rows,
+    grouped by ``subject_id`` in row order: one export for the whole table (each value is
+    written on its own, so a row's record does not depend on the other rows)."""
+    records = json.loads(table.to_json(orient="records", date_format="iso"))
+    out: dict[str, list[dict]] = {}
+    for subject, record in zip(table["subject_id"], records):
+        out.setdefault(subject, []).append(record)
+    return out
 
 
 def course_schedule(cfg: PipelineConfig):
