@@ -398,6 +398,37 @@ def test_morphology_blocks_match_reference(sp, seed):
                               _ref_connected_to_seeds(m, seeds, structure=st))
 
 
+@pytest.mark.parametrize("sp", SPACINGS[:3])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_growing_on_the_bounding_box_matches_the_whole_crop(sp, seed):
+    """region_growing's grow step labels only the bounding box of the voxels above the threshold:
+    the closing of that box, then connected_to_seeds_in_box, give the same voxels as the reference
+    closing and labelling of the whole crop (seeds and anchor balls inside, across and outside the box)."""
+    rng = np.random.default_rng(200 + seed)
+    m = np.zeros((13, 33, 35), bool)
+    m[3:10, 6:25, 9:30] = _blobs((7, 19, 21), seed, level=0.5)
+    allowed = rng.random(m.shape) > 0.05
+    m &= allowed
+    sl = common.bbox(m)
+    corner = [s.start for s in sl]
+    seeds = np.vstack([rng.integers(0, m.shape, size=(4, 3)), np.argwhere(m)[rng.integers(0, m.sum(), 2)],
+                       [[0, 0, 0], [12, 32, 34], [sl[0].start - 1, sl[1].start, sl[2].start]]])
+    anchors = _ref_seed_balls(m.shape, seeds, sp, 1.5)
+    for r in (0.0, 1.5, 2.5):
+        box = common.closing(m[sl], r, sp)
+        box &= allowed[sl]
+        whole = _ref_closing(m, r, sp) & allowed
+        assert not whole[~np.pad(np.ones(box.shape, bool), [(s.start, n - s.stop) for s, n in zip(sl, m.shape)])].any()
+        for st in (CONN6, CONN26):
+            for picks, anc in ((seeds, anchors), (seeds[:1], anchors[:1]), (seeds[-3:], anchors[-3:])):
+                got = np.zeros(m.shape, bool)
+                got[sl] = common.connected_to_seeds_in_box(box, corner, picks, structure=st, anchors=anc)
+                want = _ref_connected_to_seeds(whole, picks, structure=st, anchors=anc)
+                assert np.array_equal(got, want), (r, picks.tolist())
+                got[sl] = common.connected_to_seeds_in_box(box, corner, picks, structure=st)
+                assert np.array_equal(got, _ref_connected_to_seeds(whole, picks, structure=st))
+
+
 def test_small_and_empty_regions_match_reference():
     sp = (5.0, 1.4, 1.4)
     empty = np.zeros((5, 9, 9), bool)

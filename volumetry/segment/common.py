@@ -135,12 +135,51 @@ def connected_to_seeds(binary: np.ndarray, seeds: np.ndarray, structure=CONN6,
     seed voxel itself is not in ``binary``, the components meeting its anchor
     voxels count instead (a seed dropped on a dark speck of a bright lesion).
     """
+    return _components_with_seeds(binary, seeds, structure, anchors)
+
+
+def connected_to_seeds_in_box(box: np.ndarray, corner, seeds: np.ndarray, structure=CONN6,
+                              anchors: list[np.ndarray] | None = None) -> np.ndarray:
+    """:func:`connected_to_seeds` of an array that is False outside a box, given the box alone.
+
+    Parameters
+    ----------
+    box : numpy.ndarray
+        Boolean contents of the box (the array is False everywhere else).
+    corner : sequence of int
+        Index (k, j, i) of the box's first voxel in the array.
+    seeds, structure, anchors
+        As for :func:`connected_to_seeds`, in the array's indices (seeds and anchor
+        voxels outside the box meet no component).
+
+    Returns
+    -------
+    numpy.ndarray
+        The box's part of ``connected_to_seeds`` of the whole array (the same
+        components: none of them leaves the box); labelling only the box is faster.
+    """
+    c = np.asarray(corner, dtype=np.intp)
+    shape = np.asarray(box.shape, dtype=np.intp)
+    local = np.asarray(seeds, dtype=np.intp).reshape(-1, 3) - c
+    inside = np.all((local >= 0) & (local < shape), axis=1)
+    local_anchors = None
+    if anchors is not None:
+        local_anchors = []
+        for a in anchors:
+            a = np.asarray(a, dtype=np.intp).reshape(-1, 3) - c
+            local_anchors.append(a[np.all((a >= 0) & (a < shape), axis=1)])
+    return _components_with_seeds(box, local, structure, local_anchors, inside)
+
+
+def _components_with_seeds(binary, seeds, structure, anchors, inside=None) -> np.ndarray:
+    """Body of :func:`connected_to_seeds`; ``inside[s]`` False: seed ``s`` lies outside ``binary``
+    (label 0: its anchors decide)."""
     lab, n = ndimage.label(binary, structure=structure)
     if n == 0:
         return np.zeros_like(binary, dtype=bool)
     ids = []
     for s_i, s in enumerate(seeds):
-        v = lab[tuple(s)]
+        v = lab[tuple(s)] if inside is None or inside[s_i] else 0
         if v > 0:
             ids.append(v)
         elif anchors is not None:

@@ -26,8 +26,8 @@ import numpy as np
 from ..errors import InputError
 from scipy import ndimage
 
-from .common import (MethodOutput, closing, connected_to_seeds, core, fill_holes, median, noise_sigma, padding_mask,
-                     seed_balls, shell, smooth)
+from .common import (MethodOutput, bbox, closing, connected_to_seeds_in_box, core, fill_holes, median, noise_sigma,
+                     padding_mask, seed_balls, shell, smooth)
 from .roi import Roi
 
 log = logging.getLogger(__name__)
@@ -171,13 +171,22 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict, anchors: list[np.ndarray]) -> Me
     t = sval - p["start_sigmas"] * sigma_sm
 
     def grow(threshold: float, connectivity: int = 6) -> np.ndarray:
+        # closing, then the components holding a seed; all of it on the bounding box of the voxels
+        # above the threshold (nothing outside it is in the region; the closing of the box is the box
+        # of the closing)
         binary = sm > threshold
         if allowed is not None:
             binary &= allowed
-        binary = closing(binary, p["closing_mm"], roi.spacing_kji)
+        region = np.zeros(binary.shape, dtype=bool)
+        sl = bbox(binary)
+        if sl is None:
+            return region
+        box = closing(binary[sl], p["closing_mm"], roi.spacing_kji)
         if allowed is not None:
-            binary &= allowed
-        return connected_to_seeds(binary, roi.seeds, anchors=anchors, structure=CONNECTIVITY[connectivity])
+            box &= allowed[sl]
+        region[sl] = connected_to_seeds_in_box(box, [s.start for s in sl], roi.seeds, anchors=anchors,
+                                               structure=CONNECTIVITY[connectivity])
+        return region
 
     qc = {"noise_sd": sigma, "seed_value": sval}
     region = None
