@@ -84,7 +84,9 @@ def _frame_affine(ipp: Any, iop: Any, spacing: Any, where: str) -> np.ndarray:
     if np.any(ps <= 0):
         raise DicomReadError(f"{where}: PixelSpacing must be positive, got {list(ps)}")
     row_cos, col_cos = ori[:3], ori[3:]
-    normal = np.cross(row_cos, col_cos)
+    (r0, r1, r2), (c0, c1, c2) = row_cos.tolist(), col_cos.tolist()
+    # np.cross(row_cos, col_cos), term for term (the same products and differences), without its overhead
+    normal = (r1 * c2 - r2 * c1, r2 * c0 - r0 * c2, r0 * c1 - r1 * c0)
     a = np.eye(4)
     # PixelSpacing is (row spacing = between rows, column spacing = between columns)
     a[:3, 0] = row_cos * ps[1]
