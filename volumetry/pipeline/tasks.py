@@ -234,12 +234,17 @@ def pack_mask(mask: Volume) -> tuple[bytes, dict, int]:
     the bounding box of the mask; the bytes are the zlib-compressed bit-packed
     crop. :func:`unpack_mask` restores the exact mask.
     """
-    arr = np.asarray(mask.array).astype(bool)
-    n = int(arr.sum())
+    arr = np.asarray(mask.array)
+    if arr.dtype != bool:
+        arr = arr.astype(bool)
+    n = int(np.count_nonzero(arr))
     if n:
-        idx = np.nonzero(arr)
-        lo = [int(i.min()) for i in idx]
-        hi = [int(i.max()) + 1 for i in idx]
+        # the bounding box from the axis profiles (two passes over the array, no index arrays)
+        kj = arr.any(axis=2)
+        profiles = (kj.any(axis=1), kj.any(axis=0), arr.any(axis=(0, 1)))
+        nz = [np.flatnonzero(p) for p in profiles]
+        lo = [int(i[0]) for i in nz]
+        hi = [int(i[-1]) + 1 for i in nz]
     else:
         lo, hi = [0, 0, 0], [0, 0, 0]
     crop = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
@@ -446,6 +451,11 @@ def _image_info(img: Volume, volume: int | None = None) -> dict:
 
 def plain(obj: Any) -> Any:
     """JSON-ready copy of a result value (dataclasses, numpy, paths, tuples)."""
+    kind = type(obj)  # the plain leaves first (most values): exactly these types, not subclasses
+    if kind is str or kind is int or kind is bool or obj is None:
+        return obj
+    if kind is float:
+        return None if obj != obj else obj
     if hasattr(obj, "to_dict") and callable(obj.to_dict):
         return plain(obj.to_dict())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
