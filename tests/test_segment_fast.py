@@ -429,6 +429,32 @@ def test_growing_on_the_bounding_box_matches_the_whole_crop(sp, seed):
                 assert np.array_equal(got, _ref_connected_to_seeds(whole, picks, structure=st))
 
 
+@pytest.mark.parametrize("sp", SPACINGS)
+def test_seed_balls_match_reference(sp):
+    rng = np.random.default_rng(7)
+    shape = (9, 21, 23)
+    seeds = np.vstack([rng.integers(0, shape, size=(5, 3)), [[0, 0, 0], [8, 20, 22], [0, 10, 22]]])
+    for radius in (0.3, 1.5, 3.0, 7.5):
+        for _ in range(2):  # the second call reads the cached offsets
+            got, want = common.seed_balls(shape, seeds, sp, radius), _ref_seed_balls(shape, seeds, sp, radius)
+            assert len(got) == len(want)
+            for g, w in zip(got, want):
+                assert g.dtype == w.dtype and np.array_equal(g, w), radius
+
+
+@pytest.mark.parametrize("sp", SPACINGS[:3])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lesion_field_matches_reference(sp, seed):
+    """Same field (every voxel) and gradient as the reference, on a shaded image of blobs."""
+    m = _blobs((11, 27, 31), seed, level=0.4)
+    a = _image(m.shape, seed) + 50 + 100 * m
+    a *= np.exp(0.02 * np.arange(m.shape[2]))[None, None, :].astype(np.float32)
+    field, g = rg.lesion_field(a, m, sp)
+    ref_field, ref_g = _ref_lesion_field(a, m, sp)
+    assert field is not None and g > 2.0
+    assert g == ref_g and np.array_equal(field, ref_field)
+
+
 def test_small_and_empty_regions_match_reference():
     sp = (5.0, 1.4, 1.4)
     empty = np.zeros((5, 9, 9), bool)

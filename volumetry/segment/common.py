@@ -158,32 +158,32 @@ def connected_to_seeds_in_box(box: np.ndarray, corner, seeds: np.ndarray, struct
         The box's part of ``connected_to_seeds`` of the whole array (the same
         components: none of them leaves the box); labelling only the box is faster.
     """
-    c = np.asarray(corner, dtype=np.intp)
-    shape = np.asarray(box.shape, dtype=np.intp)
-    local = np.asarray(seeds, dtype=np.intp).reshape(-1, 3) - c
-    inside = np.all((local >= 0) & (local < shape), axis=1)
-    local_anchors = None
-    if anchors is not None:
-        local_anchors = []
-        for a in anchors:
-            a = np.asarray(a, dtype=np.intp).reshape(-1, 3) - c
-            local_anchors.append(a[np.all((a >= 0) & (a < shape), axis=1)])
-    return _components_with_seeds(box, local, structure, local_anchors, inside)
+    return _components_with_seeds(box, seeds, structure, anchors, tuple(int(c) for c in corner))
 
 
-def _components_with_seeds(binary, seeds, structure, anchors, inside=None) -> np.ndarray:
-    """Body of :func:`connected_to_seeds`; ``inside[s]`` False: seed ``s`` lies outside ``binary``
-    (label 0: its anchors decide)."""
+def _components_with_seeds(binary, seeds, structure, anchors, corner=None) -> np.ndarray:
+    """Body of :func:`connected_to_seeds`; with ``corner``, ``binary`` is a box of a larger array
+    whose first voxel is at ``corner`` (seeds and anchors in the larger array's indices; those
+    outside the box meet no component)."""
     lab, n = ndimage.label(binary, structure=structure)
     if n == 0:
         return np.zeros_like(binary, dtype=bool)
+    shape = binary.shape
     ids = []
     for s_i, s in enumerate(seeds):
-        v = lab[tuple(s)] if inside is None or inside[s_i] else 0
+        if corner is None:
+            v = lab[tuple(s)]
+        else:
+            local = tuple(int(x) - c for x, c in zip(s, corner))
+            v = lab[local] if all(0 <= x < m for x, m in zip(local, shape)) else 0
         if v > 0:
             ids.append(v)
         elif anchors is not None:
-            ids.extend(lab[tuple(anchors[s_i].T)].tolist())
+            a = anchors[s_i]
+            if corner is not None:
+                a = np.asarray(a, dtype=np.intp).reshape(-1, 3) - np.asarray(corner, dtype=np.intp)
+                a = a[np.all((a >= 0) & (a < np.asarray(shape, dtype=np.intp)), axis=1)]
+            ids.extend(lab[tuple(a.T)].tolist())
     ids = np.asarray(ids, dtype=np.intp)
     ids = ids[ids > 0]
     if len(ids) == 0:
@@ -202,6 +202,19 @@ def seed_balls(shape, seeds: np.ndarray, spacing_kji, radius_mm: float) -> list[
     along the two finest axes (a 3 × 3 patch in-plane), so that one noisy voxel
     never decides the seed intensity.
     """
+    offs = _seed_ball_offsets(tuple(float(x) for x in spacing_kji), float(radius_mm))
+    out = []
+    for s in seeds:
+        pts = s + offs
+        ok = np.all((pts >= 0) & (pts < np.asarray(shape)), axis=1)
+        out.append(pts[ok])
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _seed_ball_offsets(spacing_kji: tuple[float, float, float], radius_mm: float) -> np.ndarray:
+    """The ``(m, 3)`` index offsets of :func:`seed_balls`' ball (read-only; cached: a grid's spacing
+    recurs scan after scan)."""
     sp = np.asarray(spacing_kji, float)
     r = np.floor(radius_mm / sp).astype(int)
     fine = np.argsort(sp)[:2]
@@ -210,12 +223,8 @@ def seed_balls(shape, seeds: np.ndarray, spacing_kji, radius_mm: float) -> list[
     offs = np.stack(np.meshgrid(*(np.arange(-x, x + 1) for x in r), indexing="ij"), -1).reshape(-1, 3)
     norm = np.where(r > 0, np.maximum(r * sp, radius_mm), 1.0)
     offs = offs[(((offs * sp) / norm) ** 2).sum(axis=1) <= 1 + 1e-9]
-    out = []
-    for s in seeds:
-        pts = s + offs
-        ok = np.all((pts >= 0) & (pts < np.asarray(shape)), axis=1)
-        out.append(pts[ok])
-    return out
+    offs.flags.writeable = False
+    return offs
 
 
 def ball(radius_mm: float, spacing_kji, min_voxels: int = 0) -> np.ndarray:

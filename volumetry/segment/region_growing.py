@@ -132,9 +132,9 @@ def lesion_field(a: np.ndarray, region: np.ndarray, spacing_kji, min_voxels: int
     Returns ``(None, nan)`` when the lesion is too small or the image not positive.
     """
     inner = core(region)
-    # np.argwhere(inner), faster; the same (n, 3) transposed view (the layout decides the order of
-    # the sums in x.mean below)
-    idx = np.transpose(np.asarray(np.unravel_index(np.flatnonzero(inner), inner.shape)))
+    # np.argwhere(inner), faster; the same (n, 3) transposed view of a (3, n) array (the layout decides
+    # the order of the sums in x.mean below)
+    idx = np.transpose(np.asarray(np.nonzero(inner)))
     if len(idx) < min_voxels:
         return None, float("nan")
     vals = a[inner].astype(float)
