@@ -70,8 +70,8 @@ class RunSummary:
         (computed or cached failures).
     computed : list of tuple
         ``(subject_id, visit, lesion_id)`` of the scans computed in this run.
-    assessed : list of tuple
-        ``(subject_id, lesion_id)`` whose assessment was recomputed.
+    assessed : list of str
+        The subjects (as in the table) whose assessment was recomputed.
     failures : list of Failure
     timings : dict
         Total seconds per stage over the computed scans (``load``, ``register``,
@@ -595,7 +595,8 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
         if hit is not None:
             n_cached += 1
             scan = _scan_row(p, "ok" if hit["kind"] == "measurement" else "failed", pseudonymize, study)
-            # the scan may point to another key from an earlier run: make this key current
+            # the scan may point to another key from an earlier run, or the manifest may now say
+            # something else about it (course, scan date, image path): make this row current
             if _points_elsewhere(store, scan):
                 store.record_scan(run_id, scan, {"input_hash": p.input_hash, "series_uid": p.row.series_uid,
                                                  "pipeline_hash": cfg.sha256})
@@ -660,9 +661,16 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
                       failures=failures, timings=timings, elapsed_s=0.0, outputs=written, table=table)
 
 
+#: Columns of a ``scans`` row that the manifest decides without changing the task's key: a
+#: cached scan whose stored row differs in one of them is recorded again (a corrected scan date
+#: or course must reach the assessment; a moved study's image path, the report).
+_SCAN_FIELDS = ("task_key", "status", "course", "scan_date", "image")
+
+
 def _points_elsewhere(store: ResultStore, scan: dict) -> bool:
+    """True when the stored ``scans`` row of a cached scan is not what this run says of it."""
     cur = store.scans([(scan["subject_id"], scan["visit"], scan["lesion_id"])])
-    return not cur or cur[0]["task_key"] != scan["task_key"] or cur[0]["status"] != scan["status"]
+    return not cur or any(cur[0][f] != scan[f] for f in _SCAN_FIELDS)
 
 
 def _record(store: ResultStore, run_id: int, p: _Planned, res: TaskResult, cfg: PipelineConfig,

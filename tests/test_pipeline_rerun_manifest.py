@@ -1,0 +1,81 @@
+"""Re-running after an edit of the manifest that changes no input file: nothing is segmented
+again, but what the manifest says about each scan (course, scan date, image path) is what
+the table and the database hold, exactly as a fresh run into a new folder would."""
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+
+from test_pipeline import comparable, make_tiny_trial, tiny_config
+from volumetry.pipeline import run_study
+from volumetry.store import ResultStore
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    base = tmp_path_factory.mktemp("rerun")
+    study = base / "study"
+    make_tiny_trial(study)
+    out = base / "out"
+    first = run_study(study, tiny_config(masks=False, seg=False), out, jobs=1, progress=False)
+    assert first.ok and first.n_computed == 5
+    return base, study, out
+
+
+def _copy(done, tmp_path):
+    base, study, out = done
+    shutil.copytree(study, tmp_path / "study")
+    shutil.copytree(out, tmp_path / "out")
+    return tmp_path / "study", tmp_path / "out"
+
+
+def _columns(table: pd.DataFrame) -> pd.DataFrame:
+    t = table[table["method"] == "voxel"]
+    return t[["subject_id", "visit", "lesion_id", "course", "scan_date", "days_from_baseline", "volume_ml",
+              "percent_change", "response"]].sort_values(["subject_id", "visit"]).reset_index(drop=True)
+
+
+def test_edited_scan_date_and_course_reach_the_table_without_recomputing(done, tmp_path):
+    study, out = _copy(done, tmp_path)
+    manifest = study / "manifest.csv"
+    text = manifest.read_text()
+    assert "S01,w12,1,2024-04-08," in text
+    # a typo fixed in the manifest: S01's w12 scan was on another day (its image is unchanged)
+    manifest.write_text(text.replace("S01,w12,1,2024-04-08,", "S01,w12,1,2024-04-22,"))
+    again = run_study(study, tiny_config(masks=False, seg=False), out, jobs=1, progress=False)
+    assert again.ok and again.n_computed == 0 and again.n_cached == 5
+    assert again.assessed == ["S01"]  # only that subject is re-assessed
+    fresh = run_study(study, tiny_config(masks=False, seg=False), tmp_path / "fresh", jobs=1, progress=False)
+    got, want = _columns(again.table), _columns(fresh.table)
+    row = got[(got["subject_id"] == "S01") & (got["visit"] == "w12")].iloc[0]
+    assert str(row["scan_date"])[:10] == "2024-04-22" and row["days_from_baseline"] == 98
+    pd.testing.assert_frame_equal(got, want)
+    written = pd.read_csv(out / "volumes.csv").drop(columns="computed_at")
+    pd.testing.assert_frame_equal(written, pd.read_csv(tmp_path / "fresh" / "volumes.csv").drop(columns="computed_at"))
+
+    # the course too (w12 declared as course 2)
+    manifest.write_text(manifest.read_text().replace("S01,w12,1,2024-04-22,", "S01,w12,2,2024-04-22,"))
+    again = run_study(study, tiny_config(masks=False, seg=False), out, jobs=1, progress=False)
+    assert again.n_computed == 0
+    row = _columns(again.table).query("subject_id == 'S01' and visit == 'w12'").iloc[0]
+    assert row["course"] == 2
+
+
+def test_moved_study_is_not_recomputed_and_the_database_names_the_new_paths(done, tmp_path):
+    study, out = _copy(done, tmp_path)
+    before = comparable(pd.read_csv(out / "volumes.csv"))
+    moved = tmp_path / "elsewhere" / "trial"
+    moved.parent.mkdir()
+    shutil.move(str(study), moved)
+    again = run_study(moved, tiny_config(masks=False, seg=False), out, jobs=1, progress=False)
+    assert again.ok and again.n_computed == 0 and again.assessed == []
+    pd.testing.assert_frame_equal(comparable(pd.read_csv(out / "volumes.csv")), before)
+    store = ResultStore(out / "results.sqlite")
+    try:
+        images = sorted(s["image"] for s in store.scans())
+    finally:
+        store.close()
+    # the report's overlays read the image from here: the old folder is gone
+    assert images == sorted(str(p) for p in moved.glob("S0*/*.nii.gz"))
