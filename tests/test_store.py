@@ -126,16 +126,19 @@ def test_concurrent_reader_sees_only_committed(tmp_path):
         assert run == 1
 
 
-def test_file_hash_cache_reads_only_changed_files(tmp_path):
+def test_file_hash_cache_reads_only_changed_files(tmp_path, monkeypatch):
     import hashlib
     import os
     import time
 
+    import volumetry.store as store_module
     from volumetry.store import FileHashCache
 
+    monkeypatch.setattr(store_module, "RACY_NS", 20_000_000)  # 20 ms instead of 2 s: the test waits
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
     a.write_bytes(b"alpha")
     b.write_bytes(b"beta")
+    time.sleep(0.03)  # older than RACY_NS: their digests are stored
     with ResultStore(tmp_path / "r.sqlite") as s:
         c = FileHashCache(s)
         assert c(a) == hashlib.sha256(b"alpha").hexdigest() and c(b) and c.n_read == 2
@@ -149,3 +152,31 @@ def test_file_hash_cache_reads_only_changed_files(tmp_path):
         assert c2(a) == hashlib.sha256(b"alphA").hexdigest() and c2.n_read == 1
         c2.save()
         assert str(tmp_path).encode() not in (tmp_path / "r.sqlite").read_bytes()
+
+
+def test_file_rewritten_in_the_same_clock_tick_is_hashed_again(tmp_path, monkeypatch):
+    """A same-size rewrite within one tick of the file system's clock after the status was read
+    leaves size, mtime, ctime and inode unchanged (simulated here by handing back the status
+    read before the rewrite): the digest of a file changed just before it was hashed is not
+    stored, so the next run reads the new bytes instead of keeping the old digest."""
+    import hashlib
+    import os
+
+    import volumetry.store as store_module
+    from volumetry.store import FileHashCache
+
+    a = tmp_path / "a.bin"
+    a.write_bytes(b"alpha")
+    with ResultStore(tmp_path / "r.sqlite") as s:
+        c = FileHashCache(s)
+        assert c(a) == hashlib.sha256(b"alpha").hexdigest()
+        c.save()
+        before = os.lstat(a)
+        a.write_bytes(b"alphA")  # same size
+        real_lstat = os.lstat
+        monkeypatch.setattr(store_module.os, "lstat",
+                            lambda p, *args, **kw: before if os.fspath(p) == str(a) else real_lstat(p, *args, **kw))
+        c2 = FileHashCache(s)
+        assert c2(a) == hashlib.sha256(b"alphA").hexdigest() and c2.n_read == 1
+        # within one run the digest is remembered (one file read once per run)
+        assert c2(a) == hashlib.sha256(b"alphA").hexdigest() and c2.n_read == 1

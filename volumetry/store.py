@@ -54,6 +54,10 @@ log = logging.getLogger(__name__)
 DB_NAME = "results.sqlite"
 #: Schema version stored in ``PRAGMA user_version``.
 SCHEMA_VERSION = 1
+#: A file whose status changed less than this before it was hashed (ns) is hashed again by the
+#: next run: a rewrite within the same tick of the file system's clock (a few ms on ext4, 1-2 s
+#: on some network and FAT file systems) leaves size, mtime, ctime and inode as they were.
+RACY_NS = 2_000_000_000
 
 _PROV = """
     input_hash TEXT NOT NULL,
@@ -414,7 +418,10 @@ class FileHashCache:
     status (size, mtime, ctime, inode): an unchanged file is not read again.
 
     Any write to a file changes its ctime (which no copy tool can set back), so a
-    modified file is always re-read. Call it as ``cache(path) -> hex digest``;
+    modified file is always re-read, except when the write falls in the same tick of
+    the file system's clock as the status read before hashing: the digest of a file
+    whose ctime is within :data:`RACY_NS` of that read is used in this run only, not
+    stored (the next run reads the file again). Call it as ``cache(path) -> hex digest``;
     :meth:`save` stores the new digests in one transaction.
     """
 
@@ -435,9 +442,13 @@ class FileHashCache:
         row = self.known.get(p)
         if row is not None and (row["size"], row["mtime_ns"], row["ctime_ns"], row["inode"]) == sig:
             return row["sha256"]
+        now = time.time_ns()
         digest = file_sha256(Path(real))
         self.n_read += 1
-        self.new[p] = (*sig, digest)
+        if st.st_ctime_ns < now - RACY_NS:
+            self.new[p] = (*sig, digest)
+        else:  # changed just now: a rewrite in the same clock tick would not show in its status
+            self.new.pop(p, None)
         self.known[p] = {"size": sig[0], "mtime_ns": sig[1], "ctime_ns": sig[2], "inode": sig[3], "sha256": digest}
         return digest
 
