@@ -163,6 +163,9 @@ def _err(source: Path, line: int | None, column: str | None, msg: str) -> Manife
 
 def _float(source, line, column, text) -> float:
     try:
+        # Python's float() reads '1_0' as 10: a digit separator is a typo here, not a number
+        if "_" in text:
+            raise ValueError(text)
         value = float(text)
     except ValueError:
         raise _err(source, line, column, f"{text!r} is not a number") from None
@@ -360,6 +363,8 @@ def read_manifest(path: str | Path) -> Study:
         kw: dict = {}
         if cells.get("course"):
             try:
+                if "_" in cells["course"]:  # int('1_0') is 10
+                    raise ValueError(cells["course"])
                 kw["course"] = int(cells["course"])
             except ValueError:
                 raise _err(path, line, "course", f"{cells['course']!r} is not a whole number") from None
@@ -449,6 +454,15 @@ def link_propagation(rows: list[ScanRow], source: Path) -> list[ScanRow]:
             if rows[n].has_prompt:
                 continue
             if not donors:
+                masked = ["line " + rows[m].where.rsplit(" line ", 1)[-1] if " line " in rows[m].where
+                          else rows[m].where for m in idx if rows[m].mask is not None]
+                if masked:  # a mask is measured as given, never propagated: say so, not "no mask"
+                    raise ManifestError(
+                        f"{rows[n].where}: this row has no seed, box or mask, and subject {subject!r} lesion "
+                        f"{lesion!r} has no seed or box to propagate from ({', '.join(masked)}: a mask only, "
+                        "which is measured as given, not propagated); give seed_x/seed_y/seed_z (or box) on "
+                        "the baseline row as well as its mask, or a mask on this row"
+                    )
                 raise ManifestError(
                     f"{rows[n].where}: subject {subject!r} lesion {lesion!r} has no seed, box or mask on any "
                     "row; give seed_x/seed_y/seed_z (or box, or mask) on its baseline row"
