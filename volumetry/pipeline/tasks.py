@@ -16,6 +16,7 @@ import collections
 import dataclasses
 import hashlib
 import os
+import re
 import threading
 import time
 import traceback
@@ -44,6 +45,10 @@ _SEGMENTATION_CACHE: "collections.OrderedDict[tuple, Any]" = collections.Ordered
 #: Flag of :func:`volumetry.segment.segment` when a propagated seed lands on tissue far darker
 #: than the baseline lesion (the lesion has gone: complete response).
 NO_LESION_FLAG = "no-lesion-at-propagated-seed"
+
+#: The readers' words for a volume that must be chosen or is out of range (not just any
+#: "volume" in a message: paths such as /data/volumetry_trial/ hold the word too).
+_VOLUME_CHOICE = re.compile(r"volume_index|volume -?\d+ requested|holds \d+ volumes|volumes 0\.\.")
 
 #: Read size for content hashes (bytes).
 _CHUNK = 1 << 20
@@ -292,7 +297,7 @@ def load_image(ref: ImageRef) -> Volume:
         vol = _read(ref)
     except InputError as exc:
         text = str(exc)
-        if "volume" in text and "column 'volume'" not in text:
+        if _VOLUME_CHOICE.search(text) and "column 'volume'" not in text:
             # the reader speaks of volume_index / --volume: say what the manifest calls it
             raise type(exc)(f"{text}; in the manifest, column 'volume' gives the 0-based volume to measure "
                             "(for a DICOM tree without manifest, the pipeline key series.volume)") from exc
