@@ -20,7 +20,7 @@ import pytest
 from pydicom.uid import CTImageStorage
 from test_seg import DIRECTION, _grid_from_written, write_mr_series
 
-from volumetry.errors import GeometryMismatchError
+from volumetry.errors import GeometryMismatchError, InputError
 from volumetry.image import Volume
 from volumetry.io import seg_fast
 from volumetry.io.dicom import load_dicom
@@ -388,3 +388,21 @@ def test_batched_frame_mapping_equals_frame_by_frame(synthetic):
             with pytest.raises(GeometryMismatchError, match=re.escape(str(error).split(": ", 1)[1][:40])):
                 segmod._map_frames(prepare_sources(paths), g)
     assert refused == {"off", "rotated", "smaller"}
+
+
+@pytest.mark.parametrize("keyword,value", [("StudyInstanceUID", "1.2.826.0.1.3680043.99.1"),
+                                           ("FrameOfReferenceUID", "1.2.826.0.1.3680043.99.2")])
+@pytest.mark.parametrize("engine", ["fast", "highdicom"])
+def test_sources_of_another_study_or_frame_of_reference_are_refused_naming_the_file(synthetic, tmp_path, keyword,
+                                                                                    value, engine):
+    """One file of the series from another study or frame of reference (a mixed-up export): an
+    InputError naming that file and the attribute (was highdicom's bare ValueError)."""
+    paths, grid = synthetic
+    files = _rewrite(paths, tmp_path / "src")
+    ds = pydicom.dcmread(files[2])
+    setattr(ds, keyword, value)
+    ds.save_as(files[2], enforce_file_format=True)
+    mask = grid.with_array(_blob(grid.array.shape, (9, 8, 3), (5.0, 5.0, 6.0), grid.spacing))
+    with pytest.raises(InputError, match=rf"{re.escape(files[2].name)}.*{keyword} .*differs from"):
+        write_seg(mask, files, tmp_path / "out.dcm", engine=engine)
+    assert not (tmp_path / "out.dcm").exists()

@@ -254,6 +254,32 @@ def _require_type1(datasets: Sequence[Any], names: Sequence[str]) -> None:
                 )
 
 
+#: Attributes every source image of one SEG must share (a SEG references one study, one frame
+#: of reference and frames of one matrix size).
+SEG_SHARED_BY_SOURCES = ("StudyInstanceUID", "FrameOfReferenceUID", "Rows", "Columns")
+
+
+def _require_one_study_and_matrix(datasets: Sequence[Any], names: Sequence[str]) -> None:
+    """Refuse source images that differ in one of :data:`SEG_SHARED_BY_SOURCES`.
+
+    Raises
+    ------
+    InputError
+        Naming the first file that differs from the first file, the attribute and both values.
+    """
+    first = datasets[0]
+    for keyword in SEG_SHARED_BY_SOURCES:
+        expected = str(first.get(keyword))
+        for ds, name in zip(datasets[1:], names[1:]):
+            value = str(ds.get(keyword))
+            if value != expected:
+                raise InputError(
+                    f"{name}: {keyword} {value!r} differs from {expected!r} of {names[0]}; the source files of "
+                    "one SEG must be one series of one study on one frame of reference with one matrix size: "
+                    "pass only the files of the series the mask was made on (or export the series again)"
+                )
+
+
 def _with_empty_type2(ds: Any) -> Any:
     """``ds``, or a copy of it with the :data:`SEG_TYPE2_FROM_SOURCE` attributes it lacks (and,
     for a single-frame image, :data:`SEG_TYPE2_IMAGE_FROM_SOURCE`) added empty, what type 2
@@ -325,6 +351,7 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
             f"the source files belong to {len(series)} series ({', '.join(sorted(series))}); "
             "pass only the files of the series the mask was made on"
         )
+    _require_one_study_and_matrix(datasets, names)
     if len(datasets) > 1 and any(int(ds.get("NumberOfFrames", 1) or 1) > 1 for ds in datasets):
         raise InputError("a SEG references either single-frame images or exactly one multi-frame image; "
                          "pass one enhanced file or the single-frame files")
@@ -436,8 +463,9 @@ def write_seg(
     Raises
     ------
     InputError
-        If no source files are given, they mix series, or ``algorithm_type``
-        is unknown.
+        If no source files are given, they mix series, studies, frames of reference or
+        matrix sizes (:data:`SEG_SHARED_BY_SOURCES`; the message names the file), or
+        ``algorithm_type`` is unknown.
     DicomReadError
         If a source file is unreadable, lacks geometry, or lacks (or has empty) a type 1
         attribute of :data:`SEG_TYPE1_REQUIRED` (the message names the file and the
