@@ -82,3 +82,15 @@ def test_other_types_still_written_by_nibabel_and_bad_input_refused(tmp_path):
     np.testing.assert_array_equal(back.array, image.array)
     with pytest.raises(InputError, match="uint8/boolean"):
         nifti_mask_bytes(image)
+
+
+@pytest.mark.parametrize("suffix", [".nii.gz", ".nii"])
+def test_boolean_array_with_bytes_other_than_0_1_is_written_as_0_1(suffix, tmp_path):
+    """A numpy boolean array made from raw bytes (np.frombuffer, a view of uint8 labels) can hold
+    bytes 2..255 that are True: the mask file must hold 1 there, as astype(uint8) and nibabel give."""
+    labels = np.array([[[0, 2, 1], [0, 255, 1]], [[3, 0, 0], [1, 1, 0]]], dtype=np.uint8)
+    volume = Volume(labels.view(bool), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0), np.eye(3))
+    ref = nibabel_reference(volume, tmp_path / f"ref{suffix}")
+    new = write_nifti(volume, tmp_path / f"new{suffix}")
+    assert new.read_bytes() == ref.read_bytes()
+    np.testing.assert_array_equal(read_nifti(new).array, (labels > 0).astype(np.uint8))

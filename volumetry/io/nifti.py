@@ -306,7 +306,10 @@ def nifti_mask_bytes(volume: Volume, *, description: str = "", gzip: bool = True
 
     arr = volume.array
     if arr.dtype == bool:
-        arr = arr.view(np.uint8)  # numpy booleans are bytes 0/1: no copy
+        arr = arr.view(np.uint8)  # numpy booleans are bytes 0/1: no copy ...
+        if arr.size and arr.max() > 1:  # ... unless made from raw bytes (np.frombuffer, a view)
+            arr = arr != 0
+            arr = arr.view(np.uint8)
     if arr.dtype != np.uint8 or arr.ndim != 3:
         raise InputError(f"nifti_mask_bytes writes 3D uint8/boolean volumes, got {arr.dtype} {arr.shape}")
     shape = arr.shape[::-1]  # (ni, nj, nk)
