@@ -79,3 +79,21 @@ def test_moved_study_is_not_recomputed_and_the_database_names_the_new_paths(done
         store.close()
     # the report's overlays read the image from here: the old folder is gone
     assert images == sorted(str(p) for p in moved.glob("S0*/*.nii.gz"))
+
+
+def test_an_empty_image_folder_names_the_manifest_line_and_column(done, tmp_path):
+    study, out = _copy(done, tmp_path)
+    (study / "S02" / "empty").mkdir()
+    manifest = study / "manifest.csv"
+    manifest.write_text(manifest.read_text().replace("S02/baseline.nii.gz", "S02/empty"))
+    s = run_study(study, tiny_config(masks=False, seg=False), out, jobs=1, progress=False)
+    failures = {(f.subject_id, f.visit): f for f in s.failures}
+    assert sorted(failures) == [("S02", "baseline"), ("S02", "w12")]
+    own = failures["S02", "baseline"]
+    assert own.stage == "input" and own.message == (
+        f"{manifest} line 5, column 'image': {study / 'S02' / 'empty'}: the folder holds no file; "
+        "give the image file or the DICOM folder")
+    assert failures["S02", "w12"].stage == "propagate"
+    assert failures["S02", "w12"].message.startswith(
+        f"{manifest} line 6: baseline 'baseline' ({manifest} line 5) could not be used for propagation: ")
+    assert s.n_computed == 0  # S01 unchanged

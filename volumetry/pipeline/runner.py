@@ -182,6 +182,8 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
                               "fix the path (relative to the manifest's folder)")
         if isinstance(h, OSError):
             return InputError(f"{row.where}, column 'image': {row.image} cannot be read: {h}")
+        if isinstance(h, InputError):  # e.g. an empty folder: named with the row's line and column
+            return InputError(f"{row.where}, column 'image': {h}; give the image file or the DICOM folder")
         return h
 
     # keys set to None (series.volume absent) are left out: the cache keys stay as they were
