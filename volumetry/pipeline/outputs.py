@@ -305,6 +305,36 @@ def seg_sources(source: tuple, files=None, cache: dict | None = None):
     return sources
 
 
+#: Attributes the SEG copies from its source (patient, study and clinical trial modules) that
+#: identify the patient or the people and visit around the scan (DICOM PS3.15 basic profile): a
+#: pseudonymised run writes them empty when the source has them.
+SEG_IDENTIFYING = (
+    "PatientBirthDate", "PatientBirthTime", "PatientBirthDateInAlternativeCalendar",
+    "PatientDeathDateInAlternativeCalendar", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
+    "OtherPatientNames", "OtherPatientIDsSequence", "ReferencedPatientPhotoSequence", "ReferencedPatientSequence",
+    "ResponsiblePerson", "ResponsibleOrganization", "PatientComments", "AccessionNumber",
+    "IssuerOfAccessionNumberSequence", "ReferringPhysicianName", "ReferringPhysicianIdentificationSequence",
+    "ConsultingPhysicianName", "ConsultingPhysicianIdentificationSequence", "PhysiciansOfRecord",
+    "PhysiciansOfRecordIdentificationSequence", "NameOfPhysiciansReadingStudy",
+    "PhysiciansReadingStudyIdentificationSequence", "StudyID", "AdmissionID", "IssuerOfAdmissionIDSequence",
+    "ServiceEpisodeID", "ServiceEpisodeDescription", "IssuerOfServiceEpisodeIDSequence", "AdmittingDiagnosesDescription",
+    "MedicalAlerts", "Allergies", "Occupation", "AdditionalPatientHistory", "LastMenstrualDate", "ReasonForVisit",
+    "PatientState",
+)
+
+
+def _emptied_identifying(first_header, overrides: dict) -> dict:
+    """Overrides emptying every :data:`SEG_IDENTIFYING` attribute the first source header holds
+    (the SEG copies them from it): ``""``, or no item for a sequence."""
+    from pydicom.datadict import dictionary_VR
+
+    out = {}
+    for keyword in SEG_IDENTIFYING:
+        if keyword not in overrides and keyword in first_header:
+            out[keyword] = [] if dictionary_VR(keyword) == "SQ" else ""
+    return out
+
+
 def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion_id: str,
                   pseudonymized: bool, *, files=None, cache: dict | None = None, engine: str = "fast") -> Path:
     """Write the DICOM SEG of a mask made on a DICOM series (``source`` = (path, series_uid[, volume_index])).
@@ -312,8 +342,9 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
     The SEG references the source images and copies their study module, but it
     carries only the identifier of the outputs: PatientID and PatientName are
     the subject id of the table (the pseudonym with pseudonymisation), the birth
-    date is emptied, and with pseudonymisation AccessionNumber and
-    ReferringPhysicianName too. ``files``/``cache``: see :func:`seg_sources`;
+    date is emptied, and with pseudonymisation every identifying attribute the
+    source holds (:data:`SEG_IDENTIFYING`: other names and IDs, birth time, physicians,
+    accession number, study ID, admission, comments, ...) too. ``files``/``cache``: see :func:`seg_sources`;
     ``engine``: see :func:`volumetry.io.seg.write_seg`.
     """
     from ..io.seg import write_seg
@@ -322,6 +353,7 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
     overrides = {"PatientID": subject_id, "PatientName": subject_id, "PatientBirthDate": ""}
     if pseudonymized:
         overrides.update(AccessionNumber="", ReferringPhysicianName="")
+        overrides.update(_emptied_identifying(sources.datasets[0], overrides))
     tmp = target.with_name("." + target.name + ".tmp")
     write_seg(mask_vol, sources, tmp, label=f"lesion {lesion_id}", overrides=overrides, engine=engine)
     os.replace(tmp, target)
