@@ -97,3 +97,57 @@ def test_an_empty_image_folder_names_the_manifest_line_and_column(done, tmp_path
     assert failures["S02", "w12"].message.startswith(
         f"{manifest} line 6: baseline 'baseline' ({manifest} line 5) could not be used for propagation: ")
     assert s.n_computed == 0  # S01 unchanged
+
+
+def test_pseudonymised_failures_hold_no_path_outside_the_study(done, tmp_path, monkeypatch):
+    """Images named by an absolute path or by '..' out of the study folder: with
+    --pseudonymize their paths (which often hold names) are not in any output."""
+    from volumetry.pseudonym import KEY_ENV
+
+    monkeypatch.setenv(KEY_ENV, "test-key")
+    study, _ = _copy(done, tmp_path)
+    outside = tmp_path / "Doe_Jane"
+    outside.mkdir()
+    (outside / "w24.nii.gz").write_bytes(b"corrupt")  # S01 w24: a reader's message names the file
+    manifest = study / "manifest.csv"
+    text = manifest.read_text()
+    text = text.replace("S01/w24.nii.gz", str(outside / "w24.nii.gz"))
+    text = text.replace("S02/baseline.nii.gz", "../Doe_Jane/baseline.nii.gz")  # missing; w12 propagates from it
+    manifest.write_text(text)
+    out = tmp_path / "pseudo"
+    s = run_study(study, tiny_config(masks=False, seg=False), out, jobs=1, progress=False, pseudonymize=True)
+    assert len(s.failures) == 3
+    stages = sorted(f.stage for f in s.failures)
+    assert stages == ["input", "load", "propagate"]
+    for f in s.failures:
+        assert "Doe_Jane" not in f.message and "<image>" in f.message, f.message
+        assert f.message.startswith("<study>/manifest.csv line "), f.message
+    for f in out.rglob("*"):
+        if f.is_file():
+            assert b"Doe_Jane" not in f.read_bytes(), f
+
+
+def test_a_cached_scan_recorded_again_keeps_the_series_it_was_measured_on(tmp_path):
+    """A DICOM folder given without series_uid: the series loaded is recorded with the result;
+    recording the cached scan again (its scan date edited) must not blank it (the table's
+    series_uid and the DICOM SEG's source come from it)."""
+    from test_pipeline_volume import _write_dual_echo
+
+    study = tmp_path / "study"
+    _write_dual_echo(study / "D1" / "baseline", [(9, 7, 7), (6, 5, 5)], (0, 0, 0), seed=500)
+    _write_dual_echo(study / "D1" / "w12", [(8, 7, 6), (5, 4, 4)], (2, -2, 0), seed=510)
+    seed = "33,30,24"
+    manifest = study / "manifest.csv"
+    manifest.write_text("subject_id,visit,course,scan_date,image,volume,seed_x,seed_y,seed_z\n"
+                        f"D1,baseline,0,2024-01-15,D1/baseline,1,{seed}\n"
+                        "D1,w12,1,2024-04-08,D1/w12,1,,,\n")
+    out = tmp_path / "out"
+    first = run_study(study, tiny_config(masks=False, seg=False), out, jobs=1, progress=False)
+    assert first.ok, [f.line() for f in first.failures]
+    uids = first.table.groupby("visit")["series_uid"].first().to_dict()
+    assert uids == {"baseline": "1.2.826.0.1.3680043.10.1453.77.500", "w12": "1.2.826.0.1.3680043.10.1453.77.510"}
+    manifest.write_text(manifest.read_text().replace("2024-04-08", "2024-04-15"))
+    again = run_study(study, tiny_config(masks=False, seg=False), out, jobs=1, progress=False)
+    assert again.n_computed == 0 and again.assessed == ["D1"]
+    assert again.table.groupby("visit")["series_uid"].first().to_dict() == uids
+    assert set(pd.read_csv(out / "volumes.csv")["series_uid"]) == set(uids.values())

@@ -268,11 +268,32 @@ def _key_part(value) -> dict:
 
 def _scrub(text: str, p: "_Planned", study: Study, pseudonymize: bool) -> str:
     """A failure message fit for the outputs: with pseudonymisation, the study's
-    folder becomes ``<study>`` and the real subject identifier its pseudonym."""
+    folder becomes ``<study>``, an image or mask of the scan (or of the baseline it is
+    propagated from) outside that folder ``<image>`` or ``<mask>`` (an absolute path, or
+    one leaving the folder by ``..``: paths often hold names), and the real subject
+    identifier its pseudonym."""
     if not pseudonymize:
         return text
-    for root in {str(study.root), str(study.source)}:
-        text = text.replace(root, "<study>")
+    root = os.path.normpath(str(study.root))
+    rows = [p.row] + ([study.rows[p.row.propagate_from]] if p.row.propagate_from is not None else [])
+    outside: dict[str, str] = {}
+    for row in rows:
+        for path, label in ((row.image, "<image>"), (row.mask, "<mask>")):
+            if path is None:
+                continue
+            norm = os.path.normpath(str(path))
+            if norm == root or norm.startswith(root + os.sep):
+                continue
+            forms = {str(path), norm}
+            try:
+                forms.add(str(Path(path).resolve()))
+            except (OSError, RuntimeError):
+                pass
+            outside.update((form, label) for form in forms)
+    for form in sorted(outside, key=len, reverse=True):  # the longest first: a folder's files, then it
+        text = text.replace(form, outside[form])
+    for name in sorted({str(study.root), str(study.source)}, key=len):  # the folder first: <study>/manifest.csv
+        text = text.replace(name, "<study>")
     real, shown = p.row.subject_id, p.ident[0]
     return text.replace(real, shown) if real and real != shown else text
 
@@ -600,7 +621,9 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
             # the scan may point to another key from an earlier run, or the manifest may now say
             # something else about it (course, scan date, image path): make this row current
             if _points_elsewhere(store, scan):
-                store.record_scan(run_id, scan, {"input_hash": p.input_hash, "series_uid": p.row.series_uid,
+                # the series the result was measured on (chosen by the rule when the row names none)
+                store.record_scan(run_id, scan, {"input_hash": p.input_hash,
+                                                 "series_uid": hit.get("series_uid") or p.row.series_uid,
                                                  "pipeline_hash": cfg.sha256})
             continue
         todo.append(p)
