@@ -427,6 +427,17 @@ def _z_score(confidence: float) -> float:
     return float(norm.ppf(0.5 + confidence / 2))
 
 
+def _is_conformed(df: pd.DataFrame) -> bool:
+    """True when ``df`` has the schema's columns, in order, in the dtypes :func:`conform` gives
+    (conforming it again changes nothing); a table read back from CSV has the columns only."""
+    return list(df.columns) == list(COLUMN_NAMES) and df.dtypes.equals(_conformed_dtypes())
+
+
+@functools.lru_cache(maxsize=1)
+def _conformed_dtypes() -> pd.Series:
+    return conform(pd.DataFrame(columns=list(COLUMN_NAMES))).dtypes
+
+
 def course_summary(df: pd.DataFrame, *, lesion_id: str | None = TOTAL) -> pd.DataFrame:
     """Per method and course (≥ 1): percent change distribution and response rates.
 
@@ -448,7 +459,7 @@ def course_summary(df: pd.DataFrame, *, lesion_id: str | None = TOTAL) -> pd.Dat
         ``<x>_n, <x>_rate, <x>_ci_low, <x>_ci_high`` (95 % Wilson score).
         Rows flagged ``repeat-in-course`` are left out (one scan per course).
     """
-    t = conform(df) if list(df.columns) != list(COLUMN_NAMES) else df
+    t = df if _is_conformed(df) else conform(df)
     t = t[t["course"].notna() & (t["course"] >= 1)]
     if lesion_id is not None:
         t = t[t["lesion_id"] == lesion_id]
