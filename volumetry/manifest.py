@@ -540,6 +540,7 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
     from .io.dicom import index_dicom
 
     root = Path(root).resolve()
+    _refuse_linked_folders(root)
     stacks = index_dicom(root)
     if not stacks:
         raise InputError(
@@ -621,6 +622,29 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
             + "; ".join(sorted({f"{_stack_attr(s, 'modality', '?')} '{_stack_attr(s, 'description', '')}'" for s in stacks}))
         )
     return Study(rows=tuple(link_propagation(rows, side)), source=root, root=root)
+
+
+def _refuse_linked_folders(root: Path) -> None:
+    """A DICOM tree is indexed without following symbolic links to folders (a link may loop):
+    a subject or visit folder that is such a link would silently be left out of the batch.
+
+    Raises
+    ------
+    InputError
+        Naming the links (relative to ``root``) and the fix.
+    """
+    import os
+
+    links = []
+    for dirpath, dirnames, _ in os.walk(root):
+        dirnames.sort()
+        links += [os.path.relpath(os.path.join(dirpath, d), root) for d in dirnames
+                  if os.path.islink(os.path.join(dirpath, d))]
+    if links:
+        raise InputError(f"{root}: {_listing(links)} {'is a symbolic link' if len(links) == 1 else 'are symbolic links'} "
+                         "to a folder, which a DICOM tree does not follow (its series would be left out); "
+                         "replace the link by the folder itself, or give the scans in a manifest.csv "
+                         "(its image column may name linked folders)")
 
 
 def _listing(names, limit: int = 10) -> str:
