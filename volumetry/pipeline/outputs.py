@@ -157,10 +157,18 @@ def _ordered_table(frames: list, idents: list[tuple]):
 
 
 def _records_by_subject(table) -> dict[str, list[dict]]:
-    """The JSON records (``to_json(orient="records", date_format="iso")``) of ``table``'s rows,
+    """The JSON records (``to_json(orient="records", date_format="iso")``, floats exact) of ``table``'s rows,
     grouped by ``subject_id`` in row order: one export for the whole table (each value is
     written on its own, so a row's record does not depend on the other rows)."""
+    import pandas as pd
+
     records = json.loads(table.to_json(orient="records", date_format="iso"))
+    # to_json keeps 10 decimals: a cached subject's volumes would come back rounded (~1e-11 mL)
+    # and a re-run would rewrite the tables with other digits. Floats are stored exactly.
+    for column in table.columns:
+        if table[column].dtype.kind == "f":
+            for record, value in zip(records, table[column].tolist()):
+                record[column] = None if pd.isna(value) else float(value)
     out: dict[str, list[dict]] = {}
     for subject, record in zip(table["subject_id"], records):
         out.setdefault(subject, []).append(record)
