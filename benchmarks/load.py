@@ -34,6 +34,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # dicom_factory: the synthetic-series writer of the tests
 
+from _results import write_section  # noqa: E402  -- benchmarks/_results.py (the script's folder is on sys.path)
+
 SECTION = "## Loading (benchmarks/load.py)"
 SIZES = [(256, 256, 60), (512, 512, 200)]
 TARGET_VS_SITK = 0.75
@@ -108,18 +110,6 @@ def check_same_volume(folder: Path) -> float:
     return float(max(np.abs(ours.array.astype(np.int64) - theirs).max(), geom))
 
 
-def record(text: str) -> None:
-    path = ROOT / "benchmarks" / "RESULTS.md"
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    start = old.find(SECTION)
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        nxt = old.find("\n## ", start + len(SECTION))
-        new = old[:start] + text + ("" if nxt < 0 else old[nxt:].lstrip("\n").join(["\n", ""]))
-    path.write_text(new.rstrip("\n") + "\n")
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs per tool (median reported), >= 5")
@@ -173,7 +163,7 @@ def main(argv=None) -> int:
     ])
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     if not args.no_record:
-        record(text)
+        write_section(SECTION, text[len(SECTION):])
         print("recorded in benchmarks/RESULTS.md")
     return 0 if ok else 1
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +22,9 @@ import numpy as np
 from volumetry.phantoms import make_lesion_phantom, phantom_suite
 from volumetry.phantoms.trial import write_trial
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from _results import write_section  # benchmarks/_results.py (the script's folder is on sys.path)
+
+SECTION = "## Phantoms"
 
 
 def main() -> None:
@@ -53,7 +54,7 @@ def main() -> None:
     times = np.array([r[1] for r in rows])
     vox = np.array([r[3] for r in rows])
     lines = [
-        "## Phantoms",
+        SECTION,
         "",
         f"`python benchmarks/phantoms.py` — run {time.strftime('%Y-%m-%d %H:%M')} on {platform.node()} "
         f"({os.cpu_count()} cores, Python {platform.python_version()}); 1-min load average {load0:.1f} / {load1:.1f} "
@@ -81,10 +82,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if args.record:
-        old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-        pat = re.compile(r"^## Phantoms\n.*?(?=^## |\Z)", re.S | re.M)
-        new = pat.sub(text + "\n", old) if pat.search(old) else old.rstrip("\n") + "\n\n" + text + "\n"
-        RESULTS.write_text(new)
+        write_section(SECTION, text[len(SECTION):])
 
 
 if __name__ == "__main__":

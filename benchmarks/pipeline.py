@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import write_section  # benchmarks/_results.py (the script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Pipeline (benchmarks/pipeline.py)"
 
@@ -162,29 +164,8 @@ def main(argv=None) -> int:
     print()
     print(text)
     if not args.no_write:
-        write_section(ROOT / "benchmarks" / "RESULTS.md", text)
+        write_section(SECTION, text)
     return 0
-
-
-def write_section(path: Path, body: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, leaving the others alone."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n"
-    lines = old.splitlines()
-    out, skip, done = [], False, False
-    for line in lines:
-        if line.strip() == SECTION:
-            skip, done = True, True
-            out.extend([SECTION, "", body, ""])
-            continue
-        if skip and line.startswith("## "):
-            skip = False
-        if not skip:
-            out.append(line)
-    if not done:
-        if out and out[-1].strip():
-            out.append("")
-        out.extend([SECTION, "", body, ""])
-    path.write_text("\n".join(out).rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":
