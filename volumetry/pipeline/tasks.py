@@ -33,7 +33,7 @@ from ..image import Volume
 #: subject's baseline image; consecutive tasks of one subject reuse it).
 IMAGE_CACHE_SIZE = 2
 _IMAGE_CACHE: "collections.OrderedDict[tuple, Volume]" = collections.OrderedDict()
-#: Dask workers may run several tasks in threads of one process.
+#: Dask workers may run several tasks in threads of one process (guards both per-process caches).
 _IMAGE_CACHE_LOCK = threading.Lock()
 
 #: Baseline segmentations kept per worker process: a propagated follow-up needs its
@@ -288,11 +288,9 @@ def load_image(ref: ImageRef) -> Volume:
         which manifest column chooses one.
     """
     key = _image_key(ref)
-    with _IMAGE_CACHE_LOCK:
-        hit = _IMAGE_CACHE.get(key)
-        if hit is not None:
-            _IMAGE_CACHE.move_to_end(key)
-            return hit
+    hit = _cache_get(_IMAGE_CACHE, key)
+    if hit is not None:
+        return hit
     try:
         vol = _read(ref)
     except InputError as exc:
@@ -302,11 +300,28 @@ def load_image(ref: ImageRef) -> Volume:
             raise type(exc)(f"{text}; in the manifest, column 'volume' gives the 0-based volume to measure "
                             "(for a DICOM tree without manifest, the pipeline key series.volume)") from exc
         raise
-    with _IMAGE_CACHE_LOCK:
-        _IMAGE_CACHE[key] = vol
-        while len(_IMAGE_CACHE) > IMAGE_CACHE_SIZE:
-            _IMAGE_CACHE.popitem(last=False)
+    _cache_put(_IMAGE_CACHE, key, vol, IMAGE_CACHE_SIZE)
     return vol
+
+
+def _cache_get(cache: collections.OrderedDict, key: tuple):
+    """The entry of ``key`` in a per-process LRU ``cache`` (now the most recent), or None."""
+    with _IMAGE_CACHE_LOCK:
+        hit = cache.get(key)
+        if hit is not None:
+            cache.move_to_end(key)
+        return hit
+
+
+def _cache_put(cache: collections.OrderedDict, key: tuple, value, size: int) -> None:
+    """Keep ``value`` under ``key`` in a per-process LRU ``cache`` of at most ``size`` entries."""
+    if size <= 0:
+        return
+    with _IMAGE_CACHE_LOCK:
+        cache[key] = value
+        cache.move_to_end(key)
+        while len(cache) > size:
+            cache.popitem(last=False)
 
 
 def _image_key(ref: ImageRef) -> tuple:
@@ -320,13 +335,7 @@ def _segmentation_key(ref: ImageRef, spec: PromptSpec, method: str, params: dict
 
 
 def _remember_segmentation(key: tuple, result) -> None:
-    if SEGMENTATION_CACHE_SIZE <= 0:
-        return
-    with _IMAGE_CACHE_LOCK:
-        _SEGMENTATION_CACHE[key] = result
-        _SEGMENTATION_CACHE.move_to_end(key)
-        while len(_SEGMENTATION_CACHE) > SEGMENTATION_CACHE_SIZE:
-            _SEGMENTATION_CACHE.popitem(last=False)
+    _cache_put(_SEGMENTATION_CACHE, key, result, SEGMENTATION_CACHE_SIZE)
 
 
 def segment_cached(image: Volume, spec: PromptSpec, ref: ImageRef, method: str, params: dict):
@@ -343,10 +352,7 @@ def segment_cached(image: Volume, spec: PromptSpec, ref: ImageRef, method: str, 
     from ..segment import segment
 
     key = _segmentation_key(ref, spec, method, params)
-    with _IMAGE_CACHE_LOCK:
-        hit = _SEGMENTATION_CACHE.get(key)
-        if hit is not None:
-            _SEGMENTATION_CACHE.move_to_end(key)
+    hit = _cache_get(_SEGMENTATION_CACHE, key)
     if hit is not None:
         return hit
     result = segment(image, _prompt(spec, image), method=method, params=params)
