@@ -209,7 +209,7 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
                 continue
             mask_hash = content_hash([row.mask], row.mask.parent, digest)
         prompt = None
-        baseline = None
+        baseline = donor = None
         if row.mask is None and (row.seed is not None or row.box is not None):
             prompt = PromptSpec(row.seed, row.box, row.seed_space, row.lesion_id)
         elif row.mask is None:
@@ -231,9 +231,9 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
             "prompt": dataclasses.asdict(prompt) if prompt else None, "mask": mask_hash,
             "baseline": [_key_part(b) for b in baseline] if baseline else None,
             # named in the message when the baseline cannot be used
-            "baseline_visit": study.rows[row.propagate_from].visit if baseline else None,
+            "baseline_visit": donor.visit if baseline else None,
             "series_rule": rule_for(row),
-            "baseline_series_rule": rule_for(study.rows[row.propagate_from]) if baseline else None,
+            "baseline_series_rule": rule_for(donor) if baseline else None,
             "segmentation": seg, "registration": cfg.segmentation["registration"] if baseline else None,
             "vanished_lesion": cfg.segmentation["vanished_lesion"] if baseline else None,
         }
@@ -246,8 +246,8 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
             mask=str(row.mask) if row.mask is not None else None, mask_hash=mask_hash, baseline=baseline,
             method=seg["method"], params=seg["params"], registration=cfg.segmentation["registration"],
             where=row.where, lesion_id=row.lesion_id, vanished_lesion=cfg.segmentation["vanished_lesion"],
-            baseline_visit=study.rows[row.propagate_from].visit if baseline else "",
-            baseline_where=study.rows[row.propagate_from].where if baseline else "",
+            baseline_visit=donor.visit if baseline else "",
+            baseline_where=donor.where if baseline else "",
         )
         out.append(_Planned(row, ident, task, h))
     return out
