@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from .dicom_values import decode_raw
+
 #: Classic single-frame image storage SOP classes handled by the fast path
 #: (MR, CT); anything else goes through highdicom.
 FAST_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2"})
@@ -639,13 +641,13 @@ class LightHeader:
     def get(self, keyword, default=None):
         if keyword in self._cache:
             return self._cache[keyword]
-        kind = _LIGHT_DECODE.get(keyword) if isinstance(keyword, str) else None
-        if kind is None:
+        if not (isinstance(keyword, str) and keyword in _LIGHT_DECODE):
             return self._raw.get(keyword, default)
-        elem = self._raw.get_item(kind[0])
+        tag, vr = _tag_vr(keyword)
+        elem = self._raw.get_item(tag)
         if elem is None:
             return default
-        value = _decode_light(elem.value, kind[1])
+        value = decode_raw(elem, vr)
         self._cache[keyword] = value
         return value
 
@@ -665,31 +667,12 @@ class LightHeader:
         return [v.strip(" \0") for v in elem.value.decode("latin-1").strip(" \0").split("\\")]
 
 
-#: Attributes a SEG reads from every source header, decoded here from the raw bytes (the same
-#: values as :mod:`volumetry.io.dicom_values`' ``decode_raw``; a single value unwrapped).
-_LIGHT_DECODE = {
-    "SOPClassUID": (0x00080016, "UI"), "SOPInstanceUID": (0x00080018, "UI"),
-    "StudyInstanceUID": (0x0020000D, "UI"), "SeriesInstanceUID": (0x0020000E, "UI"),
-    "FrameOfReferenceUID": (0x00200052, "UI"), "Rows": (0x00280010, "US"), "Columns": (0x00280011, "US"),
-    "NumberOfFrames": (0x00280008, "IS"), "ImagePositionPatient": (0x00200032, "DS"),
-    "ImageOrientationPatient": (0x00200037, "DS"), "PixelSpacing": (0x00280030, "DS"),
-    "ImageType": (0x00080008, "CS"),
-}
-
-
-def _decode_light(raw: bytes, vr: str):
-    if raw is None or raw == b"":
-        return None
-    if vr == "US":
-        return struct.unpack_from("<H", raw)[0] if len(raw) == 2 else list(struct.unpack(f"<{len(raw) // 2}H", raw))
-    parts = [p.strip(" \0") for p in raw.decode("ascii").strip(" \0").split("\\")]
-    if vr == "DS":
-        vals: list = [float(p) for p in parts]
-    elif vr == "IS":
-        vals = [int(float(p)) for p in parts]
-    else:
-        vals = parts
-    return vals[0] if len(vals) == 1 else vals
+#: Attributes a SEG reads from every source header, decoded straight from the raw bytes by
+#: :func:`volumetry.io.dicom_values.decode_raw` (numbers, UIDs, code strings; a single value unwrapped).
+_LIGHT_DECODE = frozenset({
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "Rows",
+    "Columns", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImageType",
+})
 
 
 def read_light_header(path: str) -> LightHeader | None:
