@@ -76,8 +76,11 @@ def binarize(mask: Volume, label: int | None = None, source: str = "<array>") ->
     InputError
         If the mask is not strictly binary and no label is chosen (the message
         lists the values found), or the chosen label is absent, or values are
-        not integers.
+        not integers, or the label is 0 (the background of a label map).
     """
+    if label is not None and label == 0:
+        raise InputError(f"{source}: label 0 is the background of a label map, not a lesion; "
+                         "give the lesion's label (1 or more), or omit the label for a 0/1 mask")
     arr = mask.array
     if arr.dtype == bool:
         if label not in (None, 1):

@@ -142,6 +142,9 @@ def _plain(v: Any) -> Any:
 
 def _binary(mask: Volume, label: int | None) -> np.ndarray:
     arr = mask.array
+    if label is not None and label == 0:
+        raise InputError("label 0 is the background of a label map, not a lesion; "
+                         "give the lesion's label (1 or more), or omit the label for a 0/1 mask")
     if label is not None:
         if arr.dtype.kind == "f":
             if not np.all(np.isfinite(arr)):
@@ -186,8 +189,9 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
     GeometryMismatchError
         If ``image`` is given and the mask is not on its grid.
     InputError
-        If the mask is not binary and no ``label`` is given, or a ``label`` is
-        given but the mask holds non-integer or non-finite values.
+        If the mask is not binary and no ``label`` is given, ``label`` is 0 (the
+        background), or a ``label`` is given but the mask holds non-integer or
+        non-finite values.
     """
     if image is not None:
         image.require_same_grid(mask, "mask")
