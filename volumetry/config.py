@@ -314,6 +314,24 @@ def _unique_key_loader():
     return UniqueKeyLoader
 
 
+def _yaml_problem(path: Path, exc: Exception) -> str:
+    """One line for a YAML error: the file, the line and column of the problem, the problem and
+    what to do (PyYAML's own text spans several lines and names the file ``<byte string>``)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"{path} line {mark.line + 1}, column {mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    context = getattr(exc, "context", None)
+    if "\\t" in problem or "\t" in problem:
+        fix = "indent with spaces: YAML does not allow tabs there"
+    elif "given twice" in problem:
+        fix = ""  # the problem says what to do
+    elif "constructor for the tag" in problem:
+        fix = "a pipeline file holds plain keys and values only, no '!!' tags"
+    else:
+        fix = f"{context}; fix the YAML there" if context else "fix the YAML there"
+    return f"{where}: not valid YAML: {problem}" + (f"; {fix}" if fix else "")
+
+
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Read and validate a pipeline YAML file.
 
@@ -345,7 +363,7 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     try:
         data = yaml.load(raw, Loader=_unique_key_loader())  # noqa: S506 -- a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(_yaml_problem(path, exc)) from None
     return validate_pipeline(data, source=str(path), sha256=hashlib.sha256(raw).hexdigest(), path=path)
 
 
