@@ -93,3 +93,57 @@ def safe_join(root: str | Path, *parts: str) -> Path:
             f"refusing to write {'/'.join(parts)!r}: it resolves to {target}, outside the output folder {base}"
         )
     return target
+
+
+#: The database that marks a folder as volumetry's output folder (``volumetry.store.DB_NAME``).
+OUTPUT_MARKER = "results.sqlite"
+#: What a folder may hold before the first run into it: the pseudonymisation key given for
+#: ``--pseudonymize`` (``volumetry.pseudonym.KEY_FILE``); hidden files are also left alone.
+OUTPUT_ALLOWED_BEFORE = ("pseudonym.key",)
+
+
+def check_output_folder(out_dir: str | Path) -> None:
+    """Check that a run may write into ``out_dir`` without touching anything but its own outputs.
+
+    A folder that does not exist yet, is empty, or holds only :data:`OUTPUT_ALLOWED_BEFORE`
+    and hidden files is fine, and so is the folder of an earlier run (it holds
+    :data:`OUTPUT_MARKER`). Any other folder holding files is refused: the run would
+    overwrite its ``volumes.csv``, ``report/`` or ``sub-*`` folders. A symbolic link
+    anywhere inside that resolves outside ``out_dir`` is refused too: writing through it
+    would write outside the output folder.
+
+    Parameters
+    ----------
+    out_dir : str or pathlib.Path
+        The output folder (``--out``).
+
+    Raises
+    ------
+    InputError
+        Naming the folder, the files or the link, and the fix.
+    """
+    import os
+
+    out = Path(out_dir)
+    if not out.is_dir():
+        return  # made by the run (a file in the way is the runner's error)
+    names = sorted(os.listdir(out))
+    if OUTPUT_MARKER not in names:
+        foreign = [n for n in names if not n.startswith(".") and n not in OUTPUT_ALLOWED_BEFORE]
+        if foreign:
+            shown = ", ".join(foreign[:10]) + (f" and {len(foreign) - 10} more" if len(foreign) > 10 else "")
+            raise InputError(f"output folder {out} already holds files volumetry did not write ({shown}); give "
+                             "--out a new or empty folder, or the folder of an earlier 'volumetry run', so that "
+                             "none of them is overwritten")
+    base = out.resolve()
+    for dirpath, dirnames, filenames in os.walk(out):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = Path(dirpath) / name
+            if not path.is_symlink():
+                continue
+            target = path.resolve()
+            if target != base and base not in target.parents:
+                raise InputError(f"output folder {out} holds the symbolic link {path.relative_to(out)} to "
+                                 f"{target}, outside it: volumetry would write through it; remove the link "
+                                 "(outputs stay inside the output folder)")

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .paths import safe_join
 
 log = logging.getLogger(__name__)
 
@@ -349,6 +350,9 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, *, summary: bool = True)
         raise InputError(f"{out}: exists and is not a folder; give an output folder")
     out.mkdir(parents=True, exist_ok=True)
     table = conform(df)
+    names = {"volumes_csv": "volumes.csv", "volumes_parquet": "volumes.parquet", "summary_csv": "summary.csv"}
+    for name in names.values():
+        safe_join(out, name)  # a link to a file outside the output folder is refused, never written through
     paths = {"volumes_csv": out / "volumes.csv", "volumes_parquet": out / "volumes.parquet"}
     csv = table.copy()
     csv["scan_date"] = csv["scan_date"].dt.strftime("%Y-%m-%d")

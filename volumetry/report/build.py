@@ -27,6 +27,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import InputError, VolumetryError
 from ..image import Volume
+from ..paths import safe_join
 from . import html as page_html
 from .overlays import ViewPlan, plan_views, render_montage, save_montage
 from .plots import primary_method, spider_png, subject_series, waterfall_svg
@@ -254,6 +255,8 @@ def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: in
 
     report_dir = out_dir / REPORT_DIRNAME
     img_dir = report_dir / "img"
+    for parts in ((REPORT_DIRNAME,), (REPORT_DIRNAME, "img"), (REPORT_DIRNAME, REPORT_PAGE)):
+        safe_join(out_dir, *parts)  # a link to outside the output folder is refused, never written through
     img_dir.mkdir(parents=True, exist_ok=True)
     for old in list(img_dir.glob("ov-*.png")) + list(img_dir.glob("ov-*.json")) + list(img_dir.glob("spider.png")):
         old.unlink()
