@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not (out.name.endswith(".nii") or out.name.endswith(".nii.gz")):
         raise InputError(f"--out {out}: the mask is written as NIfTI; give a name ending in .nii or .nii.gz")
+    _refuse_input_as_output(Path(args.image), out)
     image = read_image_from_args(args.image, args)
     box = None if args.box is None else [args.box[:3], args.box[3:]]
     prompt = Prompt.from_points(args.seed, args.seed_space, image, box=box, lesion_id=args.lesion_id)
@@ -67,3 +68,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"lesion {res.lesion_id}: segmentation failed ({res.method}): {res.reason}")
     return 0 if res.ok else 1
+
+
+def _refuse_input_as_output(image: Path, out: Path) -> None:
+    """``--out`` naming the input image (or a link to it) would overwrite the image with the mask.
+
+    Raises
+    ------
+    InputError
+        Naming both paths and the fix.
+    """
+    from ..errors import InputError
+
+    try:
+        same = out.exists() and image.exists() and out.samefile(image)
+    except OSError:
+        same = False
+    if same:
+        raise InputError(f"--out {out} is the input image {image}: writing the mask there would destroy it; "
+                         "give another file name")
