@@ -289,6 +289,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]], 
     for line, cells in records[1:]:
         if not any(c.strip() for c in cells):
             continue
+        if [c.strip() for c in cells] == header:
+            raise _err(path, line, None, f"this line repeats the header of line {header_line} (two manifests "
+                                         "pasted together?); delete it")
         if len(cells) != len(header):
             hint = (" (trailing comma?)" if len(cells) > len(header) and not any(c.strip() for c in cells[len(header):])
                     else "")
