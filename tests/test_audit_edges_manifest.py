@@ -28,3 +28,16 @@ def test_a_repeated_header_line_is_named_as_such(tmp_path):
         read_manifest(path)
     assert str(exc.value) == (f"{path} line 3: this line repeats the header of line 1 (two manifests pasted "
                               "together?); delete it")
+
+
+@pytest.mark.parametrize("cell", ["2024-W03", "2024W031", "2024-W03-1"])
+def test_an_iso_week_is_not_taken_for_a_scan_date(tmp_path, cell):
+    """Python reads '2024-W03' as Monday 2024-01-15: a date moved by up to 6 days, silently."""
+    from volumetry.errors import ManifestError
+    from volumetry.manifest import read_manifest
+
+    path = _manifest(tmp_path, HEADER, f"S1,baseline,0,{cell},a.nii.gz,1,1,2,3")
+    with pytest.raises(ManifestError, match=rf"line 2, column 'scan_date': '{cell}' is not an ISO date YYYY-MM-DD"):
+        read_manifest(path)
+    assert read_manifest(_manifest(tmp_path, HEADER, "S1,baseline,0,2024-01-15,a.nii.gz,1,1,2,3")).rows[0].scan_date \
+        .isoformat() == "2024-01-15"

@@ -320,6 +320,22 @@ def _volume_index(source: Path, line: int, text: str) -> int:
                                        "(0 is the image's first volume, echo or dynamic)")
 
 
+def _iso_date(text: str) -> _dt.date:
+    """A calendar date ``YYYY-MM-DD`` (or ``YYYYMMDD``).
+
+    ``date.fromisoformat`` also reads ISO week dates (``2024-W03`` is Monday 2024-01-15):
+    a week is not a scan date, so it is refused rather than moved to its Monday.
+
+    Raises
+    ------
+    ValueError
+        Anything else.
+    """
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}", text, flags=re.ASCII):
+        raise ValueError(text)
+    return _dt.date.fromisoformat(text)
+
+
 def _resolve(root: Path, text: str) -> Path:
     p = Path(text)
     return p if p.is_absolute() else (root / p)
@@ -375,7 +391,7 @@ def read_manifest(path: str | Path) -> Study:
                 raise _err(path, line, "course", "must be 0 (baseline) or more")
         if cells.get("scan_date"):
             try:
-                kw["scan_date"] = _dt.date.fromisoformat(cells["scan_date"])
+                kw["scan_date"] = _iso_date(cells["scan_date"])
             except ValueError:
                 raise _err(path, line, "scan_date", f"{cells['scan_date']!r} is not an ISO date YYYY-MM-DD") from None
         if cells.get("series_uid"):
