@@ -41,3 +41,25 @@ def test_an_iso_week_is_not_taken_for_a_scan_date(tmp_path, cell):
         read_manifest(path)
     assert read_manifest(_manifest(tmp_path, HEADER, "S1,baseline,0,2024-01-15,a.nii.gz,1,1,2,3")).rows[0].scan_date \
         .isoformat() == "2024-01-15"
+
+
+@pytest.mark.parametrize("rows, what", [
+    (("S01,baseline,0,2024-01-01,a.nii.gz,1,1,2,3", "s01,baseline,0,2024-01-01,b.nii.gz,1,1,2,3"),
+     "subject 's01' and subject 'S01' of line 2"),
+    (("S01,baseline,0,2024-01-01,a.nii.gz,1,1,2,3", "S01,Baseline,1,2024-04-01,b.nii.gz,1,,,"),
+     "visit 'Baseline' and visit 'baseline' of line 2"),
+    (("S01,baseline,0,2024-01-01,a.nii.gz,L1,1,2,3", "S01,baseline,0,2024-01-01,a.nii.gz,l1,4,5,6"),
+     "lesion 'l1' and lesion 'L1' of line 2"),
+])
+def test_names_that_differ_only_in_letter_case_are_refused(tmp_path, rows, what):
+    """sub-S01 and sub-s01 (or ses-baseline and ses-Baseline) are one folder on a macOS or Windows
+    disk: the second subject's masks would overwrite the first's."""
+    from volumetry.errors import ManifestError
+    from volumetry.manifest import read_manifest
+
+    path = _manifest(tmp_path, HEADER, *rows)
+    with pytest.raises(ManifestError) as exc:
+        read_manifest(path)
+    assert str(exc.value) == (f"{path} line 3: {what} differ only in letter case, and their output files would be "
+                              "one file on a macOS or Windows disk; spell them the same way, or make them differ "
+                              "in more than case")

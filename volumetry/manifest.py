@@ -411,6 +411,7 @@ def read_manifest(path: str | Path) -> Study:
         seen[row.key] = line
         rows.append(row)
     _check_visits(path, rows, [line for line, _ in raw_rows])
+    _check_case_collisions(path, rows, [line for line, _ in raw_rows])
     return Study(rows=tuple(link_propagation(rows, path)), source=path, root=root)
 
 
@@ -444,6 +445,31 @@ def _check_visits(source: Path, rows: list[ScanRow], lines: list[int]) -> None:
                                                    f"{row.visit!r} here and on visit {other[1]!r} on line "
                                                    f"{other[0]}; one baseline per subject: give the other "
                                                    "visit its course number (or leave it empty)")
+
+
+def _check_case_collisions(source: Path, rows: list[ScanRow], lines: list[int]) -> None:
+    """Subjects, a subject's visits or a subject's lesions whose names differ only in letter case
+    (``S01``/``s01``) have output files whose names differ only in case (``sub-S01``/``sub-s01``):
+    one file on a case-insensitive disk (macOS, Windows), where one would overwrite the other.
+
+    Raises
+    ------
+    ManifestError
+        Naming the file, both lines and both names.
+    """
+    from .paths import safe_label
+
+    first: dict[tuple, tuple[str, int]] = {}
+    for line, row in zip(lines, rows):
+        for what, scope, name in (("subject", (), row.subject_id), ("visit", (row.subject_id,), row.visit),
+                                  ("lesion", (row.subject_id,), row.lesion_id)):
+            key = (what, *scope, safe_label(name).casefold())
+            other, other_line = first.setdefault(key, (name, line))
+            if other != name:
+                raise _err(source, line, None, f"{what} {name!r} and {what} {other!r} of line {other_line} differ "
+                                               "only in letter case, and their output files would be one file on "
+                                               "a macOS or Windows disk; spell them the same way, or make them "
+                                               "differ in more than case")
 
 
 def _order_key(row: ScanRow, position: int):
