@@ -3,7 +3,11 @@ end of each 12-week course, DICOM and NIfTI mixed, one missed visit.
 
 :func:`write_trial` regenerates the folder bit for bit: every random choice
 comes from the trial seed, the DICOM UIDs are derived from it, the dates are
-fixed, NIfTI gzip streams carry no time stamp.
+fixed, NIfTI gzip streams carry no time stamp. On another CPU the last binary
+digit of a matrix product can differ, which may move the last printed digit of
+an oblique or re-sampled grid's geometry (a 12-digit DICOM position, a truth
+JSON float, a float32 NIfTI affine); pixel and voxel data and every other value
+stay identical (``tests/test_sample_data.py`` checks both).
 
 Layout (paths relative to the trial folder)::
 
@@ -189,7 +193,8 @@ def readme_text(plans: list[SubjectPlan], seed: int) -> str:
         "# sample_data: a synthetic trial (generated; do not edit)",
         "",
         f"Made by `volumetry phantom --trial sample_data` (seed {seed}); the command rewrites every",
-        "file here bit for bit (`tests/test_sample_data.py` checks it). All identities, dates and UIDs",
+        "file here bit for bit (on another CPU the last digit of a geometry value may differ; pixel data",
+        "and all else stay identical: `tests/test_sample_data.py` checks it). All identities, dates and UIDs",
         "are synthetic. Model, truth and file formats: `docs/phantoms.md`.",
         "",
         "* `manifest.csv`: one row per subject × visit × lesion; `image` is a DICOM folder or a",
