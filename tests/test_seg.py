@@ -1,6 +1,7 @@
 """DICOM SEG export/import: round trip on a DICOM MR series with known geometry."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -276,3 +277,35 @@ def test_label_0_of_a_seg_is_refused_not_read_as_segment_1(series, tmp_path, cap
         read_mask(out, mask, label=0)
     assert main(["measure", str(paths[0].parent), "--mask", str(out), "--label", "0"]) == 2
     assert "no segment 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["fast", "highdicom"])
+def test_seg_is_written_atomically_and_logged_under_its_own_name(series, tmp_path, caplog, engine):
+    paths, mask = series
+    target = tmp_path / "out" / "m.dcm"
+    target.parent.mkdir()
+    target.write_bytes(b"an older SEG")
+    with caplog.at_level(logging.INFO, logger="volumetry.io.seg"):
+        out = write_seg(mask, paths, target, engine=engine)
+    assert out == target
+    assert sorted(p.name for p in target.parent.iterdir()) == ["m.dcm"]  # no temporary file left beside it
+    np.testing.assert_array_equal(read_seg(target).array, mask.array)
+    written = [r.getMessage() for r in caplog.records if r.getMessage().startswith("wrote DICOM SEG")]
+    assert len(written) == 1 and f"{target} (" in written[0] and ".tmp" not in written[0]
+
+
+def test_failed_seg_write_leaves_the_old_file_and_no_temporary(series, tmp_path, monkeypatch):
+    from volumetry.io import seg_fast
+
+    paths, mask = series
+    target = tmp_path / "m.dcm"
+    target.write_bytes(b"an older SEG")
+
+    def broken(built):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(seg_fast, "encode", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_seg(mask, paths, target)
+    assert target.read_bytes() == b"an older SEG"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.dcm"]

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -400,6 +401,18 @@ def series_files(path: str | Path, *, series_uid: str | None = None,
     return files
 
 
+def _write_atomically(out_path: Path, write: Callable[[Path], Any]) -> None:
+    """``write(tmp)`` to a hidden temporary file beside ``out_path`` (``.<name>.tmp``; parent folders
+    created), then rename it to ``out_path``: a reader (or a run killed meanwhile) never sees half a file."""
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_name("." + out_path.name + ".tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_seg(
     mask: Volume,
     source_dicom_files: Sequence[Any],
@@ -427,7 +440,8 @@ def write_seg(
         A :class:`SegSources` from :func:`prepare_sources` holds them already
         read (several masks of one series).
     out_path : str or Path
-        File to write (parent folders are created).
+        File to write (parent folders are created); written to ``.<name>.tmp`` beside it and
+        renamed, so it is never seen half-written.
     label : str
         Segment label (e.g. ``"lesion"`` or ``"lesion 2"``).
     algorithm_name : str
@@ -531,8 +545,7 @@ def write_seg(
                 software_versions=__version__, device_serial_number="0", overrides=overrides,
                 refs=sources.fast_refs())
         if built is not None:
-            out_path.parent.mkdir(parents=True, exist_ok=True)
-            out_path.write_bytes(seg_fast.encode(built))
+            _write_atomically(out_path, lambda tmp: tmp.write_bytes(seg_fast.encode(built)))
             log.info("wrote DICOM SEG %s (%d frames, %d mask voxels; fast path)", out_path, pixel_array.shape[0],
                      int(np.count_nonzero(arr)))
             return out_path
@@ -554,8 +567,7 @@ def write_seg(
                          series_number, omit_empty_frames, series_description)
     for keyword, value in (overrides or {}).items():
         setattr(seg, keyword, value)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    seg.save_as(out_path)
+    _write_atomically(out_path, seg.save_as)
     log.info("wrote DICOM SEG %s (%d frames, %d mask voxels)", out_path, pixel_array.shape[0],
              int(np.count_nonzero(arr)))
     return out_path

@@ -362,10 +362,7 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
     if pseudonymized:
         overrides.update(AccessionNumber="", ReferringPhysicianName="")
         overrides.update(_emptied_identifying(sources.datasets[0], overrides))
-    tmp = target.with_name("." + target.name + ".tmp")
-    write_seg(mask_vol, sources, tmp, label=f"lesion {lesion_id}", overrides=overrides, engine=engine)
-    os.replace(tmp, target)
-    return target
+    return write_seg(mask_vol, sources, target, label=f"lesion {lesion_id}", overrides=overrides, engine=engine)
 
 
 def _image_info_of(store: ResultStore, task_key: str) -> dict:
