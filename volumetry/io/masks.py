@@ -130,7 +130,8 @@ def import_mask(mask: Volume, image: Volume, *, label: int | None = None, source
         Not binary without a label, missing label (see :func:`binarize`).
     GeometryMismatchError
         If the mask, once on the image's grid, is empty although the file was
-        not (the mask does not overlap the image).
+        not (the mask does not overlap the image), or the mask is not on the
+        image's grid and has no orientation (a NIfTI without sform and qform).
     """
     binary = binarize(mask, label, source)
     meta = {"kind": "mask", "source": source, "label": label, "series_uid": image.meta.get("series_uid")}
@@ -139,9 +140,17 @@ def import_mask(mask: Volume, image: Volume, *, label: int | None = None, source
         return ImportedMask(out, [], label, source)
     import SimpleITK as sitk
 
+    from .reader import geometry_flags
+
     note = (f"mask grid size {mask.size}, spacing {_fmt(mask.spacing)} mm, origin {_fmt(mask.origin)} mm vs image "
             f"size {image.size}, spacing {_fmt(image.spacing)} mm, origin {_fmt(image.origin)} mm, max direction "
             f"difference {np.abs(mask.direction - image.direction).max():.2e}")
+    if "orientation-unknown" in geometry_flags(mask.meta.get("warnings")):
+        # its affine is invented (pixdim only): resampling through it would move and mirror the mask
+        raise GeometryMismatchError(
+            f"{source}: the mask has neither sform nor qform (orientation unknown) and is not on the image's "
+            f"grid ({note}), so where it lies cannot be known; write the mask with the image's affine (sform) "
+            "or export it again from the tool it was drawn in")
     src = mask.with_array(binary.astype(np.uint8)).to_sitk()
     ref = image.with_array(np.zeros(image.array.shape, np.uint8)).to_sitk()
     res = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
@@ -188,7 +197,8 @@ def read_mask(path: str | Path, image: Volume, *, label: int | None = None) -> I
     InputError
         Missing/unreadable file, not binary without a label, missing label.
     GeometryMismatchError
-        The mask does not overlap the image.
+        The mask does not overlap the image, or is off the image's grid without an
+        orientation (neither sform nor qform).
     """
     path = Path(path)
     if not path.exists():
