@@ -47,11 +47,15 @@ def _decode_with_pydicom(src: PixelSource) -> np.ndarray:
 
 
 def _fix_bits(arr: np.ndarray, src: PixelSource) -> np.ndarray:
-    """Sign-extend signed values stored in fewer bits than allocated."""
-    if src.pixel_representation == 1 and src.bits_stored < src.bits_allocated:
-        shift = src.bits_allocated - src.bits_stored
-        arr <<= shift
-        arr >>= shift
+    """Values stored in fewer bits than allocated: sign-extend signed ones, clear the unused
+    high bits of unsigned ones (they may hold other data, e.g. retired overlays; pydicom clears them)."""
+    if src.bits_stored < src.bits_allocated:
+        if src.pixel_representation == 1:
+            shift = src.bits_allocated - src.bits_stored
+            arr <<= shift
+            arr >>= shift
+        else:
+            arr &= arr.dtype.type((1 << src.bits_stored) - 1)
     return arr
 
 
@@ -110,7 +114,7 @@ def read_frames(frames: list[Frame] | tuple[Frame, ...]) -> np.ndarray:
                         f"DICOM file {src.path} is truncated: frame {f.frame_index + 1} needs {src.frame_bytes} "
                         f"bytes, the file holds {got}; export it again or remove it from the folder"
                     )
-                if src.pixel_representation == 1 and src.bits_stored < src.bits_allocated:
+                if src.bits_stored < src.bits_allocated:
                     _fix_bits(out[k], src)
                 continue
             arr = decoded.get(src.path)
