@@ -62,8 +62,6 @@ def test_a_backslash_in_a_patient_id_is_kept_as_written(tmp_path):
     assert {r.subject_id for r in study.rows} == {"AB\\12"}
 
 
-@pytest.mark.xfail(strict=True, reason="volumetry/segment/registry.py resolve_params checks parameter names, "
-                                       "not types: every scan fails with a TypeError instead of exit 2")
 def test_a_segmentation_parameter_of_the_wrong_type_fails_before_any_scan(tiny, tmp_path, capsys):
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(TINY_YAML.replace("{method: region_growing}",

@@ -115,6 +115,38 @@ def test_unknown_method_and_parameter_are_input_errors(phantom):
     assert set(method_names()) == {"region_growing", "threshold", "levelset"}
 
 
+@pytest.mark.parametrize("method, params, message", [
+    ("region_growing", {"closing_mm": {"a": 1}}, "'closing_mm' of method 'region_growing' must be a finite number"),
+    ("region_growing", {"closing_mm": float("nan")}, "'closing_mm' .* must be a finite number, got nan"),
+    ("region_growing", {"closing_mm": True}, "'closing_mm' .* must be a finite number, got True"),
+    ("region_growing", {"fill_holes": "yes"}, "'fill_holes' .* must be true or false"),
+    ("region_growing", {"max_iterations": 5.5}, "'max_iterations' .* must be a whole number"),
+    ("threshold", {"threshold": [120]}, "'threshold' of method 'threshold' must be text or a number"),
+    ("levelset", {"init_params": {"closing_mm": "x"}}, "init_params of method 'levelset': parameter 'closing_mm'"),
+    ("levelset", {"init_params": {"smoothng_mm": 1}}, "init_params of method 'levelset': unknown parameter"),
+    ("region_growing", {"init_params": {}}, "takes no 'init_params'"),
+])
+def test_a_parameter_of_the_wrong_type_is_an_input_error_before_segmenting(method, params, message):
+    """Checked when the parameters are resolved (the pipeline does it before any scan), not as a
+    TypeError deep inside the method, scan after scan."""
+    from volumetry.segment.registry import get_method, resolve_params
+
+    with pytest.raises(InputError, match=message):
+        resolve_params(get_method(method), params)
+
+
+def test_parameters_of_the_right_type_are_accepted():
+    from volumetry.segment.registry import get_method, resolve_params
+
+    p = resolve_params(get_method("region_growing"), {"closing_mm": 2, "connectivity": 18, "fill_holes": False,
+                                                      "max_iterations": np.int64(5), "fraction": np.float64(0.4)})
+    assert (p["closing_mm"], p["connectivity"], p["fill_holes"], p["max_iterations"], p["fraction"]) == (2, 18, False,
+                                                                                                         5, 0.4)
+    assert resolve_params(get_method("threshold"), {"threshold": 120.5})["threshold"] == 120.5
+    assert resolve_params(get_method("levelset"), {"init": "threshold",
+                                                   "init_params": {"threshold": "otsu"}})["init"] == "threshold"
+
+
 def test_result_json_is_plain(phantom):
     import json
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+import numpy as np
+
 from ..errors import InputError
 
 #: The method used when none is named.
@@ -77,15 +79,57 @@ def get_method(name: str) -> Method:
 def resolve_params(method: Method, params: dict | None) -> dict:
     """Merge ``params`` over the method's and the common defaults.
 
+    Each given value must have its default's type: ``True``/``False`` for a switch; a finite number
+    for a number (a whole number where the default is one); text or a number where the default is
+    text (``"auto"`` or 18, ``"otsu"`` or an intensity: the method checks the value); a mapping of
+    the ``init`` method's parameters for ``init_params`` (checked against that method).
+
     Raises
     ------
     InputError
-        If a parameter is not one the method knows.
+        If a parameter is not one the method knows, or its value is of the wrong type.
     """
+    if params is not None and not isinstance(params, dict):
+        raise InputError(f"the parameters of method {method.name!r} must be a mapping of name: value, "
+                         f"got {params!r}")
     params = dict(params or {})
     known = {**COMMON_DEFAULTS, **method.defaults}
     extra = [k for k in params if k not in known and k != "init_params"]
     if extra:
         raise InputError(f"unknown parameter(s) {', '.join(sorted(extra))} for method {method.name!r}; "
                          f"known: {', '.join(sorted(known))}")
+    for name, value in params.items():
+        if name == "init_params":
+            init = get_method(params.get("init", known.get("init")))
+            if "init" not in known:
+                raise InputError(f"method {method.name!r} takes no 'init_params' (only a method refining another "
+                                 "one, e.g. levelset, does)")
+            try:
+                resolve_params(init, value if value is not None else {})
+            except InputError as exc:
+                raise InputError(f"init_params of method {method.name!r}: {exc}") from None
+            continue
+        why = _wrong_type(known[name], value)
+        if why:
+            raise InputError(f"parameter {name!r} of method {method.name!r} must be {why}, got {value!r}; "
+                             f"the default is {known[name]!r}")
     return {**known, **params}
+
+
+def _wrong_type(default, value) -> str:
+    """What ``value`` should be, when its type does not fit its parameter's ``default``; '' when it fits."""
+    import math
+    import numbers
+
+    def number(v) -> bool:
+        return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
+
+    if isinstance(default, bool):
+        return "" if isinstance(value, (bool, np.bool_)) else "true or false"
+    if isinstance(default, int):
+        return "" if number(value) and isinstance(value, numbers.Integral) else "a whole number"
+    if isinstance(default, float):
+        return "" if number(value) else "a finite number"
+    if isinstance(default, str):
+        return "" if isinstance(value, str) or number(value) else "text or a number"
+    return ""
