@@ -29,8 +29,6 @@ def _dicom_tree(root: Path, patient_id: str, **info) -> None:
                                     f"\"{patient_id}\",{','.join(map(str, LESION_CENTRE))},lps\n")
 
 
-@pytest.mark.xfail(strict=True, reason="volumetry/pipeline/outputs.py SEG_IDENTIFYING leaves the source's "
-                                       "StudyDescription (free text, here a name) in a pseudonymised SEG")
 def test_pseudonymised_seg_drops_the_study_description(tmp_path, monkeypatch):
     from volumetry.pseudonym import KEY_ENV
 

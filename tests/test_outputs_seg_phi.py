@@ -16,7 +16,11 @@ from volumetry.pipeline.outputs import SEG_IDENTIFYING, write_seg_for
 TEXT = {"OtherPatientNames": "Doe^Janet", "PatientBirthTime": "101500", "PatientComments": "lives at 3 Elm St",
         "ConsultingPhysicianName": "House^Greg", "PhysiciansOfRecord": "Grey^Meredith", "StudyID": "S-77123",
         "AdmissionID": "ADM-5531", "ResponsiblePerson": "Doe^John", "IssuerOfPatientID": "HOSP-A",
-        "AccessionNumber": "ACC-99", "ReferringPhysicianName": "Who^Doctor", "PatientBirthDate": "20150304"}
+        "AccessionNumber": "ACC-99", "ReferringPhysicianName": "Who^Doctor", "PatientBirthDate": "20150304",
+        "StudyDescription": "MRI OF JANET DOE", "ClinicalTrialTimePointDescription": "Janet week 12",
+        "RequestingService": "Dr Grey vascular clinic"}
+#: The trial's own subject ID in the source (clinical trial subject module).
+TRIAL_SUBJECT = "SIRO-0042"
 
 
 @pytest.fixture
@@ -28,6 +32,7 @@ def identified_series(tmp_path):
         ds = pydicom.dcmread(p)
         for kw, value in TEXT.items():
             setattr(ds, kw, value)
+        ds.ClinicalTrialSubjectID = TRIAL_SUBJECT
         other = Dataset()
         other.PatientID = "MRN-123456"
         ds.OtherPatientIDsSequence = [other]
@@ -47,8 +52,9 @@ def test_pseudonymised_seg_has_no_identifying_attribute(identified_series, tmp_p
     for kw in TEXT:
         assert not ds.get(kw), kw
     assert not ds.get("OtherPatientIDsSequence")
+    assert ds.ClinicalTrialSubjectID == "PSN-01"  # type 1C: the pseudonym, not emptied
     text = out.read_bytes()
-    for value in (*TEXT.values(), "MRN-123456"):
+    for value in (*TEXT.values(), "MRN-123456", TRIAL_SUBJECT):
         assert value.encode() not in text, value
     assert set(TEXT) | {"OtherPatientIDsSequence"} <= set(SEG_IDENTIFYING)
     np.testing.assert_array_equal(read_seg(out, image=grid).array, arr)
@@ -63,6 +69,7 @@ def test_seg_of_a_run_without_pseudonymisation_keeps_the_source_attributes(ident
     ds = pydicom.dcmread(out)
     assert (ds.PatientID, ds.PatientBirthDate) == ("PH001", "")
     assert (str(ds.OtherPatientNames), ds.StudyID, ds.AccessionNumber) == ("Doe^Janet", "S-77123", "ACC-99")
+    assert (ds.StudyDescription, ds.ClinicalTrialSubjectID) == ("MRI OF JANET DOE", TRIAL_SUBJECT)
 
 
 def test_both_engines_write_the_same_pseudonymised_seg(identified_series, tmp_path):

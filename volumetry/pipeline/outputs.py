@@ -328,7 +328,14 @@ SEG_IDENTIFYING = (
     "ServiceEpisodeID", "ServiceEpisodeDescription", "IssuerOfServiceEpisodeIDSequence", "AdmittingDiagnosesDescription",
     "MedicalAlerts", "Allergies", "Occupation", "AdditionalPatientHistory", "LastMenstrualDate", "ReasonForVisit",
     "PatientState",
+    # free text that a site may fill with a name or a request ("MRI OF JANE DOE", "Dr X's clinic")
+    "StudyDescription", "RequestingService", "ClinicalTrialTimePointDescription", "ReasonForVisitCodeSequence",
+    "AdmittingDiagnosesCodeSequence",
 )
+
+#: Identifiers of the trial subject that a pseudonymised SEG carries as the pseudonym (type 1C in the
+#: clinical trial subject module: replaced, not emptied) when the source holds them.
+SEG_SUBJECT_IDS = ("ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID")
 
 
 def _emptied_identifying(first_header, overrides: dict) -> dict:
@@ -352,7 +359,8 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
     the subject id of the table (the pseudonym with pseudonymisation), the birth
     date is emptied, and with pseudonymisation every identifying attribute the
     source holds (:data:`SEG_IDENTIFYING`: other names and IDs, birth time, physicians,
-    accession number, study ID, admission, comments, ...) too. ``files``/``cache``: see :func:`seg_sources`;
+    accession number, study ID and description, admission, comments, ...) too, and the trial's
+    subject IDs (:data:`SEG_SUBJECT_IDS`) read the pseudonym. ``files``/``cache``: see :func:`seg_sources`;
     ``engine``: see :func:`volumetry.io.seg.write_seg`.
     """
     from ..io.seg import write_seg
@@ -361,6 +369,7 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
     overrides = {"PatientID": subject_id, "PatientName": subject_id, "PatientBirthDate": ""}
     if pseudonymized:
         overrides.update(AccessionNumber="", ReferringPhysicianName="")
+        overrides.update({k: subject_id for k in SEG_SUBJECT_IDS if k in sources.datasets[0]})
         overrides.update(_emptied_identifying(sources.datasets[0], overrides))
     return write_seg(mask_vol, sources, target, label=f"lesion {lesion_id}", overrides=overrides, engine=engine)
 
