@@ -49,8 +49,6 @@ def test_pseudonymised_seg_drops_the_study_description(tmp_path, monkeypatch):
             assert real not in data, (seg.name, real)
 
 
-@pytest.mark.xfail(strict=True, reason="volumetry/io/dicom_frames.py: str() of a multi-valued PatientID gives "
-                                       "the Python list's repr as the subject id")
 def test_a_backslash_in_a_patient_id_is_kept_as_written(tmp_path):
     from volumetry.manifest import read_study
 

@@ -151,6 +151,15 @@ class FileHeader:
     notes: tuple[str, ...] = ()  # facts to record in the volume's warnings (e.g. mosaic spacing source)
 
 
+def _text(ds, keyword: str) -> str:
+    """A text attribute as written: the values of a multi-valued one (a backslash inside a PatientID,
+    which DICOM reads as a value separator) joined by the backslash again, not a Python list's repr."""
+    v = _num(ds, keyword, "")
+    if not isinstance(v, (str, bytes)) and hasattr(v, "__iter__"):
+        return "\\".join(str(x) for x in v)
+    return str(v)
+
+
 def read_header(path: str | Path, *, fast: bool = True) -> FileHeader | None:
     """Read one file's header (no pixels) and describe its frames.
 
@@ -334,12 +343,12 @@ def _describe(ds, path: str, pixel_pos: int, elem_head: bytes, file_size: int) -
         series_uid=str(_num(ds, "SeriesInstanceUID", "")),
         sop_uid=str(_num(ds, "SOPInstanceUID", "")),
         study_uid=str(_num(ds, "StudyInstanceUID", "")),
-        patient_id=str(_num(ds, "PatientID", "")),
+        patient_id=_text(ds, "PatientID"),
         study_date=str(_num(ds, "StudyDate", "")),
         series_number=int(series_number) if series_number is not None else None,
-        description=str(_num(ds, "SeriesDescription", "")),
+        description=_text(ds, "SeriesDescription"),
         modality=str(_num(ds, "Modality", "")),
-        manufacturer=str(_num(ds, "Manufacturer", "")),
+        manufacturer=_text(ds, "Manufacturer"),
         slice_thickness_mm=_float_or_none(_num(ds, "SliceThickness")),
         spacing_between_slices_mm=_float_or_none(_num(ds, "SpacingBetweenSlices")),
         kind=kind,
