@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DicomReadError, SeriesSelectionError
+from ..errors import DicomReadError, SeriesGeometryError, SeriesSelectionError
 from ..image import Volume
 from .dicom_geometry import (
     IN_PLANE_OFFSET_TOL_MM,
@@ -52,6 +52,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: A plane of another stack of the same series is parallel to a stack's when ``1 - |cos|`` of the
+#: angle between their normals is at most this (dimensionless): see :func:`check_split_off_slices`.
+SPLIT_PARALLEL_TOL = 1e-3
 
 #: Default treatment of Philips scale factors: the DICOM-standard
 #: RescaleSlope/RescaleIntercept only ("display" values). See docs/loading.md.
@@ -272,5 +276,47 @@ def load_dicom(path: str | Path, *, series_uid: str | None = None, volume_index:
     stacks = stacks_for_path(path)
     stack = select_stack(stacks, series_uid, str(path))
     vol = load_stack(stack, volume_index=volume_index, philips_scaling=philips_scaling)
+    check_split_off_slices(vol, stack, stacks)
     vol.meta["source"] = str(path)
     return vol
+
+
+def check_split_off_slices(vol: Volume, stack: SeriesStack, stacks: list[SeriesStack]) -> None:
+    """Refuse a volume whose series continues, beyond one of its end slices, in another stack.
+
+    A slice of the same series whose PixelSpacing, orientation or matrix differs (beyond the
+    stacking tolerances) is indexed as another stack; when it lies where the next slice of
+    ``vol`` would (first pixel within half a voxel of the grid's line, one slice step beyond
+    an end within :data:`SLICE_SPACING_TOL_MM`, plane parallel within :data:`SPLIT_PARALLEL_TOL`),
+    the volume alone would silently miss a slice of the series.
+
+    Raises
+    ------
+    SeriesGeometryError
+        Naming the split-off slice's file and what differs.
+    """
+    normal = vol.direction[:, 2]
+    nk = vol.size[2]
+    for other in stacks:
+        if other.series_uid != stack.series_uid or other.stack_id == stack.stack_id or not other.frames:
+            continue
+        o = np.asarray(other.orientation, dtype=float)
+        n = np.cross(o[:3], o[3:])
+        if not np.linalg.norm(n) or 1 - abs(n @ normal) / np.linalg.norm(n) > SPLIT_PARALLEL_TOL:
+            continue
+        ijk = vol.lps_to_index(np.array([f.position for f in other.frames], dtype=float))
+        beyond = np.minimum(np.abs(ijk[:, 2] + 1), np.abs(ijk[:, 2] - nk)) * vol.spacing[2]
+        hit = np.nonzero((np.abs(ijk[:, 0]) <= 0.5) & (np.abs(ijk[:, 1]) <= 0.5) & (beyond <= SLICE_SPACING_TOL_MM))[0]
+        if hit.size:
+            f = other.frames[int(hit[0])]
+            differs = "; ".join(f"{name} {list(a)} vs {list(b)}" for name, a, b in (
+                ("PixelSpacing", f.pixel_spacing, stack.pixel_spacing),
+                ("ImageOrientationPatient", f.orientation, stack.orientation),
+                ("Rows/Columns", (f.rows, f.cols), (stack.rows, stack.cols))) if tuple(a) != tuple(b))
+            end = "first" if ijk[hit[0], 2] < 0 else "last"
+            raise SeriesGeometryError(
+                f"{stack.name}: the slice in {f.source.path} lies one slice step beyond this stack's {end} slice "
+                f"but was split off into stack {other.stack_id} ({differs or 'another header'}); the series is "
+                "not one regular grid and this stack alone misses that slice: remove the file if it does not "
+                "belong to the series, or export the series again"
+            )
