@@ -18,26 +18,51 @@ import json
 HELP = "make a phantom with known truth, or the synthetic sample trial"
 
 
+def _finite(text: str) -> float:
+    """A finite number (``nan`` and ``inf`` cannot make a phantom: its image would be NaN)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _at_least(low: int):
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more")
+        return value
+    return whole
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trial", metavar="DIR", help="write the synthetic sample trial into DIR (bit-for-bit)")
     parser.add_argument("--suite", metavar="DIR",
                         help="write the 48-case phantom suite into DIR with an index suite.csv (--format applies)")
-    parser.add_argument("--seed", type=int, default=None,
+    parser.add_argument("--seed", type=_at_least(0), default=None,
                         help="seed (default: 0 for a phantom, the committed trial's seed for --trial)")
     parser.add_argument("--out", metavar="DIR", help="output folder of a single phantom")
     parser.add_argument("--shape", default="lobulated",
                         help="sphere, ellipsoid, lobulated, infiltrative, cystic, septated or multifocal")
-    parser.add_argument("--volume", type=float, default=10.0, help="true lesion volume, mL (default 10)")
+    parser.add_argument("--volume", type=_finite, default=10.0, help="true lesion volume, mL (default 10)")
     parser.add_argument("--plane", default="axial", help="axial, coronal, sagittal or oblique")
-    parser.add_argument("--tilt", type=float, nargs=2, default=None, metavar=("A", "B"),
+    parser.add_argument("--tilt", type=_finite, nargs=2, default=None, metavar=("A", "B"),
                         help="tilts (degrees) about the row and column axes (default 0 0; oblique: 15 -10)")
-    parser.add_argument("--pixel", type=float, nargs=2, default=(1.0, 1.0), metavar=("SI", "SJ"),
+    parser.add_argument("--pixel", type=_finite, nargs=2, default=(1.0, 1.0), metavar=("SI", "SJ"),
                         help="pixel spacing along a row and down a column, mm")
-    parser.add_argument("--thickness", type=float, default=3.0, help="slice thickness, mm")
-    parser.add_argument("--gap", type=float, default=0.0, help="gap between slices, mm")
-    parser.add_argument("--snr", type=float, default=20.0, help="lesion signal / noise sigma")
-    parser.add_argument("--bias", type=float, default=0.15, help="bias field log-amplitude (0 = none)")
-    parser.add_argument("--foci", type=int, default=3, help="number of foci (multifocal)")
+    parser.add_argument("--thickness", type=_finite, default=3.0, help="slice thickness, mm")
+    parser.add_argument("--gap", type=_finite, default=0.0, help="gap between slices, mm")
+    parser.add_argument("--snr", type=_finite, default=20.0, help="lesion signal / noise sigma")
+    parser.add_argument("--bias", type=_finite, default=0.15, help="bias field log-amplitude (0 = none)")
+    parser.add_argument("--foci", type=_at_least(1), default=3, help="number of foci (multifocal)")
     parser.add_argument("--format", choices=("dicom", "nifti"), default="nifti", help="image format")
 
 
