@@ -53,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
 
     from ..config import find_default_pipeline, load_pipeline
     from ..errors import InputError
-    from ..paths import check_output_folder
     from ..pipeline import run_study
 
     if args.study is None:
@@ -66,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         study = Path(args.study)
     pipeline = Path(args.pipeline) if args.pipeline else find_default_pipeline()
     cfg = load_pipeline(pipeline)
-    check_output_folder(args.out)
     summary = run_study(study, cfg, args.out, jobs=args.jobs, dask_address=args.dask,
                         pseudonymize=args.pseudonymize, progress=False if args.no_progress else None,
                         argv=sys.argv[1:])

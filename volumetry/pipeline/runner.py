@@ -31,6 +31,7 @@ from .._version import __version__
 from ..config import PipelineConfig
 from ..errors import ConfigError, InputError, ManifestError
 from ..manifest import ScanRow, Study, read_study
+from ..paths import check_output_folder
 from ..store import DB_NAME, FileHashCache, ResultStore
 from .tasks import (ImageRef, PromptSpec, ScanTask, TaskResult, baseline_unusable, content_hash, hash_image_input,
                     run_task)
@@ -487,13 +488,15 @@ def run_study(
     Raises
     ------
     InputError
-        Bad study, manifest or pipeline (before any scan is processed).
+        Bad study, manifest or pipeline, or an output folder holding files of something else or a
+        link to outside it (:func:`volumetry.paths.check_output_folder`), before any scan is processed.
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir).resolve()
     study_obj = read_study(study, cfg.series)
     check_pipeline(cfg)  # a bad pipeline fails before anything is written
     _check_courses(study_obj, cfg)
+    check_output_folder(out_dir)  # a folder of other files, or a link to outside it: refused before writing
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # FileExistsError (a file there), NotADirectoryError, PermissionError ...
