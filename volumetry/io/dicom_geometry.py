@@ -31,6 +31,9 @@ ORIENTATION_TOL = 1e-4
 PIXEL_SPACING_TOL_MM = 1e-4
 #: Largest deviation of one slice-to-slice distance from the mean spacing (mm).
 SLICE_SPACING_TOL_MM = 0.02
+#: Largest |cosine| between the row and column directions of ImageOrientationPatient
+#: (dimensionless; the Volume's orthonormality tolerance).
+ORTHOGONAL_COSINE_TOL = 1e-3
 #: Largest offset of a slice from the line through the first slice along the
 #: normal, measured within the image plane (mm); more is a tilted/sheared stack.
 IN_PLANE_OFFSET_TOL_MM = 0.05
@@ -72,9 +75,15 @@ def split_volumes(stack: SeriesStack) -> list[list[Frame]]:
     ------
     SeriesGeometryError
         If the slice positions do not all hold the same number of frames (a
-        slice is missing from some volume, or a slice is duplicated).
+        slice is missing from some volume, or a slice is duplicated), or a
+        frame's ImagePositionPatient is not three finite numbers.
     """
     frames = stack.frames
+    for f in frames:
+        if not np.all(np.isfinite(f.position)):
+            raise SeriesGeometryError(
+                f"{stack.name}: ImagePositionPatient {list(f.position)} of {_where(f)} is not three finite numbers; "
+                "the slice cannot be placed: export the series again")
     d, clusters = position_clusters(frames)
     counts = np.array([len(c) for c in clusters])
     n_vol = int(counts.max())
@@ -155,11 +164,20 @@ def volume_grid(frames: list[Frame], series: str, *, single_slice_spacing_mm: fl
         raise SeriesGeometryError(
             f"{series}: slices have different PixelSpacing (max difference {dev:.4g} mm > {PIXEL_SPACING_TOL_MM} mm)"
         )
+    if not np.all(np.isfinite(ps[0])) or np.any(ps[0] <= 0):
+        raise SeriesGeometryError(
+            f"{series}: PixelSpacing {ps[0].tolist()} mm of {_where(frames[0])} is not positive; the in-plane "
+            "voxel size is unknown: export the series again")
     row, col = ori[0, :3], ori[0, 3:]
     for name, v in (("row", row), ("column", col)):
         if abs(np.linalg.norm(v) - 1) > 1e-3:
             raise SeriesGeometryError(
                 f"{series}: ImageOrientationPatient {name} cosines {v.tolist()} are not a unit vector")
+    if abs(row @ col) > ORTHOGONAL_COSINE_TOL:
+        raise SeriesGeometryError(
+            f"{series}: the row and column cosines of ImageOrientationPatient {ori[0].tolist()} of "
+            f"{_where(frames[0])} are not perpendicular (cosine {row @ col:.2e} > {ORTHOGONAL_COSINE_TOL}); "
+            "the grid is not rectangular: export the series again")
     normal = np.cross(row, col)
     normal /= np.linalg.norm(normal)
     pos = np.array([f.position for f in frames], dtype=float)
@@ -214,3 +232,9 @@ def volume_grid(frames: list[Frame], series: str, *, single_slice_spacing_mm: fl
     direction = np.column_stack([row, col, normal])
     spacing = (float(ps[0, 1]), float(ps[0, 0]), sk)
     return VolumeGrid(tuple(frames), spacing, tuple(float(v) for v in pos[0]), direction, tuple(warnings))
+
+
+def _where(frame: Frame) -> str:
+    """The file of a frame, with the frame number for a multi-frame file, for messages."""
+    n = frame.source.n_frames
+    return frame.source.path + (f" (frame {frame.frame_index + 1})" if n > 1 else "")
