@@ -282,17 +282,24 @@ def _make_stack(headers: list[FileHeader], frames: list[Frame], stack_id: str) -
 def build_stacks(headers: list[FileHeader]) -> list[SeriesStack]:
     """Group file headers into stacks (see module docstring).
 
-    A file whose SOPInstanceUID was already seen (the same image exported
-    twice) is skipped, keeping the first copy in path order.
+    A file whose SOPInstanceUID was already seen is skipped when it is the
+    same image exported twice (same series, frame positions and orientations),
+    keeping the first copy in path order. A file sharing the UID but holding
+    another slice (a broken export) is kept, with a note in its stack.
     """
     by_series: dict[str, list[FileHeader]] = defaultdict(list)
-    seen: dict[str, str] = {}
+    seen: dict[str, FileHeader] = {}
     for h in headers:
         if h.sop_uid:
-            first = seen.setdefault(h.sop_uid, h.path)
-            if first != h.path:  # the same image exported twice: keep the first copy
-                log.info("skipping %s: a copy of %s (same SOPInstanceUID)", h.path, first)
-                continue
+            first = seen.setdefault(h.sop_uid, h)
+            if first.path != h.path:
+                if _same_image(first, h):  # the same image exported twice: keep the first copy
+                    log.info("skipping %s: a copy of %s (same SOPInstanceUID)", h.path, first.path)
+                    continue
+                note = (f"SOPInstanceUID {h.sop_uid} is shared by files holding different slices ({first.path}, "
+                        f"{h.path}): both kept; the export rewrote its UIDs wrongly")
+                log.warning("%s", note)
+                h = dataclasses.replace(h, notes=h.notes + (note,))
         by_series[h.series_uid].append(h)
     stacks = []
     for uid, hs in by_series.items():
@@ -303,6 +310,12 @@ def build_stacks(headers: list[FileHeader]) -> list[SeriesStack]:
     stacks.sort(key=lambda s: (s.study_date, s.study_uid, s.series_number if s.series_number is not None else -1,
                                s.series_uid, s.stack_id))
     return stacks
+
+
+def _same_image(a: FileHeader, b: FileHeader) -> bool:
+    """True when two headers describe the same image: same series, frame positions and orientations."""
+    return a.series_uid == b.series_uid and len(a.frames) == len(b.frames) and all(
+        fa.position == fb.position and fa.orientation == fb.orientation for fa, fb in zip(a.frames, b.frames))
 
 
 def index_dicom(root: str | Path) -> list[SeriesStack]:
