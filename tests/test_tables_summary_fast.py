@@ -21,7 +21,8 @@ def _reference_wilson(successes: int, n: int, confidence: float = 0.95) -> tuple
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z / den * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # the bounds of 0 and of n successes are exactly 0 and 1 (tests/test_audit_longitudinal_wilson.py)
+    return (0.0 if successes == 0 else max(0.0, centre - half), 1.0 if successes == n else min(1.0, centre + half))
 
 
 def _reference_summary(df: pd.DataFrame, lesion_id: str | None = "total") -> pd.DataFrame:

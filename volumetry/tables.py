@@ -404,7 +404,7 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
     Returns
     -------
     (low, high) : tuple of float
-        Bounds in [0, 1]; ``(nan, nan)`` when ``n == 0``.
+        Bounds in [0, 1] (exactly 0 for 0 successes, exactly 1 for n); ``(nan, nan)`` when ``n == 0``.
 
     Raises
     ------
@@ -420,7 +420,11 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
     den = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / den
     half = z / den * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # 0 successes: the low bound is exactly 0 (centre == half in exact arithmetic), n successes: the
+    # high bound is exactly 1; in floating point they came out as e.g. 2.8e-17 and 0.9999999999999999
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return (low, high)
 
 
 @functools.lru_cache(maxsize=8)
