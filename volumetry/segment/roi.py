@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from ..errors import InputError
 from ..image import Volume
 from .prompts import Prompt
 
@@ -88,6 +89,11 @@ def make_roi(image: Volume, prompt: Prompt, radius_mm: float | np.ndarray) -> Ro
     Returns
     -------
     Roi
+
+    Raises
+    ------
+    InputError
+        If the crop holds a NaN or infinite voxel (no threshold or statistic means anything there).
     """
     shape = np.asarray(image.array.shape)  # (nk, nj, ni)
     spacing_kji = np.asarray(image.spacing[::-1], float)
@@ -105,6 +111,7 @@ def make_roi(image: Volume, prompt: Prompt, radius_mm: float | np.ndarray) -> Ro
     hi = np.clip(hi, lo + 1, shape)
     sl = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     arr = np.ascontiguousarray(image.array[sl], dtype=np.float32)
+    _check_finite(arr, lo, image, prompt.lesion_id)
     seeds = np.clip(np.rint(seeds_ijk[:, ::-1]).astype(int), 0, shape - 1) - lo
     box_mask = None
     if prompt.box is not None:
@@ -113,3 +120,19 @@ def make_roi(image: Volume, prompt: Prompt, radius_mm: float | np.ndarray) -> Ro
         box_mask = prompt.box.contains(image.index_to_lps(ijk))
     at_border = np.stack([lo == 0, hi == shape], axis=1)
     return Roi(arr, lo, hi, tuple(spacing_kji), seeds, box_mask, at_border)
+
+
+def _check_finite(arr: np.ndarray, lo: np.ndarray, image: Volume, lesion_id: str) -> None:
+    """Raise :class:`InputError` naming the first NaN / infinite voxel of the crop ``arr`` (whose
+    first voxel is ``lo`` (k, j, i) of ``image``), if any."""
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return
+    k, j, i = (np.argwhere(bad)[0] + lo).tolist()
+    n = int(np.count_nonzero(bad))
+    name = image.meta.get("source")
+    raise InputError(
+        f"lesion {lesion_id!r}: the image{f' {name}' if name else ''} has {n} non-finite voxel{'s' if n > 1 else ''} "
+        f"(NaN or infinite) near the prompt, the first at voxel (i, j, k) = ({i}, {j}, {k}); no threshold can be "
+        "learnt there: reconvert the image (a float file written with NaN for missing data) or mask those voxels "
+        "to a finite value")
