@@ -343,7 +343,8 @@ def read_itk(path: str | Path) -> Volume:
     Raises
     ------
     ImageFormatError
-        Unreadable file, not 3D scalar, or NaN/infinite voxels.
+        Unreadable file, not 3D scalar, an unusable geometry (spacing not
+        positive, direction not orthonormal), or NaN/infinite voxels.
     """
     import SimpleITK as sitk
 
@@ -360,8 +361,11 @@ def read_itk(path: str | Path) -> Volume:
             f"{path}: {img.GetDimension()}D image with {img.GetNumberOfComponentsPerPixel()} component(s); "
             "volumetry reads 3D scalar images"
         )
-    vol = Volume.from_sitk(img, {"source": str(path), "files": [str(path)], "format": "itk",
-                                 "description": "", "modality": None, "series_uid": None, "warnings": []})
+    try:
+        vol = Volume.from_sitk(img, {"source": str(path), "files": [str(path)], "format": "itk",
+                                     "description": "", "modality": None, "series_uid": None, "warnings": []})
+    except InputError as exc:
+        raise ImageFormatError(f"{path}: unusable geometry: {exc}") from exc
     if vol.array.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(vol.array)))
         if bad:
