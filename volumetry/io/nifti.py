@@ -204,9 +204,17 @@ def read_nifti(path: str | Path, *, volume_index: int | None = None, affine_sour
         "warnings": warnings,
     }
     try:
-        return Volume.from_affine(array, ras_to_lps_affine(affine_ras), meta)
+        vol = Volume.from_affine(array, ras_to_lps_affine(affine_ras), meta)
     except InputError as exc:
         raise ImageFormatError(f"{path}: unusable affine: {exc}") from exc
+    return _note_one_slice(vol)
+
+
+def _note_one_slice(vol: Volume) -> Volume:
+    """Record, as a one-slice DICOM series does, that a one-slice image's slice spacing is the header's."""
+    if vol.size[2] == 1:
+        vol.meta["warnings"].append(f"one slice only: slice spacing {vol.spacing[2]:g} mm taken from the header")
+    return vol
 
 
 def _descrip(img) -> str:
@@ -370,4 +378,4 @@ def read_itk(path: str | Path) -> Volume:
         bad = int(np.count_nonzero(~np.isfinite(vol.array)))
         if bad:
             raise ImageFormatError(f"{path}: {bad} voxel(s) are NaN or infinite; fix the file — volumetry does not guess values")
-    return vol
+    return _note_one_slice(vol)
