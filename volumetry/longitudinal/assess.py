@@ -67,7 +67,7 @@ def assess(df: pd.DataFrame, *, criteria: str | ResponseCriteria | None = None, 
     Raises
     ------
     InputError
-        Missing columns, duplicate rows, negative volumes, an ``ok`` row without
+        Missing columns, duplicate rows, negative or infinite volumes, an ``ok`` row without
         a volume, a reserved lesion id, inconsistent visit dates or courses.
     ConfigError
         Unknown criteria.
@@ -139,6 +139,11 @@ def _validate(df: pd.DataFrame) -> pd.DataFrame:
         raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']} ({r['method']}) "
                          "appears more than once; one measurement per lesion, visit and method")
     d["volume_ml"] = pd.to_numeric(d["volume_ml"], errors="raise").astype(float)
+    infinite = np.isposinf(d["volume_ml"].to_numpy())
+    if infinite.any():  # would be a +inf % change (PD), or a baseline nothing can be divided by
+        r = d[infinite].iloc[0]
+        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']}: volume {r['volume_ml']} mL "
+                         "is not a finite number; give the measured volume, or status failed with a reason")
     if (d["volume_ml"] < 0).any():
         r = d[d["volume_ml"] < 0].iloc[0]
         raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']}: "
