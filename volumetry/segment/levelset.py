@@ -76,6 +76,7 @@ def levelset(roi: Roi, params: dict) -> MethodOutput:
     sp = np.asarray(roi.spacing_kji, float)[keep]
     smoothing = int(p["smoothing"]) if sp.max() / sp.min() <= ANISOTROPY_MAX else 0
     flat = tuple(sub.shape[ax] for ax in keep)
+    _restart_curvature_cycle()
     ls = morphological_chan_vese(sub.reshape(flat), int(p["iterations"]),
                                  init_level_set=first.mask[sl].astype(np.int8).reshape(flat),
                                  smoothing=smoothing, lambda1=float(p["lambda1"]),
@@ -95,3 +96,19 @@ def levelset(roi: Roi, params: dict) -> MethodOutput:
     qc = dict(first.qc)
     qc["init_voxels"] = int(first.mask.sum())
     return MethodOutput(out, "", qc, first.flags)
+
+
+def _restart_curvature_cycle() -> None:
+    """Restart scikit-image's alternation of the curvature operators (SI∘IS, then IS∘SI, ...).
+
+    ``skimage.segmentation.morphsnakes`` keeps that alternation in a module-level cycle that
+    carries over from one call to the next, so the same level set came out differently depending
+    on how many smoothing steps earlier calls in the process had made (0.788 / 0.798 mL in turn on
+    a phantom). Every call now starts with SI∘IS, as the first call in a fresh process does.
+    Nothing is done if scikit-image no longer keeps that cycle.
+    """
+    from skimage.segmentation import morphsnakes as ms
+
+    if isinstance(getattr(ms, "_curvop", None), getattr(ms, "_fcycle", ())) and hasattr(ms, "sup_inf") \
+            and hasattr(ms, "inf_sup"):
+        ms._curvop = ms._fcycle([lambda u: ms.sup_inf(ms.inf_sup(u)), lambda u: ms.inf_sup(ms.sup_inf(u))])
