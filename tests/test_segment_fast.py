@@ -559,7 +559,10 @@ def test_region_growing_matches_reference_on_failures_and_boxes():
     assert roi.box_mask is not None
     old = _ref_region_growing(roi, {})
     assert old.mask is not None
-    _same_output(rg.region_growing(roi, {}), old)
+    new = rg.region_growing(roi, {})
+    # the one addition: the share of the lesion the box cuts off (none here; tests/test_audit_segment_box.py)
+    assert new.qc.pop("fraction_outside_box") == 0.0
+    _same_output(new, old)
 
 
 def test_unknown_lesion_stat_still_raises():

@@ -170,7 +170,7 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict, anchors: list[np.ndarray]) -> Me
     sval = float(median(np.concatenate([sm[tuple(b.T)] for b in anchors])))
     t = sval - p["start_sigmas"] * sigma_sm
 
-    def grow(threshold: float, connectivity: int = 6) -> np.ndarray:
+    def grow(threshold: float, connectivity: int = 6, allowed: np.ndarray | None = allowed) -> np.ndarray:
         # closing, then the components holding a seed; all of it on the bounding box of the voxels
         # above the threshold (nothing outside it is in the region; the closing of the box is the box
         # of the closing)
@@ -227,6 +227,10 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict, anchors: list[np.ndarray]) -> Me
         raise InputError(f"connectivity must be 6, 18, 26 or 'auto', got {p['connectivity']!r}")
     qc["connectivity"] = conn
     region = grow(t, conn)
+    if allowed is not None and region.any():
+        # the same region without the box: how much of the lesion the box cuts off (flag outside-box)
+        free = grow(t, conn, None)
+        qc["fraction_outside_box"] = float(np.count_nonzero(free & ~allowed) / max(np.count_nonzero(free), 1))
     if p["fill_holes"]:
         region = fill_holes(region)
         if allowed is not None:
