@@ -11,8 +11,12 @@ import numpy as np
 
 from ..errors import InputError
 
-from .common import MethodOutput, connected_to_seeds, fill_holes, padding_mask, seed_value, smooth
+from .common import MethodOutput, connected_to_seeds, fill_holes, noise_sigma, padding_mask, seed_value, smooth
 from .roi import Roi
+
+#: The region above the threshold must be this many noise SDs (dimensionless) brighter than the
+#: rest of the box / search region; below it, Otsu split the noise, not a lesion from its background.
+MIN_CONTRAST_SD = 2.0
 
 #: Documented parameters of ``threshold`` and their defaults.
 DEFAULTS = {
@@ -43,6 +47,11 @@ def threshold(roi: Roi, params: dict) -> MethodOutput:
     p = {**DEFAULTS, **params}
     sm = smooth(roi.array, roi.spacing_kji, p["smoothing_mm"])
     inside = roi.box_mask if roi.box_mask is not None else np.ones(sm.shape, bool)
+    where = "box" if roi.box_mask is not None else "search region"
+    lo, hi = float(roi.array[inside].min()), float(roi.array[inside].max())
+    if lo == hi:
+        return MethodOutput(None, f"the {where} is uniform (every voxel {lo:.4g}): no threshold separates a lesion "
+                            "from its background; check the image, or move the seed onto the lesion")
     if isinstance(p["threshold"], str):
         if p["threshold"] != "otsu":
             raise InputError(f"threshold must be 'otsu' or a number, got {p['threshold']!r}")
@@ -68,4 +77,12 @@ def threshold(roi: Roi, params: dict) -> MethodOutput:
     lesion = float(np.median(roi.array[region])) if region.any() else np.nan
     background = float(np.median(roi.array[inside & ~region])) if (inside & ~region).any() else np.nan
     qc.update(lesion_median=lesion, background_median=background)
+    sigma = noise_sigma(roi.array)
+    if not lesion - background > MIN_CONTRAST_SD * sigma:
+        # an image that is all lesion, or a tiny lesion in a search region reaching the image's edge everywhere
+        contrast = "fills all of it" if not np.isfinite(background) else \
+            f"is only {(lesion - background) / sigma:.1f} noise SD brighter than the rest of it (need > {MIN_CONTRAST_SD:g})"
+        return MethodOutput(None, f"the region above the threshold {t:.4g} in the {where} {contrast}: Otsu split the "
+                            "noise, not a lesion from its background; move the seed onto the lesion, give a box "
+                            "around it, or use the region_growing method", qc)
     return MethodOutput(region, "", qc)
