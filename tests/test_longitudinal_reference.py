@@ -86,7 +86,8 @@ def reference_assess(df: pd.DataFrame, *, criteria: str | ResponseCriteria | Non
     out = pd.concat(pieces, ignore_index=True) if pieces else data.iloc[0:0]
     out["criteria"] = crit.name
     out["_total"] = out["lesion_id"] == TOTAL
-    out["_key"] = out["days_from_baseline"].astype("Float64").fillna(out["course"].astype("Float64") * 1e6)
+    # an undated scan with a course sits at its course's scheduled day (12-week courses in every setting compared)
+    out["_key"] = out["days_from_baseline"].astype("Float64").fillna(out["course"].astype("Float64") * 84)
     out = out.sort_values(["subject_id", "method", "_total", "lesion_id", "_key", "visit"],
                           kind="stable", na_position="last")
     return reference_conform(out[[c for c in out.columns if c in COLUMN_NAMES]])
@@ -372,10 +373,12 @@ def reference_assess_series(s: pd.DataFrame, criteria: ResponseCriteria, *, conf
         s["new_lesion_pd"] = False
 
     order_key = s["days_from_baseline"].astype("Float64")
-    nominal = s["course"].astype("Float64") * 1e6  # explicit course without a date: order by course
+    nominal = s["course"].astype("Float64") * 84  # explicit course without a date: its scheduled day (12-week courses)
     key = order_key.fillna(nominal)
     follow = s[(~s["is_baseline"].astype(bool)) & key.notna() & (key > 0)]
-    follow_idx = list(follow.assign(_k=key[follow.index]).sort_values("_k", kind="stable").index)
+    # scans on the same day in visit-label order (tests/test_audit_longitudinal_order.py)
+    follow_idx = list(follow.assign(_k=key[follow.index], _v=follow["visit"].astype(str))
+                      .sort_values(["_k", "_v"], kind="stable").index)
 
     def add_flag(idx, flag):
         if flag not in s.at[idx, "flags"]:

@@ -26,7 +26,7 @@ from ..tables import TOTAL, table_from_rows
 from ._values import missing as _missing
 from .courses import CourseSchedule, course_columns
 from .criteria import ResponseCriteria, get_criteria
-from .response import assess_rows
+from .response import assess_rows, order_day
 
 log = logging.getLogger(__name__)
 
@@ -100,19 +100,20 @@ def assess(df: pd.DataFrame, *, criteria: str | ResponseCriteria | None = None, 
             is_new = bool(base_visits) and (not b or all(r["status"] == "empty" for r in b))
             if is_new:
                 new_ids.add(lesion)
-            out.extend(assess_rows(s, crit, confirm=confirm, new_lesion=is_new))
+            out.extend(assess_rows(s, crit, confirm=confirm, new_lesion=is_new, schedule=schedule))
         total = _total_rows(g, lesions, new_ids, bands, band_dtypes, provenance)
-        out.extend(assess_rows(total, crit, confirm=confirm))
+        out.extend(assess_rows(total, crit, confirm=confirm, schedule=schedule))
     for r in out:
         r["criteria"] = crit.name
-    out.sort(key=_row_order)
+    sched = schedule or CourseSchedule()
+    out.sort(key=lambda r: _row_order(r, sched))
     return table_from_rows(out)
 
 
-def _row_order(r: dict) -> tuple:
-    """Sort key of the output: subject, method, lesions before the total, lesion, time, visit."""
-    d, k = r["days_from_baseline"], r["course"]
-    t = float(d) if not _missing(d) else (float(k) * 1e6 if not _missing(k) else None)
+def _row_order(r: dict, schedule: CourseSchedule) -> tuple:
+    """Sort key of the output: subject, method, lesions before the total, lesion, time, visit
+    (time as :func:`~.response.order_day`: an undated scan with a course at its scheduled day)."""
+    t = order_day(r["days_from_baseline"], r["course"], schedule)
     return (r["subject_id"], r["method"], r["lesion_id"] == TOTAL, r["lesion_id"],
             t is None, 0.0 if t is None else t, r["visit"])
 

@@ -32,6 +32,7 @@ import pandas as pd
 
 from ..errors import MeasurementError
 from ._values import missing as _missing
+from .courses import CourseSchedule
 from .criteria import CR, NE, ORDER, PD, PR, SD, ResponseCriteria
 
 #: Percent changes are rounded to this many decimals (1e-9 %) before any comparison.
@@ -112,7 +113,7 @@ def confirm_responses(responses: Sequence[str | None]) -> tuple[list[str | None]
 
 
 def assess_series(s: pd.DataFrame, criteria: ResponseCriteria, *, confirm: bool = False,
-                  new_lesion: bool = False) -> pd.DataFrame:
+                  new_lesion: bool = False, schedule: CourseSchedule | None = None) -> pd.DataFrame:
     """Assess the scans of one series (subject × lesion × method, or a total).
 
     A DataFrame front end of :func:`assess_rows` (same rules).
@@ -128,6 +129,9 @@ def assess_series(s: pd.DataFrame, criteria: ResponseCriteria, *, confirm: bool 
         Require confirmation of CR/PR by the next evaluable scan.
     new_lesion : bool
         The series is a lesion absent at baseline.
+    schedule : CourseSchedule, optional
+        Places a scan with an explicit course but no date at its course's
+        scheduled day (default 12-week courses).
 
     Returns
     -------
@@ -144,7 +148,7 @@ def assess_series(s: pd.DataFrame, criteria: ResponseCriteria, *, confirm: bool 
     """
     names = list(s.columns)
     rows = [dict(zip(names, values)) for values in zip(*(s[c].tolist() for c in names))] if names else []
-    done = assess_rows(rows, criteria, confirm=confirm, new_lesion=new_lesion)
+    done = assess_rows(rows, criteria, confirm=confirm, new_lesion=new_lesion, schedule=schedule)
     out = s.copy()
     out["flags"] = [r["flags"] for r in done]
     for col in ("baseline_volume_ml", "percent_change", "nadir_volume_ml", "percent_change_from_nadir"):
@@ -161,7 +165,7 @@ def assess_series(s: pd.DataFrame, criteria: ResponseCriteria, *, confirm: bool 
 
 
 def assess_rows(rows: list[dict], criteria: ResponseCriteria, *, confirm: bool = False,
-                new_lesion: bool = False) -> list[dict]:
+                new_lesion: bool = False, schedule: CourseSchedule | None = None) -> list[dict]:
     """Assess the scans of one series given as row dicts (the engine of :func:`assess_series`).
 
     Parameters
@@ -176,6 +180,9 @@ def assess_rows(rows: list[dict], criteria: ResponseCriteria, *, confirm: bool =
         Require confirmation of CR/PR by the next evaluable scan.
     new_lesion : bool
         The series is a lesion absent at baseline.
+    schedule : CourseSchedule, optional
+        Places a scan with an explicit course but no date at its course's
+        scheduled day (default 12-week courses).
 
     Returns
     -------
@@ -202,13 +209,14 @@ def assess_rows(rows: list[dict], criteria: ResponseCriteria, *, confirm: bool =
             r["new_lesion_pd"] = False
         s.append(r)
 
+    schedule = schedule or CourseSchedule()
     keyed = []
     for r in s:
-        key = _order_key(r["days_from_baseline"], r["course"])
+        key = order_day(r["days_from_baseline"], r["course"], schedule)
         if not bool(r["is_baseline"]) and key is not None and key > 0:
-            keyed.append((key, r))
-    keyed.sort(key=lambda kr: kr[0])  # stable: rows on the same day keep their order
-    follow = [r for _, r in keyed]
+            keyed.append((key, str(r["visit"]), r))
+    keyed.sort(key=lambda kr: kr[:2])  # scans on the same day in visit-label order, whatever the row order
+    follow = [r for _, _, r in keyed]
     base = [r for r in s if bool(r["is_baseline"])]
 
     def add_flag(r, flag):
@@ -280,12 +288,14 @@ def assess_rows(rows: list[dict], criteria: ResponseCriteria, *, confirm: bool =
     return s
 
 
-def _order_key(days, course) -> float | None:
-    """Time order of a scan: days from baseline, else its explicit course × 10⁶; None when neither."""
+def order_day(days, course, schedule: CourseSchedule) -> float | None:
+    """Time order of a scan (days after baseline): its days from baseline, else the scheduled day of
+    its explicit course (a scan without a date sits where its course is due, among the dated
+    scans); None when neither."""
     if not _missing(days):
         return float(days)
     if not _missing(course):
-        return float(course) * 1e6  # explicit course without a date: order by course
+        return float(schedule.target_day(int(course)))
     return None
 
 
