@@ -249,6 +249,8 @@ def reference_assign_courses(df: pd.DataFrame, *, schedule: CourseSchedule | Non
                 k = int(v["course"])
                 if k > 0 and d is not None and schedule.course_of_day(d) != k:
                     flags.append("course-date-mismatch")
+                if k > 0 and d is not None and d < 0:
+                    flags.append("before-baseline")  # not assessed: it precedes the baseline scan
             elif visit == base_visit:
                 k = 0
             elif base_visit is None:

@@ -12,7 +12,7 @@ Rules, per subject and method (MRI and ultrasound are scheduled independently):
    224–280 and 308–364 after baseline.
 4. A scan outside every window is kept with ``course`` empty and the flag
    ``outside-course-window``; a scan before the baseline is flagged
-   ``before-baseline``; a scan without date (and without explicit course) is
+   ``before-baseline`` (also when its course is given) and not assessed; a scan without date (and without explicit course) is
    flagged ``no-scan-date``. Nothing is dropped.
 5. When two scans land in the same course, the one closest to the course's
    target day keeps it cleanly; the others keep the course number but are
@@ -193,6 +193,8 @@ def course_columns(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
                 k = int(explicit_k)
                 if k > 0 and d is not None and schedule.course_of_day(d) != k:
                     flags.append("course-date-mismatch")
+                if k > 0 and d is not None and d < 0:
+                    flags.append("before-baseline")  # not assessed: it precedes the baseline scan
             elif visit == base_visit:
                 k = 0
             elif base_visit is None:
