@@ -7,6 +7,9 @@ flag                        meaning
 ==========================  ===========================================================
 ``empty-mask``              the method left no voxel (the result is "failed")
 ``touches-image-border``    the mask reaches the edge of the image: the lesion may be cut
+``touches-padding``         the mask reaches padding (zero-filled / masked-out voxels at the
+                            crop's minimum, e.g. a brain mask or a resampled field of view):
+                            the lesion may be cut there, as at the image's edge
 ``touches-search-limit``    the mask still reaches the largest search region (possible leak)
 ``multiple-components``     the mask has more than one 26-connected component
 ``outside-box``             more than :data:`OUTSIDE_BOX_FRACTION` of the thresholded
@@ -25,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .common import CONN26, bbox
+from .common import CONN6, CONN26, bbox, padding_mask
 
 #: A box cutting more than this fraction of the region (dimensionless) is flagged.
 OUTSIDE_BOX_FRACTION = 0.05
@@ -56,7 +59,9 @@ def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | N
     -------
     dict
         ``n_voxels``, ``n_components``, ``lesion_mean``, ``lesion_sd``,
-        ``seed_z`` (seed intensity z-score against the lesion), ``touches_border`` (0/1).
+        ``seed_z`` (seed intensity z-score against the lesion), ``touches_border`` (0/1),
+        ``touches_padding`` (0/1: a mask voxel is a face neighbour of a padding voxel,
+        :func:`volumetry.segment.common.padding_mask`).
     """
     vals = crop_image[crop_mask]
     sl = bbox(crop_mask)
@@ -64,7 +69,16 @@ def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | N
     mean, sd = float(vals.mean()), float(vals.std())
     seed_z = float((seed_value - mean) / sd) if seed_value is not None and sd > 0 else float("nan")
     return {"n_voxels": np.count_nonzero(crop_mask), "n_components": int(ncomp), "lesion_mean": mean,
-            "lesion_sd": sd, "seed_z": seed_z, "touches_border": int(bool(touches_image_border))}
+            "lesion_sd": sd, "seed_z": seed_z, "touches_border": int(bool(touches_image_border)),
+            "touches_padding": int(_touches_padding(crop_image, crop_mask))}
+
+
+def _touches_padding(crop_image: np.ndarray, crop_mask: np.ndarray) -> bool:
+    """Whether a mask voxel has a face neighbour that is padding (zero-filled / masked-out voxels)."""
+    pad = padding_mask(crop_image)
+    if not pad.any():
+        return False
+    return bool(np.any(ndimage.binary_dilation(crop_mask, CONN6) & pad & ~crop_mask))
 
 
 def flags_from_qc(qc: dict) -> list[str]:
@@ -72,6 +86,8 @@ def flags_from_qc(qc: dict) -> list[str]:
     flags = []
     if qc.get("touches_border"):
         flags.append("touches-image-border")
+    if qc.get("touches_padding"):
+        flags.append("touches-padding")
     if qc.get("touches_search_limit"):
         flags.append("touches-search-limit")
     if qc.get("n_components", 1) > 1:
