@@ -41,3 +41,19 @@ def test_non_finite_voxels_away_from_the_crop_change_nothing(phantom):
     ref = segment(image, Prompt.from_points(centres, "lps", image), params=p)
     res = segment(far, Prompt.from_points(centres, "lps", far), params=p)
     assert res.ok and np.array_equal(res.mask.array, ref.mask.array) and res.volume_ml == ref.volume_ml
+
+
+def test_command_line_nan_in_the_image_is_exit_2_in_one_line_and_no_mask(tmp_path, capsys):
+    from volumetry.cli import main
+    from volumetry.io.nifti import write_nifti
+
+    image, *_, centres = ellipsoid_phantom(spacing=(1.0, 1.0, 1.0), shape=(30, 40, 40))
+    a = image.array.copy()
+    a[15, 20, 25] = np.nan
+    path = write_nifti(Volume(a, image.spacing, image.origin, image.direction), tmp_path / "t2.nii.gz")
+    out = tmp_path / "m.nii.gz"
+    rc = main(["segment", str(path), "--seed", *map(str, centres[0]), "--seed-space", "lps", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and not out.exists()
+    # the reader refuses such a file already (naming it); segment's own check covers images built in memory
+    assert "t2.nii.gz" in err[0] and "NaN or infinite" in err[0], err

@@ -62,3 +62,13 @@ def test_threshold_still_finds_a_clear_lesion_with_and_without_box(phantom):
     for corners in (None, [centres[0] - 10, centres[0] + 10]):
         res = segment(image, Prompt.from_points(centres, "lps", image, box=corners), method="threshold")
         assert res.ok and dice(res.mask.array, truth) > 0.97 and abs(res.volume_ml / true_ml - 1) < 0.04
+
+
+@pytest.mark.parametrize("method", ["region_growing", "threshold", "levelset"])
+def test_a_box_inside_a_large_lesion_fails_for_every_method(method):
+    image, truth, true_ml, centres = ellipsoid_phantom(spacing=(1.0, 1.0, 1.0), shape=(40, 60, 60),
+                                                       radii=((15.0, 15.0, 15.0),))
+    prompt = Prompt.from_points(centres, "lps", image, box=[centres[0] - 4, centres[0] + 4])
+    res = segment(image, prompt, method=method)
+    # threshold returned the box's thresholded noise (flagged outside-box only) before
+    assert res.status == "failed" and res.volume_ml is None and "lesion" in res.reason
