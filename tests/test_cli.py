@@ -10,3 +10,12 @@ def test_version_and_help(capsys):
 
 def test_unknown_command_is_usage_error(capsys):
     assert main(["no-such-command"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("volumetry: error: argument COMMAND: invalid choice: 'no-such-command'")
+    assert err[0].endswith("see 'volumetry --help'")
+
+
+def test_a_usage_error_of_a_command_is_one_line(capsys):
+    assert main(["run", "--jobs", "two"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["volumetry run: error: argument --jobs: 'two' is not a whole number; see 'volumetry run --help'"]

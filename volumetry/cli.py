@@ -22,9 +22,17 @@ COMMANDS = ("info", "segment", "measure", "phantom", "run", "report", "regress")
 log = logging.getLogger("volumetry")
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (the project's rule for bad input):
+    ``volumetry run: error: argument --jobs: ...; see 'volumetry run --help'``, exit status 2."""
+
+    def error(self, message: str):  # noqa: D102 -- argparse's hook
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser with every available sub-command."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="volumetry",
         description="Lesion volumetry on MRI for clinical trials.",
     )
