@@ -37,10 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Pipeline (benchmarks/pipeline.py)"
 
 
-def load_alone(study) -> list[float]:
-    """Median of 3 in-process reads of each distinct image of the study (s), warm."""
-    from volumetry.io.reader import read_image
-
+def _time_reads(study, read) -> list[float]:
+    """Median of 3 warm calls of ``read(row)`` for each distinct image of the study (s)."""
     times = []
     seen = set()
     for row in study.rows:
@@ -48,14 +46,21 @@ def load_alone(study) -> list[float]:
         if key in seen:
             continue
         seen.add(key)
-        read_image(row.image, series_uid=row.series_uid)  # warm the page cache
+        read(row)  # warm the page cache
         samples = []
         for _ in range(3):
             t0 = time.perf_counter()
-            read_image(row.image, series_uid=row.series_uid)
+            read(row)
             samples.append(time.perf_counter() - t0)
         times.append(statistics.median(samples))
     return times
+
+
+def load_alone(study) -> list[float]:
+    """Median of 3 in-process reads of each distinct image of the study (s), warm."""
+    from volumetry.io.reader import read_image
+
+    return _time_reads(study, lambda row: read_image(row.image, series_uid=row.series_uid))
 
 
 def load_alone_sitk(study) -> list[float]:
@@ -73,21 +78,7 @@ def load_alone_sitk(study) -> list[float]:
             return reader.Execute()
         return sitk.ReadImage(str(path))
 
-    times = []
-    seen = set()
-    for row in study.rows:
-        key = (str(row.image), row.series_uid)
-        if key in seen:
-            continue
-        seen.add(key)
-        read(row)
-        samples = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            read(row)
-            samples.append(time.perf_counter() - t0)
-        times.append(statistics.median(samples))
-    return times
+    return _time_reads(study, read)
 
 
 def scaled_trial(out: Path, factor: int) -> Path:
