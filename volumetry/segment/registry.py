@@ -100,10 +100,10 @@ def resolve_params(method: Method, params: dict | None) -> dict:
                          f"known: {', '.join(sorted(known))}")
     for name, value in params.items():
         if name == "init_params":
-            init = get_method(params.get("init", known.get("init")))
             if "init" not in known:
                 raise InputError(f"method {method.name!r} takes no 'init_params' (only a method refining another "
                                  "one, e.g. levelset, does)")
+            init = get_method(params.get("init", known["init"]))
             try:
                 resolve_params(init, value if value is not None else {})
             except InputError as exc:
