@@ -1,0 +1,686 @@
+"""Fast DICOM SEG encoder: the instance highdicom builds, written without building it.
+
+highdicom's ``Segmentation`` spends tens of milliseconds per instance on IOD
+table look-ups, spatial checks done per source image and pydicom's generic
+writer, while a volumetry SEG always has the same structure: one BINARY
+segment over single-frame source images whose every frame sits on a source
+image (spatial locations preserved). This module reproduces, for that case
+only, the data set highdicom 0.28 makes (same attributes, VRs and values —
+including highdicom's implementation UID and its contributing-equipment item,
+since the file is highdicom's instance encoded another way) and encodes the
+bulky parts (references, per-frame functional groups, pixel data) directly as
+explicit VR little endian bytes. The small top-level attributes are written
+by pydicom.
+
+:func:`plan` decides whether the fast path applies and returns None otherwise
+(enhanced or unusual sources, a frame not on a source image, values
+highdicom would reject or transform); the caller then uses highdicom.
+``tests/test_seg_fast.py`` proves, case by case, that both writers give the
+same data set except UIDs and creation dates/times.
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from volumetry.io.dicom_values import decode_raw
+
+#: Classic single-frame image storage SOP classes handled by the fast path
+#: (MR, CT); anything else goes through highdicom.
+FAST_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2"})
+
+#: Segmentation Storage SOP class.
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_SPATIAL_MATCH_MM = 1e-3  # highdicom's plane-to-source matching distance
+
+#: Top-level tags written here from per-frame data (an override naming one sends the SEG to highdicom).
+_BULK_TAGS = (0x00081115, 0x00082112, 0x52009230, 0x7FE00010)
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
+_ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
+_u16 = struct.Struct("<H").pack
+_u32 = struct.Struct("<I").pack
+
+
+# ----------------------------------------------------------------------------- encoding
+def _el(tag: int, vr: str, value: bytes) -> bytes:
+    """One explicit-VR little-endian element (``value`` already padded to even length)."""
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr in _LONG_VRS:
+        return head + b"\0\0" + _u32(len(value)) + value
+    return head + _u16(len(value)) + value
+
+
+def _sq(tag: int, items: Sequence[bytes]) -> bytes:
+    """A sequence of defined length whose items (encoded bodies) have defined lengths (as pydicom writes)."""
+    body = b"".join(_ITEM + _u32(len(it)) + it for it in items)
+    return _el(tag, "SQ", body)
+
+
+def _text(value: str, pad: bytes = b" ") -> bytes:
+    b = value.encode("ascii")
+    return b + pad if len(b) % 2 else b
+
+
+def _ds_string(value: str) -> str:
+    """The string pydicom's ``DS(value, auto_format=True)`` keeps for a decimal string (highdicom's
+    plane position values): the stripped string when it is a valid DS, else the number reformatted."""
+    from pydicom.valuerep import format_number_as_ds, is_valid_ds
+
+    text = value.strip()
+    return text if is_valid_ds(text) else format_number_as_ds(float(text))
+
+
+_STRING_VRS = frozenset({"AE", "AS", "CS", "UI", "UR"})
+_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
+_BINARY = {"US": "H", "UL": "I", "SS": "h", "SL": "i", "FL": "f", "FD": "d"}
+
+
+class _Top(dict):
+    """``tag -> (VR, value)``, filled by keyword like a pydicom ``Dataset`` (values stored as
+    given; :func:`_encode_element` writes them as pydicom's writer would)."""
+
+    def __setattr__(self, keyword: str, value: Any) -> None:
+        tag, vr = _tag_vr(keyword)
+        self[tag] = (vr, value)
+
+    def add(self, elem) -> None:
+        self[int(elem.tag)] = (elem.VR, elem.value)
+
+
+@functools.lru_cache(maxsize=None)
+def _tag_vr(keyword: str) -> tuple[int, str]:
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise AttributeError(f"unknown DICOM keyword {keyword!r}")
+    return int(tag), dictionary_VR(tag)
+
+
+def _data_element(keyword: str, value: Any):
+    """The element pydicom's ``setattr(dataset, keyword, value)`` makes (value converted to its VR)."""
+    from pydicom.dataelem import DataElement
+
+    tag, vr = _tag_vr(keyword)
+    return DataElement(tag, vr, value)
+
+
+def _is_multi(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+
+
+def _encode_element(tag: int, vr: str, value: Any, encodings) -> bytes:
+    """One element as pydicom's ``write_data_element`` encodes it (explicit VR little endian);
+    the values it does not write here (dates and times, non-ASCII text, other VRs) are written
+    by pydicom itself."""
+    if value is None or (isinstance(value, (str, bytes)) and len(value) == 0) or \
+            (_is_multi(value) and len(value) == 0):
+        return _el(tag, vr, b"")
+    if vr == "SQ":
+        return _sq(tag, [_encode_item(item, encodings) for item in value])
+    values = list(value) if _is_multi(value) else [value]
+    if vr in _STRING_VRS or vr in _TEXT_VRS:
+        try:
+            raw = "\\".join(str(v) for v in values).encode("ascii")
+        except UnicodeEncodeError:
+            return _pydicom_element(tag, vr, value, encodings)
+        pad = b"\0" if vr == "UI" else b" "
+        return _el(tag, vr, raw + pad if len(raw) % 2 else raw)
+    if vr in ("DS", "IS"):
+        text = "\\".join(getattr(v, "original_string", None) or str(v) for v in values)
+        return _el(tag, vr, _text(text))
+    fmt = _BINARY.get(vr)
+    if fmt is not None:
+        return _el(tag, vr, struct.pack("<" + fmt * len(values), *values))
+    if vr == "AT":
+        return _el(tag, vr, b"".join(struct.pack("<HH", int(t) >> 16, int(t) & 0xFFFF) for t in values))
+    if vr in ("DA", "TM", "DT") and not _is_multi(value):
+        # pydicom writes a date/time's original string (a str, or the one its DA/TM/DT object keeps)
+        text = value if isinstance(value, str) else getattr(value, "original_string", None)
+        if isinstance(text, str):
+            return _el(tag, vr, _text(text))
+    if vr == "OB" and isinstance(value, bytes):
+        return _el(tag, vr, value + b"\0" if len(value) % 2 else value)
+    return _pydicom_element(tag, vr, value, encodings)
+
+
+def _encode_item(item, encodings) -> bytes:
+    if isinstance(item, dict):
+        return b"".join(_encode_element(tag, vr, value, encodings) for tag, (vr, value) in sorted(item.items()))
+    return b"".join(_encode_element(int(e.tag), e.VR, e.value, encodings) for e in item)
+
+
+def _pydicom_element(tag: int, vr: str, value: Any, encodings) -> bytes:
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_data_element(fp, DataElement(tag, vr, value), encodings)
+    return fp.getvalue()
+
+
+@functools.lru_cache(maxsize=None)
+def _encoded_dataset(key: str) -> bytes:
+    """Body bytes of a constant highdicom data set (code items), encoded once by pydicom."""
+    from highdicom.image import _PURPOSE_CODE
+    from highdicom.seg.sop import _DERIVATION_CODE
+
+    return _encode_body({"purpose": _PURPOSE_CODE, "derivation": _DERIVATION_CODE}[key], None)
+
+
+def _encode_body(ds, encodings) -> bytes:
+    """Elements of a pydicom data set as explicit VR little endian bytes (pydicom's writer)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_dataset(fp, ds, parent_encoding=encodings or "iso8859")
+    return fp.getvalue()
+
+
+#: Root attributes highdicom 0.28 copies from an MR or CT image (the Specimen module of the Image
+#: IE and every module of the Patient and Study IEs of those IODs), so that the fast path does not
+#: load highdicom's tables of the standard (0.2 s); ``tests/test_seg_fast.py`` checks this list
+#: against the tables.
+COPIED_KEYWORDS = (
+    "ContainerIdentifier", "IssuerOfTheContainerIdentifierSequence", "AlternateContainerIdentifierSequence",
+    "ContainerTypeCodeSequence", "ContainerDescription", "ContainerComponentSequence",
+    "SpecimenDescriptionSequence", "ReferencedPatientSequence", "PatientName", "PatientID",
+    "IssuerOfPatientID", "TypeOfPatientID", "IssuerOfPatientIDQualifiersSequence",
+    "SourcePatientGroupIdentificationSequence", "GroupOfPatientsIdentificationSequence", "PatientBirthDate",
+    "PatientBirthTime", "PatientBirthDateInAlternativeCalendar", "PatientDeathDateInAlternativeCalendar",
+    "PatientAlternativeCalendar", "PatientSex", "QualityControlSubject", "StrainDescription",
+    "StrainNomenclature", "StrainStockSequence", "StrainAdditionalInformation", "StrainCodeSequence",
+    "GeneticModificationsSequence", "OtherPatientNames", "OtherPatientIDsSequence",
+    "ReferencedPatientPhotoSequence", "EthnicGroupCodeSequence", "PatientSpeciesDescription",
+    "PatientSpeciesCodeSequence", "PatientBreedDescription", "PatientBreedCodeSequence",
+    "BreedRegistrationSequence", "ResponsiblePerson", "ResponsiblePersonRole", "ResponsibleOrganization",
+    "PatientComments", "PatientIdentityRemoved", "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence", "ClinicalTrialSponsorName", "ClinicalTrialProtocolID",
+    "ClinicalTrialProtocolName", "IssuerOfClinicalTrialProtocolID", "OtherClinicalTrialProtocolIDsSequence",
+    "ClinicalTrialSiteID", "ClinicalTrialSiteName", "IssuerOfClinicalTrialSiteID", "ClinicalTrialSubjectID",
+    "IssuerOfClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID", "IssuerOfClinicalTrialSubjectReadingID",
+    "ClinicalTrialProtocolEthicsCommitteeName", "ClinicalTrialProtocolEthicsCommitteeApprovalNumber",
+    "StudyDate", "StudyTime", "AccessionNumber", "IssuerOfAccessionNumberSequence", "ReferringPhysicianName",
+    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianName",
+    "ConsultingPhysicianIdentificationSequence", "StudyDescription", "ProcedureCodeSequence",
+    "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence", "NameOfPhysiciansReadingStudy",
+    "PhysiciansReadingStudyIdentificationSequence", "ReferencedStudySequence", "StudyInstanceUID", "StudyID",
+    "RequestingService", "RequestingServiceCodeSequence", "ReasonForPerformedProcedureCodeSequence",
+    "AdmittingDiagnosesDescription", "AdmittingDiagnosesCodeSequence", "PatientAge", "PatientSize",
+    "PatientSizeCodeSequence", "PatientBodyMassIndex", "MeasuredAPDimension", "MeasuredLateralDimension",
+    "PatientWeight", "MedicalAlerts", "Allergies", "Occupation", "SmokingStatus", "AdditionalPatientHistory",
+    "PregnancyStatus", "LastMenstrualDate", "PatientSexNeutered", "ReasonForVisit",
+    "ReasonForVisitCodeSequence", "AdmissionID", "IssuerOfAdmissionIDSequence", "ServiceEpisodeID",
+    "ServiceEpisodeDescription", "IssuerOfServiceEpisodeIDSequence", "PatientState",
+    "ClinicalTrialTimePointID", "ClinicalTrialTimePointDescription", "LongitudinalTemporalOffsetFromEvent",
+    "LongitudinalTemporalEventType", "ClinicalTrialTimePointTypeCodeSequence",
+    "IssuerOfClinicalTrialTimePointID", "ConsentForClinicalTrialUseSequence",
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _copied_tags(sop_class_uid: str) -> tuple[int, ...]:
+    """Tags of the root attributes highdicom copies from a source of this SOP class (see
+    :data:`COPIED_KEYWORDS`; other SOP classes are looked up in highdicom's tables)."""
+    from pydicom.datadict import tag_for_keyword
+
+    if sop_class_uid in FAST_SOP_CLASSES:
+        return tuple(int(tag_for_keyword(k)) for k in COPIED_KEYWORDS)
+    return _copied_tags_from_standard(sop_class_uid)
+
+
+def _copied_tags_from_standard(sop_class_uid: str) -> tuple[int, ...]:
+    """Root attributes highdicom copies from a source of this SOP class (Specimen module of the
+    Image IE, then every module of the Patient and Study IEs), in highdicom's order, from its tables."""
+    from highdicom._standard_utils import get_iod_module_map, get_module_attribute_map, get_sop_class_iod_map
+    from pydicom.datadict import tag_for_keyword
+
+    iod_modules = get_iod_module_map()[get_sop_class_iod_map()[sop_class_uid]]
+    attributes = get_module_attribute_map()
+    keys = [m["key"] for m in iod_modules if m["ie"] == "Image" and m["key"] == "specimen"]
+    keys += [m["key"] for m in iod_modules if m["ie"] == "Patient"]
+    keys += [m["key"] for m in iod_modules if m["ie"] == "Study"]
+    tags = []
+    for key in keys:
+        for item in attributes[key]:
+            if len(item["path"]) == 0:
+                tags.append(int(tag_for_keyword(str(item["keyword"]))))
+    return tuple(tags)
+
+
+def _acquisition_equipment(dataset):
+    """``highdicom.ContributingEquipment.for_image_acquisition(dataset)`` for a source of
+    :data:`FAST_SOP_CLASSES` (image IODs: highdicom's pixel-data look-up in the standard's
+    tables, the slow part, is known to pass); None where highdicom raises."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    manufacturer = dataset.get("Manufacturer")
+    if manufacturer is None or manufacturer == "":
+        return None
+    contribution_datetime = dataset.get("AcquisitionDateTime")
+    if contribution_datetime is None:
+        date, time = dataset.get("AcquisitionDate"), dataset.get("AcquisitionTime")
+        if isinstance(date, datetime.date) and isinstance(time, datetime.time):
+            contribution_datetime = datetime.datetime.combine(dataset.AcquisitionDate, dataset.AcquisitionTime)
+    return hd.ContributingEquipment(
+        manufacturer=manufacturer,
+        purpose_of_reference=codes.DCM.AcquisitionEquipment,
+        manufacturer_model_name=dataset.get("ManufacturerModelName"),
+        software_versions=dataset.get("SoftwareVersions"),
+        device_serial_number=dataset.get("DeviceSerialNumber"),
+        institution_name=dataset.get("InstitutionName"),
+        institutional_department_name=dataset.get("InstitutionalDepartmentName"),
+        institution_address=dataset.get("InstitutionAddress"),
+        station_name=dataset.get("StationName"),
+        contribution_datetime=contribution_datetime,
+        contribution_description="Acquisition equipment of the source image(s)",
+    )
+
+
+# ----------------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class SourceRef:
+    """What the SEG needs of one source image: UIDs and the stored position/orientation strings."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_uid: str
+    study_uid: str
+    frame_of_reference_uid: str | None
+    rows: int
+    cols: int
+    position: tuple[str, str, str]
+    orientation: tuple[float, ...]
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        value = [value]
+    out = []
+    for v in value:
+        s = getattr(v, "original_string", None)
+        out.append(str(s if s is not None else v).strip())
+    return out
+
+
+def source_ref(ds) -> SourceRef | None:
+    """The :class:`SourceRef` of a single-frame source header (pydicom data set or
+    :class:`~volumetry.io.seg.LightHeader`), or None when the fast path does not apply to it."""
+    try:
+        if "PerFrameFunctionalGroupsSequence" in ds or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+            return None
+        sop_class = str(ds.SOPClassUID)
+        if sop_class not in FAST_SOP_CLASSES:
+            return None
+        pos = [_ds_string(v) for v in (ds.raw_strings("ImagePositionPatient") if hasattr(ds, "raw_strings")
+                                       else _strings(ds.ImagePositionPatient))]
+        ori = tuple(float(v) for v in ds.ImageOrientationPatient)
+        if len(pos) != 3 or len(ori) != 6:
+            return None
+        for_uid = ds.get("FrameOfReferenceUID")
+        return SourceRef(sop_class, str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID),
+                         None if for_uid is None else str(for_uid), int(ds.Rows), int(ds.Columns),
+                         tuple(pos), ori)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- the data set
+@dataclass
+class FastSeg:
+    """A SEG ready to encode: top-level pydicom data set + the bulk parts' inputs."""
+
+    top: Any
+    sources: list[SourceRef]
+    frame_sources: list[list[int]]  # per written frame (sorted), the matched source indices
+    frame_positions: list[tuple[str, str, str]]
+    pixel_bytes: bytes
+    sop_instance_uid: str
+
+
+def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[np.ndarray], *,
+         orientation: Sequence[float], pixel_spacing: Sequence[float], description, series_uid: str, sop_uid: str, series_number: int, series_description: str | None,
+         manufacturer: str, model_name: str, software_versions: str, device_serial_number: str,
+         overrides: Mapping[str, Any] | None, now: datetime.datetime | None = None,
+         refs: Sequence[SourceRef | None] | None = None) -> FastSeg | None:
+    """Build the SEG data set highdicom would build, or None when the fast path does not apply.
+
+    Parameters
+    ----------
+    datasets : sequence
+        Source headers in the order given to highdicom; the first one is a full pydicom
+        data set (its patient/study modules are copied), the others may be light headers.
+    pixel_array : numpy.ndarray
+        ``(frames, rows, columns)`` 0/1 planes in the order of ``positions``.
+    positions : sequence of numpy.ndarray
+        ImagePositionPatient (LPS mm) of each plane, as given to highdicom.
+    orientation : sequence of float
+        ImageOrientationPatient given to highdicom (row then column cosines).
+    pixel_spacing : sequence of float
+        PixelSpacing given to highdicom (mm, between rows then columns).
+    description : highdicom.seg.SegmentDescription
+    series_uid, sop_uid, series_number, series_description, manufacturer, model_name,
+    software_versions, device_serial_number
+        As given to ``highdicom.seg.Segmentation``.
+    overrides : mapping or None
+        Keywords set on the data set after it is built.
+    now : datetime, optional
+        Creation time (default: now).
+    refs : sequence of SourceRef, optional
+        :func:`source_ref` of ``datasets`` when already computed.
+
+    Returns
+    -------
+    FastSeg or None
+    """
+    import highdicom as hd
+    from highdicom.spatial import (_are_orientations_equal, _get_slice_distances, get_normal_vector,
+                                   get_volume_positions)
+    from highdicom.valuerep import _check_specific_character_set
+    from pydicom.valuerep import DA, TM, format_number_as_ds
+
+    from pydicom.datadict import tag_for_keyword
+
+    src = datasets[0]
+
+    for kw in overrides or {}:
+        tag = tag_for_keyword(kw)
+        if tag is None or tag in _BULK_TAGS:
+            return None
+    refs = list(refs) if refs is not None else [source_ref(ds) for ds in datasets]
+    if any(r is None for r in refs):
+        return None
+    first = refs[0]
+    if first.frame_of_reference_uid is None:
+        return None
+    if len({(r.study_uid, r.series_uid, r.rows, r.cols, r.frame_of_reference_uid) for r in refs}) != 1:
+        return None
+    if any(r.orientation != first.orientation for r in refs):
+        return None  # highdicom refuses sources without a shared orientation
+    n_planes, rows, cols = pixel_array.shape
+    if (rows, cols) != (first.rows, first.cols) or n_planes != len(positions) or n_planes == 0:
+        return None
+    try:
+        sex = src.PatientSex
+        if sex not in (None, "") and str(sex) not in ("M", "F", "O"):
+            return None
+        patient_values = (src.PatientID, src.PatientName, DA(src.PatientBirthDate), src.AccessionNumber,
+                          src.StudyID, src.StudyDate, src.StudyTime, src.Modality, src.SliceThickness,
+                          src.PixelSpacing, src.ImageOrientationPatient)
+        lossy = getattr(src, "LossyImageCompression", "00")
+    except (AttributeError, ValueError, TypeError):
+        return None
+    if lossy == "01" or not str(src.Modality).replace("_", "").isalnum():
+        return None
+
+    # --- geometry as highdicom derives it (spatial locations preserved, source values copied)
+    source_orientation = hd.PlaneOrientationSequence(coordinate_system="PATIENT",
+                                                     image_orientation=src.ImageOrientationPatient)
+    source_measures = hd.PixelMeasuresSequence(pixel_spacing=src.PixelSpacing, slice_thickness=src.SliceThickness,
+                                               spacing_between_slices=src.get("SpacingBetweenSlices", None))
+    # highdicom keeps the source's orientation and pixel measures when ours equal them
+    if not _are_orientations_equal(tuple(float(v) for v in orientation), source_orientation.cosines):
+        return None
+    if not np.allclose([float(v) for v in pixel_spacing], source_measures[0].PixelSpacing, rtol=1e-4):
+        return None
+    # plane position values: the floats given to highdicom (DS(float, auto_format) keeps the float)
+    plane_values = np.array([[float(v) for v in p] for p in positions])
+    src_positions = np.array([[float(v) for v in r.position] for r in refs])
+    distances = np.linalg.norm(plane_values[:, None, :] - src_positions, axis=-1)
+    min_d = distances.min(axis=1)
+    if not np.all(min_d < _SPATIAL_MATCH_MM):
+        return None
+    matched = [list(np.nonzero(distances[i] == min_d[i])[0]) for i in range(n_planes)]
+    normal = get_normal_vector(source_orientation[0].ImageOrientationPatient,
+                               index_convention=hd.spatial.VOLUME_INDEX_CONVENTION)
+    _, sort_index = np.unique(_get_slice_distances(plane_values, normal), return_index=True)
+    if len(sort_index) != n_planes:
+        return None
+
+    now = now or datetime.datetime.now()
+    top = _Top()
+    # highdicom.base.SOPClass
+    top.PatientID = patient_values[0]
+    top.PatientName = patient_values[1]
+    top.PatientBirthDate = patient_values[2]
+    top.PatientSex = sex
+    top.StudyInstanceUID = str(src.StudyInstanceUID)
+    top.AccessionNumber = patient_values[3]
+    top.StudyID = patient_values[4]
+    top.StudyDate = DA(patient_values[5]) if patient_values[5] is not None else None
+    top.StudyTime = TM(patient_values[6]) if patient_values[6] is not None else None
+    top.ReferringPhysicianName = getattr(src, "ReferringPhysicianName", None)
+    top.SeriesInstanceUID = str(series_uid)
+    top.SeriesNumber = int(series_number)
+    top.Modality = "SEG"
+    if series_description is not None:
+        top.SeriesDescription = series_description
+    top.Manufacturer = manufacturer
+    top.ManufacturerModelName = model_name
+    top.DeviceSerialNumber = device_serial_number
+    top.SoftwareVersions = software_versions
+    top.SOPInstanceUID = str(sop_uid)
+    top.SOPClassUID = SEG_SOP_CLASS
+    top.InstanceNumber = 1
+    top.InstanceCreationDate = DA(now.date())
+    top.InstanceCreationTime = TM(now.time())
+    charset = src.get("SpecificCharacterSet")
+    if charset is not None:
+        top.SpecificCharacterSet = _check_specific_character_set(charset)
+    top.ContentDate = DA(now.date())
+    top.ContentTime = TM(now.time())
+    # copy_specimen_information, copy_patient_and_study_information
+    for tag in _copied_tags(first.sop_class_uid):
+        if tag in src:
+            elem = src[tag]
+            if len(elem.VR) != 2:
+                return None  # an ambiguous VR: pydicom's writer resolves it in the highdicom path
+            top.add(elem)
+    # contributing equipment
+    equipment = []
+    try:
+        acquisition = _acquisition_equipment(src)
+    except Exception:  # noqa: BLE001 -- highdicom leaves the item out on any error
+        acquisition = None
+    if acquisition is not None:
+        equipment.append(acquisition)
+    equipment.append(hd.ContributingEquipment.for_highdicom())
+    top.ContributingEquipmentSequence = equipment
+    # Segmentation
+    top.SegmentationType = "BINARY"
+    top.ContentLabel = f"{src.Modality}_SEG"
+    top.ContentDescription = None
+    top.SegmentSequence = [description]
+    # _init_multiframe_image
+    top.FrameOfReferenceUID = src.FrameOfReferenceUID
+    top.PositionReferenceIndicator = getattr(src, "PositionReferenceIndicator", None)
+    top.BitsAllocated = 1
+    top.SamplesPerPixel = 1
+    top.PhotometricInterpretation = "MONOCHROME2"
+    top.BitsStored = 1
+    top.HighBit = 0
+    top.PixelRepresentation = 0
+    top.ImageType = ["DERIVED", "PRIMARY"]
+    top.PresentationLUTShape = "IDENTITY"
+    top.LossyImageCompression = lossy
+    top.Rows = rows
+    top.Columns = cols
+    dim_uid = hd.UID()
+    dim_items = []
+    for pointer, group, label in ((0x0062000B, 0x0062000A, "Referenced Segment Number"),
+                                  (0x00200032, 0x00209113, "Image Position Patient")):
+        item = _Top()
+        item.DimensionOrganizationUID = dim_uid
+        item.DimensionIndexPointer = pointer
+        item.FunctionalGroupPointer = group
+        item.DimensionDescriptionLabel = label
+        dim_items.append(item)
+    top.DimensionIndexSequence = dim_items
+    shared = _Top()
+    shared.PlaneOrientationSequence = source_orientation
+    if "SpacingBetweenSlices" not in source_measures[0]:
+        slice_spacing, _ = get_volume_positions(image_positions=plane_values,
+                                                image_orientation=source_orientation[0].ImageOrientationPatient)
+        if slice_spacing is not None:
+            source_measures[0].SpacingBetweenSlices = format_number_as_ds(slice_spacing)
+    shared.PixelMeasuresSequence = source_measures
+    ident = _Top()
+    ident.ReferencedSegmentNumber = 1
+    shared.SegmentIdentificationSequence = [ident]
+    top.SharedFunctionalGroupsSequence = [shared]
+    org = _Top()
+    org.DimensionOrganizationUID = dim_uid
+    top.DimensionOrganizationSequence = [org]
+    if n_planes > 1:
+        spacing, _ = get_volume_positions(image_positions=plane_values,
+                                          image_orientation=source_orientation[0].ImageOrientationPatient,
+                                          sort=False)
+        if spacing is not None and spacing > 0.0:
+            top.DimensionOrganizationType = "3D"
+    top.NumberOfFrames = n_planes
+    top.SegmentsOverlap = "NO"
+    for keyword, value in (overrides or {}).items():
+        top.add(_data_element(keyword, value))
+
+    planes = np.ascontiguousarray(pixel_array[sort_index], dtype=np.uint8)
+    pixel_bytes = np.packbits(planes.ravel() != 0, bitorder="little").tobytes()
+    if len(pixel_bytes) % 2:
+        pixel_bytes += b"0"  # highdicom pads an odd length with the character "0"
+    frame_sources = [matched[i] for i in sort_index]
+    frame_positions = [refs[m[0]].position for m in frame_sources]
+    return FastSeg(top, refs, frame_sources, frame_positions, pixel_bytes, str(sop_uid))
+
+
+def encode(seg: FastSeg) -> bytes:
+    """The Part-10 file bytes (explicit VR little endian) of a :class:`FastSeg`."""
+    from highdicom.version import __version__ as hd_version
+    from pydicom.charset import convert_encodings
+    from pydicom.filebase import DicomBytesIO
+
+    top = seg.top
+    # file meta information (group 2) as highdicom sets it and pydicom writes it
+    meta = b"".join((
+        _el(0x00020001, "OB", b"\x00\x01"),
+        _el(0x00020002, "UI", _text(SEG_SOP_CLASS, b"\0")),
+        _el(0x00020003, "UI", _text(seg.sop_instance_uid, b"\0")),
+        _el(0x00020010, "UI", _text(_EXPLICIT_LE, b"\0")),
+        _el(0x00020012, "UI", _text("1.2.826.0.1.3680043.9.7433.1.1", b"\0")),  # highdicom's
+        _el(0x00020013, "SH", _text(f"highdicom{hd_version}")),
+    ))
+    fp = DicomBytesIO()
+    fp.write(b"\0" * 128 + b"DICM" + _el(0x00020000, "UL", _u32(len(meta))) + meta)
+
+    charset = top.get(0x00080005, (None, None))[1]
+    encodings = convert_encodings(charset or "ISO_IR 6")
+    purpose = _encoded_dataset("purpose")
+    derivation = _encoded_dataset("derivation")
+    ref_items = [_el(0x00081150, "UI", _text(r.sop_class_uid, b"\0")) +
+                 _el(0x00081155, "UI", _text(r.sop_instance_uid, b"\0")) for r in seg.sources]
+    by_series: dict[str, list[bytes]] = {}
+    for r, item in zip(seg.sources, ref_items):
+        by_series.setdefault(r.series_uid, []).append(item)
+    bulk = {
+        0x00081115: _sq(0x00081115, [_sq(0x0008114A, items) + _el(0x0020000E, "UI", _text(uid, b"\0"))
+                                     for uid, items in by_series.items()]),
+        0x00082112: _sq(0x00082112, ref_items),
+        0x52009230: _sq(0x52009230, _frame_items(seg, ref_items, purpose, derivation)),
+        0x7FE00010: _el(0x7FE00010, "OB", seg.pixel_bytes),
+    }
+    parts = [(tag, _encode_element(tag, vr, value, encodings)) for tag, (vr, value) in top.items()]
+    parts += bulk.items()
+    parts.sort(key=lambda p: p[0])
+    fp.write(b"".join(p[1] for p in parts))
+    return fp.getvalue()
+
+
+def _frame_items(seg: FastSeg, ref_items: list[bytes], purpose: bytes, derivation: bytes) -> list[bytes]:
+    purpose_sq = _sq(0x0040A170, [purpose])
+    src_items = [item + _el(0x0028135A, "CS", b"YES ") + purpose_sq for item in ref_items]
+    derivation_sq = _sq(0x00089215, [derivation])
+    out = []
+    for n, (matched, pos) in enumerate(zip(seg.frame_sources, seg.frame_positions), start=1):
+        der = _sq(0x00089124, [_sq(0x00082112, [src_items[m] for m in matched]) + derivation_sq])
+        content = _sq(0x00209111, [_el(0x00209157, "UL", struct.pack("<II", 1, n))])
+        position = _sq(0x00209113, [_el(0x00200032, "DS", _text("\\".join(pos)))])
+        out.append(der + content + position)
+    return out
+
+
+# ----------------------------------------------------------------------------- light headers
+_MISSING = object()
+
+
+class LightHeader:
+    """Top-level attributes of a classic single-frame header, parsed by
+    :mod:`volumetry.io.dicom_rawheader` (sequences skipped), with the small part of
+    pydicom's ``Dataset`` interface that :mod:`volumetry.io.seg` uses on a source image
+    that is not the first one (whose modules are copied, so it is read by pydicom)."""
+
+    def __init__(self, raw, path: str) -> None:
+        self._raw = raw
+        self.filename = path
+        self._cache: dict = {}
+
+    def __contains__(self, keyword) -> bool:
+        return keyword in self._raw
+
+    def get(self, keyword, default=None):
+        if keyword in self._cache:
+            return self._cache[keyword]
+        if not (isinstance(keyword, str) and keyword in _LIGHT_DECODE):
+            return self._raw.get(keyword, default)
+        tag, vr = _tag_vr(keyword)
+        elem = self._raw.get_item(tag)
+        if elem is None:
+            return default
+        value = decode_raw(elem, vr)
+        self._cache[keyword] = value
+        return value
+
+    def __getattr__(self, keyword: str):
+        if keyword.startswith("_"):
+            raise AttributeError(keyword)
+        value = self.get(keyword, _MISSING)
+        if value is _MISSING:
+            raise AttributeError(f"{self.filename}: no {keyword}")
+        return value
+
+    def raw_strings(self, keyword: str) -> list[str]:
+        """The stored backslash-separated values of a text element, each stripped."""
+        elem = self._raw.get_item(keyword)
+        if elem is None:
+            raise AttributeError(f"{self.filename}: no {keyword}")
+        return [v.strip(" \0") for v in elem.value.decode("latin-1").strip(" \0").split("\\")]
+
+
+#: Attributes a SEG reads from every source header, decoded straight from the raw bytes by
+#: :func:`volumetry.io.dicom_values.decode_raw` (numbers, UIDs, code strings; a single value unwrapped).
+_LIGHT_DECODE = frozenset({
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "Rows",
+    "Columns", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImageType",
+})
+
+
+def read_light_header(path: str) -> LightHeader | None:
+    """A :class:`LightHeader` of ``path``, or None when the raw parser leaves the file to pydicom."""
+    import os
+
+    from volumetry.io.dicom_rawheader import read_raw_header
+
+    with open(path, "rb") as fp:
+        parsed = read_raw_header(fp, os.fstat(fp.fileno()).st_size)
+    return None if parsed is None else LightHeader(parsed[0], str(path))

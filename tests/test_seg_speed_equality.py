@@ -1,0 +1,279 @@
+"""The DICOM SEG writer's speed work changes no output byte.
+
+Every case writes the same SEGs twice, with the writer as it was before the speed work
+(``tests/seg_reference``: the committed code, kept verbatim) and with the current one, from the
+same inputs, with the UID generator and the clock made deterministic (the only inputs that differ
+between two runs), and compares the files byte for byte. Cases: the pipeline's path
+(``write_seg_for``, several lesions of one series sharing the headers read once, with and without
+pseudonymisation, files recorded or found again), oblique and slice-gap sample series, a volume of a
+dual-echo series, CT sources on a flipped grid, other character sets and implicit VR, anonymised
+sources, the highdicom fallback, and real scanner exports (classic multi-volume, enhanced
+multi-frame) when ``../shared/data`` is present.
+"""
+from __future__ import annotations
+
+import datetime
+import itertools
+import types
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from dicom_factory import write_series
+from seg_reference import outputs as ref_outputs
+from seg_reference import seg as ref_seg
+from seg_reference import seg_fast as ref_seg_fast
+from test_seg import DIRECTION, _grid_from_written, write_mr_series
+from test_seg_fast import _blob, _rewrite
+
+from volumetry.image import Volume
+from volumetry.io import seg, seg_fast
+from volumetry.io.dicom import load_dicom
+from volumetry.pipeline import outputs
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+_NOW = datetime.datetime(2026, 3, 4, 5, 6, 7, 890123)
+
+
+class _FixedDatetime(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return cls(*_NOW.timetuple()[:6], _NOW.microsecond, tzinfo=tz)
+
+
+@pytest.fixture
+def frozen(monkeypatch):
+    """Deterministic UIDs and clock; returns ``reset()`` (call it before each writer's run)."""
+    import highdicom.base
+    import highdicom.base_content
+
+    clock = types.SimpleNamespace(datetime=_FixedDatetime, date=datetime.date, time=datetime.time,
+                                  timedelta=datetime.timedelta, timezone=datetime.timezone)
+    for module in (seg_fast, ref_seg_fast, highdicom.base, highdicom.base_content):
+        monkeypatch.setattr(module, "datetime", clock)
+    counter = [itertools.count(1)]
+    monkeypatch.setattr(pydicom.uid, "generate_uid",
+                        lambda prefix=None, entropy_srcs=None: f"1.2.826.0.1.3680043.10.1453.{next(counter[0])}")
+
+    def reset():
+        counter[0] = itertools.count(1)
+
+    return reset
+
+
+@pytest.fixture
+def fast_calls(monkeypatch):
+    """How many SEGs the current writer's fast path encoded."""
+    calls = []
+    real = seg_fast.encode
+    monkeypatch.setattr(seg_fast, "encode", lambda built: calls.append(1) or real(built))
+    return calls
+
+
+def _assert_same_files(new: list[Path], ref: list[Path]) -> None:
+    assert len(new) == len(ref) > 0
+    for a, b in zip(new, ref):
+        da, db = a.read_bytes(), b.read_bytes()
+        assert len(da) > 1000
+        assert da == db, f"{a.name}: {len(da)} bytes, reference {len(db)}; first difference at byte " \
+                         f"{next(i for i, (x, y) in enumerate(zip(da, db + b'?' * len(da))) if x != y)}"
+
+
+def _write_seg_both(frozen, tmp_path: Path, jobs: list[tuple[Volume, list, dict]], *, shared: bool = False):
+    """Each (mask, files, kwargs) of ``jobs`` written by both writers; with ``shared``, every job
+    uses one prepared SegSources per writer (several masks of one series)."""
+    out = {}
+    for name, module in (("new", seg), ("ref", ref_seg)):
+        frozen()
+        folder = tmp_path / name
+        sources = module.prepare_sources(jobs[0][1]) if shared else None
+        out[name] = [module.write_seg(mask, sources or files, folder / f"{n}.dcm", **kwargs)
+                     for n, (mask, files, kwargs) in enumerate(jobs)]
+    _assert_same_files(out["new"], out["ref"])
+    return out["new"]
+
+
+def _write_for_both(frozen, tmp_path: Path, jobs: list[tuple], pseudonymized: bool) -> list[Path]:
+    """``write_seg_for`` of the pipeline (current and reference) for each (mask, source, files, lesion),
+    sharing one cache of source headers per writer, as one run does."""
+    out = {}
+    for name, write in (("new", outputs.write_seg_for), ("ref", ref_outputs.write_seg_for)):
+        frozen()
+        cache: dict = {}
+        out[name] = [write(mask, source, tmp_path / name / f"{n}.dcm", "SUBJ-9", lesion, pseudonymized,
+                           files=files, cache=cache) for n, (mask, source, files, lesion) in enumerate(jobs)]
+    _assert_same_files(out["new"], out["ref"])
+    return out["new"]
+
+
+def _sample(name: str):
+    image = load_dicom(SAMPLE / name / "dicom")
+    return image, [Path(f) for f in image.meta["files"]]
+
+
+def _lesions(image: Volume, centres, radii=(8.0, 6.0, 6.0)) -> list[Volume]:
+    nk, nj, ni = image.array.shape
+    return [image.with_array(_blob(image.array.shape, (ni * c[0], nj * c[1], nk * c[2]), radii, image.spacing))
+            for c in centres]
+
+
+@pytest.mark.parametrize("pseudonymized", [False, True], ids=["identified", "pseudonymised"])
+def test_pipeline_segs_of_sample_series_are_byte_identical(frozen, fast_calls, tmp_path, pseudonymized):
+    """Several lesions per series (headers read once), oblique (PH003 course 1), slice gap with
+    SpacingBetweenSlices (PH004 course 1), plain axial; files recorded by the task or found again."""
+    jobs = []
+    for name, centres in (("PH005/baseline", [(0.3, 0.4, 0.4), (0.7, 0.6, 0.6), (0.5, 0.5, 0.5)]),
+                          ("PH003/course1", [(0.45, 0.55, 0.5)]), ("PH004/course1", [(0.4, 0.5, 0.5), (0.6, 0.4, 0.3)]),
+                          ("PH001/baseline", [(0.5, 0.5, 0.5)])):
+        image, files = _sample(name)
+        source = (str(SAMPLE / name / "dicom"), image.meta["series_uid"])
+        for n, mask in enumerate(_lesions(image, centres), start=1):
+            jobs.append((mask, source, [str(f) for f in files] if n % 2 else None, f"L{n}"))
+    written = _write_for_both(frozen, tmp_path, jobs, pseudonymized)
+    assert len(fast_calls) == len(jobs) == 7
+    ds = pydicom.dcmread(written[0])
+    assert (ds.PatientID, ds.SegmentSequence[0].SegmentLabel) == ("SUBJ-9", "lesion L1")
+    assert ("AccessionNumber" in ds and ds.AccessionNumber == "") == pseudonymized
+
+
+def test_identifying_attributes_of_the_source_pseudonymised_identically(frozen, fast_calls, tmp_path):
+    """Source files full of identifying attributes (a sequence among them), pseudonymised by the pipeline."""
+    from test_outputs_seg_phi import TEXT, TRIAL_SUBJECT
+
+    shape, spacing, origin = (4, 8, 9), (0.8, 0.9, 3.0), (-12.5, 30.25, -40.0)
+    image = np.random.default_rng(3).integers(100, 400, size=shape).astype(np.uint16)
+    paths = write_mr_series(tmp_path / "series", image, spacing, origin, DIRECTION)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        for kw, value in TEXT.items():
+            setattr(ds, kw, value)
+        ds.ClinicalTrialSubjectID = TRIAL_SUBJECT
+        other = pydicom.Dataset()
+        other.PatientID = "MRN-123456"
+        ds.OtherPatientIDsSequence = [other]
+        ds.save_as(p, enforce_file_format=True)
+    grid = _grid_from_written(DIRECTION, spacing, origin, shape)
+    masks = [grid.with_array(_blob(shape, c, (2.0, 2.0, 3.0), spacing)) for c in ((3, 3, 1), (6, 5, 2))]
+    uid = str(pydicom.dcmread(paths[0]).SeriesInstanceUID)
+    jobs = [(m, (str(tmp_path / "series"), uid), [str(p) for p in paths], f"{n}") for n, m in enumerate(masks, 1)]
+    for pseudonymized in (True, False):
+        _write_for_both(frozen, tmp_path / str(pseudonymized), jobs, pseudonymized)
+    assert len(fast_calls) == 4
+
+
+def test_volume_of_a_dual_echo_series_is_byte_identical(frozen, fast_calls, tmp_path):
+    """The second volume of a classic two-volume series (both volumes' files in one folder), found
+    again by the pipeline from ``(folder, series_uid, volume_index)``; oblique rows and columns."""
+    folder = tmp_path / "dual"
+    rng = np.random.default_rng(8)
+    row, col = DIRECTION[:, 0], DIRECTION[:, 1]
+    for v in range(2):
+        write_series(folder, rng.integers(0, 900, size=(9, 20, 22)).astype(np.int16), pixel_spacing=(0.9, 0.8),
+                     origin=(-20.0, 11.5, 40.25), row=row, col=col, slice_step=3.5, series_uid="1.2.826.0.1.3680043.10.1453.90.1",
+                     study_uid="1.2.826.0.1.3680043.10.1453.90.2", temporal_position=v + 1, name_prefix=f"v{v}_",
+                     instance_offset=v * 9, description="dual echo")
+    image = load_dicom(folder, volume_index=1)
+    assert len(image.meta["files"]) == 9 and all(Path(f).name.startswith("v1_") for f in image.meta["files"])
+    masks = [image.with_array(_blob(image.array.shape, c, (4.0, 4.0, 5.0), image.spacing)) for c in ((6, 8, 3), (14, 12, 6))]
+    jobs = [(m, (str(folder), image.meta["series_uid"], 1), None, f"{n}") for n, m in enumerate(masks, 1)]
+    _write_for_both(frozen, tmp_path, jobs, False)
+    assert len(fast_calls) == 2
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    shape, spacing, origin = (7, 16, 18), (0.8, 0.9, 3.0), (-12.5, 30.25, -40.0)
+    image = np.random.default_rng(3).integers(100, 400, size=shape).astype(np.uint16)
+    paths = write_mr_series(tmp_path_factory.mktemp("speed") / "series", image, spacing, origin, DIRECTION)
+    return paths, _grid_from_written(DIRECTION, spacing, origin, shape)
+
+
+def test_oblique_series_without_spacing_between_slices_and_extreme_masks(frozen, fast_calls, synthetic, tmp_path):
+    """8-decimal oblique cosines, no SpacingBetweenSlices; a lesion, an empty and a full mask, one slice,
+    MANUAL without description, several masks sharing prepared sources."""
+    paths, grid = synthetic
+    one = np.zeros(grid.array.shape, bool)
+    one[3, 2:9, 4:7] = True
+    masks = [grid.with_array(_blob(grid.array.shape, (9, 8, 3), (5.0, 5.0, 6.0), grid.spacing)),
+             grid.with_array(np.zeros(grid.array.shape, bool)), grid.with_array(np.ones(grid.array.shape, bool)),
+             grid.with_array(one)]
+    kwargs = [{"label": "lesion 1"}, {"algorithm_type": "MANUAL", "series_description": None}, {"series_number": 77},
+              {"overrides": {"PatientID": "P-1", "PatientName": "P-1", "PatientBirthDate": ""}}]
+    jobs = [(m, paths, k) for m, k in zip(masks, kwargs)]
+    _write_seg_both(frozen, tmp_path / "files", jobs)
+    _write_seg_both(frozen, tmp_path / "shared", jobs, shared=True)
+    assert len(fast_calls) == 8
+
+
+def test_ct_sources_on_a_flipped_grid(frozen, fast_calls, synthetic, tmp_path):
+    from pydicom.uid import CTImageStorage
+
+    paths, grid = synthetic
+    ct = []
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+        ds.Modality = "CT"
+        ds.save_as(tmp_path / p.name, enforce_file_format=True)
+        ct.append(tmp_path / p.name)
+    arr = _blob(grid.array.shape, (6, 9, 4), (5.0, 4.0, 7.0), grid.spacing)
+    flipped = Volume(arr[::-1].copy(), grid.spacing, grid.index_to_lps((0, 0, grid.array.shape[0] - 1)),
+                     grid.direction * np.array([1, 1, -1]))
+    _write_seg_both(frozen, tmp_path, [(flipped, ct, {}), (flipped.with_array(~flipped.array), ct, {})], shared=True)
+    assert len(fast_calls) == 2
+
+
+@pytest.mark.parametrize("changes", [
+    {"SpecificCharacterSet": "ISO_IR 100", "StudyDescription": "Étude IRM genou", "InstitutionName": "Hôpital Nord",
+     "ReferringPhysicianName": "Müller^Jürgen"},
+    {"SpecificCharacterSet": "ISO_IR 192", "StudyDescription": "Ωmega study", "InstitutionName": "Санкт"},
+    {"transfer_syntax": pydicom.uid.ImplicitVRLittleEndian, "PatientSex": ""},
+    {"Manufacturer": "", "AcquisitionDate": "20240102", "AcquisitionTime": "101112.5"},
+], ids=["latin-1 text", "utf-8 text", "implicit VR", "acquisition time, no manufacturer"])
+def test_character_sets_implicit_vr_and_equipment(frozen, synthetic, tmp_path, changes):
+    paths, grid = synthetic
+    files = _rewrite(paths, tmp_path / "src", **changes)
+    masks = [grid.with_array(_blob(grid.array.shape, c, (4.0, 4.0, 5.0), grid.spacing)) for c in ((5, 5, 2), (12, 10, 4))]
+    _write_seg_both(frozen, tmp_path, [(m, files, {"label": f"lesion {n}"}) for n, m in enumerate(masks)], shared=True)
+
+
+@pytest.mark.parametrize("stripped", [("PatientBirthDate", "PatientSex", "ReferringPhysicianName", "StudyID",
+                                       "AccessionNumber", "StudyTime"), seg.SEG_TYPE2_FROM_SOURCE + ("SliceThickness",)],
+                         ids=["patient-study", "every-type-2"])
+def test_anonymised_sources(frozen, synthetic, tmp_path, stripped):
+    paths, grid = synthetic
+    files = _rewrite(paths, tmp_path / "src")
+    for f in files:
+        ds = pydicom.dcmread(f)
+        for kw in stripped:
+            if kw in ds:
+                delattr(ds, kw)
+        ds.save_as(f, enforce_file_format=True)
+    mask = grid.with_array(_blob(grid.array.shape, (9, 8, 3), (5.0, 5.0, 6.0), grid.spacing))
+    _write_seg_both(frozen, tmp_path, [(mask, files, {}), (mask, files, {"overrides": {"PatientID": "X"}})])
+
+
+def test_highdicom_engine_and_omitted_empty_frames(frozen, fast_calls, synthetic, tmp_path):
+    """What the fast path hands to highdicom is written as before too."""
+    paths, grid = synthetic
+    mask = grid.with_array(_blob(grid.array.shape, (9, 8, 3), (5.0, 5.0, 6.0), grid.spacing))
+    _write_seg_both(frozen, tmp_path, [(mask, paths, {"engine": "highdicom"}), (mask, paths, {"omit_empty_frames": True})],
+                    shared=True)
+    assert fast_calls == []
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("item", ["philips_3dpcasl_classic", "siemens_t1_2d_sag_HFS", "ge_epi_slicegap_3mm_thk_5mm_spacing",
+                                  "philips_3dpcasl_enhanced", "siemens_xa10_enhanced_multiframe"])
+def test_real_exports(shared_data, frozen, tmp_path, item):
+    """Scanner exports: classic (philips_3dpcasl_classic holds several volumes, two source images at each
+    frame's position), and enhanced multi-frame sources (written by highdicom)."""
+    vol = load_dicom(shared_data / "dicom" / item / "dicom", volume_index=0)
+    nk, nj, ni = vol.array.shape
+    m = np.zeros(vol.array.shape, bool)
+    m[nk // 4: 3 * nk // 4 + 1, nj // 4: 3 * nj // 4, ni // 3: 2 * ni // 3] = True
+    m &= vol.array > np.median(vol.array)
+    mask = vol.with_array(m)
+    _write_seg_both(frozen, tmp_path, [(mask, vol.meta["files"], {}), (mask.with_array(~m), vol.meta["files"], {})],
+                    shared=True)
