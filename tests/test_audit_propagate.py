@@ -34,25 +34,32 @@ def grid(shape=(22, 56, 60), spacing=(2.0, 2.0, 4.0), direction=AXIAL, centre=(0
 
 
 def render(g: Volume, rot=np.eye(3), trans=np.zeros(3), lesions=((LESION_CENTRE, LESION_RADII, 1.0),),
-           gain=1.0, seed=0):
+           gain=1.0, seed=0, subsamples=2):
     """The body posed at ``x = rot @ b + trans`` on grid ``g``; ``lesions`` are (centre, radii, volume factor).
+
+    Each voxel's partial volume is sampled at ``subsamples``³ points. Two per axis quantise a
+    voxel's lesion fraction to eighths; on voxels as coarse as 2 × 4 × 4.5 mm that alone moves
+    the half-way (fraction ≥ 0.5) volume of an obliquely cut 2.7 mL lesion by up to +16 %, so
+    such grids are rendered with 4 (the rendered fraction's ≥ 0.5 volume is then within 3 %).
 
     Returns the image and each lesion's analytic volume (mL).
     """
     shape = g.array.shape
     kk, jj, ii = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
     img, frac = np.zeros(shape), np.zeros(shape)
-    for a in (-0.25, 0.25):
-        for b in (-0.25, 0.25):
-            for c in (-0.25, 0.25):
+    offsets = (np.arange(subsamples) + 0.5) / subsamples - 0.5  # (-0.25, 0.25) for 2
+    n = subsamples ** 3
+    for a in offsets:
+        for b in offsets:
+            for c in offsets:
                 body = (g.index_to_lps(np.stack([ii + a, jj + b, kk + c], -1).astype(float)) - trans) @ rot
                 sub = np.zeros(shape)
                 for ctr, r, val in ANATOMY:
                     sub = np.where((((body - ctr) / r) ** 2).sum(-1) <= 1, val, sub)
-                img += sub / 8
+                img += sub / n
                 for ctr, r, f in lesions:
                     if f > 0:
-                        frac += ((((body - ctr) / (np.asarray(r) * f ** (1 / 3))) ** 2).sum(-1) <= 1) / 8
+                        frac += ((((body - ctr) / (np.asarray(r) * f ** (1 / 3))) ** 2).sum(-1) <= 1) / n
     frac = np.minimum(frac, 1.0)
     img = (img * (1 - frac) + 1000.0 * frac + np.random.default_rng(seed).normal(0, 25.0, shape)) * gain
     return g.with_array(img.astype(np.float32)), [4 / 3 * np.pi * np.prod(r) * f / 1000 for _, r, f in lesions]
@@ -154,17 +161,18 @@ def test_carried_seed_stays_on_its_lesion_next_to_another():
     assert abs(f.volume_ml / t1 - 1) < 0.05, (f.volume_ml, t1)
 
 
-@pytest.mark.xfail(strict=True, reason="known, left alone (segmentation, not propagation): region growing "
-                   "leaks across a 3 mm gap (< one 4 mm slice) into a neighbouring lesion once the patient is "
-                   "rotated 3 degrees; status ok, no flag (6.160 mL for 5.391, 6.304 for 2.695)")
 @pytest.mark.parametrize("f1, f2", [(1.0, 1.0), (0.5, 4.0)])
-def test_followup_does_not_merge_a_neighbouring_lesion_silently(f1, f2):
+def test_followup_merged_with_a_neighbouring_lesion_is_flagged(f1, f2):
+    # 3 mm between the lesions, less than one 4 mm slice: the slice straddling the gap holds both, so
+    # region growing cannot part them (+14 %; a real -50 % change read +20 % against the baseline) -- and says so
+    # (narrow-neck: two bodies joined through that slice)
     lesions = ((LESION_CENTRE, LESION_RADII, 1.0), (NEIGHBOUR, (6.0, 6.0, 6.0), 1.0))
     base, _ = render(grid(), lesions=lesions)
     followup, (t1, _) = render(grid(), ROT, TRANS, lesions=((LESION_CENTRE, LESION_RADII, f1),
                                                             (NEIGHBOUR, (6.0, 6.0, 6.0), f2)), seed=1)
     f, _ = follow_up(base, followup)
-    assert not f.ok or f.flags or abs(f.volume_ml / t1 - 1) < 0.05, (f.volume_ml, t1)
+    assert not f.ok or "narrow-neck" in f.flags or abs(f.volume_ml / t1 - 1) < 0.05, (f.volume_ml, t1, f.flags)
+    assert f.qc["neck_fraction"] > 0.05
 
 
 def test_vanished_lesion_next_to_a_grown_one_is_failed_not_the_neighbour():
@@ -207,19 +215,19 @@ def test_carried_box_on_a_coronal_follow_up_gives_the_true_volume(baseline):
     assert abs(f.volume_ml / true_ml - 1) < 0.05, (f.volume_ml, true_ml)
 
 
-@pytest.mark.xfail(strict=True, reason="known, left alone (segmentation, not propagation): on a coronal "
-                   "2x4x4.5 mm follow-up tilted 15 degrees, region growing gives 3.132 mL for 2.695 (+16 %), "
-                   "status ok, no flag; registration error 0.09 mm, and the exactly carried box or a seed-only "
-                   "prompt give the same 3.132 mL")
-def test_coronal_follow_up_tilted_15_degrees_gives_the_true_volume(baseline):
-    rot = rotation([0.2, 0.3, 1.0], 15.0)
+@pytest.mark.parametrize("degrees", [5.0, 10.0, 15.0])
+def test_coronal_follow_up_tilted_gives_the_true_volume(baseline, degrees):
+    # 2 x 4 x 4.5 mm voxels: rendered with 4^3 partial-volume samples (with 2^3 the phantom itself
+    # is +16 % at 15 degrees, and region growing measured the phantom's error, not its own)
+    rot = rotation([0.2, 0.3, 1.0], degrees)
     followup, (true_ml,) = render(grid((24, 44, 60), (2.0, 4.0, 4.5), CORONAL), rot, TRANS,
-                                  lesions=((LESION_CENTRE, LESION_RADII, 0.5),), seed=1)
+                                  lesions=((LESION_CENTRE, LESION_RADII, 0.5),), seed=1, subsamples=4)
     fprompt, reg = propagate(baseline, followup, box_prompt(baseline))
     f = segment(followup, fprompt)
     exact = segment(followup, box_prompt(baseline).transformed(lambda p: np.asarray(p) @ rot.T + TRANS))
     assert f.volume_ml == pytest.approx(exact.volume_ml, rel=0.01)  # propagation adds nothing ...
-    assert not f.ok or f.flags or abs(f.volume_ml / true_ml - 1) < 0.05, (f.volume_ml, true_ml)  # ... the rest fails
+    assert f.ok and f.flags == [], f.flags
+    assert abs(f.volume_ml / true_ml - 1) < 0.05, (f.volume_ml, true_ml)
 
 
 def test_carried_box_that_a_grown_lesion_outgrew_is_flagged(baseline):

@@ -149,7 +149,7 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
                                   prompt.lesion_id, time.perf_counter() - t0)
     crop_mask = out.mask
     on_border = bool(np.any(roi.touches_crop_side(crop_mask) & roi.at_image_border))
-    qc.update(mask_qc(roi.array, crop_mask, out.qc.get("seed_value"), on_border))
+    qc.update(mask_qc(roi.array, crop_mask, out.qc.get("seed_value"), on_border, roi.spacing_kji))
     qc["touches_search_limit"] = int(touches_limit)
     qc.setdefault("fraction_outside_box", 0.0 if prompt.box is not None else float("nan"))
     flags += flags_from_qc(qc)
