@@ -12,6 +12,7 @@ multi-frame) when ``../shared/data`` is present.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import itertools
 import types
@@ -277,3 +278,73 @@ def test_real_exports(shared_data, frozen, tmp_path, item):
     mask = vol.with_array(m)
     _write_seg_both(frozen, tmp_path, [(mask, vol.meta["files"], {}), (mask.with_array(~m), vol.meta["files"], {})],
                     shared=True)
+
+
+def _long_header_and_sequence_files(paths, folder: Path) -> list[Path]:
+    """Copies whose header is longer than the first read (8 KiB) or holds a sequence of
+    undefined length (read by the raw header reader instead of the light scan)."""
+    folder.mkdir()
+    out = []
+    for n, p in enumerate(paths[:2]):
+        ds = pydicom.dcmread(p)
+        if n == 0:
+            ds.ImageComments = "x" * 10000
+        else:
+            item = pydicom.Dataset()
+            item.CodeValue = "1"
+            ds.ProcedureCodeSequence = [item]
+            ds["ProcedureCodeSequence"].is_undefined_length = True
+        ds.save_as(folder / p.name, enforce_file_format=True)
+        out.append(folder / p.name)
+    return out
+
+
+def test_light_headers_hold_the_values_the_raw_header_reader_gave(synthetic, tmp_path):
+    """The light scan's values (every attribute a SEG reads from a source that is not the first),
+    presence, position strings and which files it leaves to the raw reader or pydicom are the
+    reference reader's: sample files, oblique 8-decimal files, implicit VR, other character sets,
+    a long header, an undefined-length sequence."""
+    paths, _ = synthetic
+    files = [*_sample("PH003/course1")[1][:3], *paths[:3],
+             *_rewrite(paths[:2], tmp_path / "implicit", transfer_syntax=pydicom.uid.ImplicitVRLittleEndian),
+             *_rewrite(paths[:2], tmp_path / "latin", SpecificCharacterSet="ISO_IR 100", StudyDescription="Étude"),
+             *_rewrite(paths[:2], tmp_path / "greek", SpecificCharacterSet="ISO_IR 126", StudyDescription="Ωmega"),
+             *_long_header_and_sequence_files(paths, tmp_path / "odd")]
+    keywords = [*seg_fast._LIGHT_KEYWORDS, *seg_fast._LIGHT_ABSENT, "SliceThickness", "PatientID"]
+    scanned = 0
+    for f in files:
+        new, ref = seg_fast.read_light_header(str(f)), ref_seg_fast.read_light_header(str(f))
+        assert (new is None) == (ref is None), f
+        if new is None:
+            continue
+        scanned += new._raw is None
+        for kw in keywords:
+            assert (kw in new) == (kw in ref), (f, kw)
+            assert new.get(kw, "absent") == ref.get(kw, "absent"), (f, kw)
+        assert new.raw_strings("ImagePositionPatient") == ref.raw_strings("ImagePositionPatient")
+        assert dataclasses.astuple(seg_fast.source_ref(new)) == dataclasses.astuple(ref_seg_fast.source_ref(ref))
+    assert scanned == 3 + 3 + 2 + 1  # sample, oblique, latin-1 and the long header: the light scan
+
+
+def test_frame_geometry_is_the_same_numbers(synthetic, tmp_path):
+    """The source frames' matrices computed all at once equal the frame-by-frame ones exactly
+    (oblique cosines, pydicom data sets and light headers), and a source without geometry is still
+    refused naming the file."""
+    paths, _ = synthetic
+    _, files = _sample("PH003/course1")
+    for group in (paths, files):
+        datasets, names = seg._load_sources(group, light=True)
+        new, ref = seg._frames_of(datasets, names), ref_seg._frames_of(datasets, names)
+        assert [(f.dataset_index, f.frame_index) for f in new] == [(f.dataset_index, f.frame_index) for f in ref]
+        assert all(np.array_equal(a.affine, b.affine) for a, b in zip(new, ref))
+        assert not np.array_equal(new[0].affine[:3, :3], np.diag(np.diag(new[0].affine[:3, :3])))  # oblique
+    bad = _rewrite(paths[:3], tmp_path / "bad")
+    ds = pydicom.dcmread(bad[1])
+    del ds.ImageOrientationPatient
+    ds.save_as(bad[1], enforce_file_format=True)
+    datasets, names = seg._load_sources(bad, light=True)
+    with pytest.raises(Exception) as new_error:
+        seg._frames_of(datasets, names)
+    with pytest.raises(Exception) as ref_error:
+        ref_seg._frames_of(datasets, names)
+    assert str(new_error.value) == str(ref_error.value) and "IM" in str(new_error.value)

@@ -99,7 +99,10 @@ def _frame_affine(ipp: Any, iop: Any, spacing: Any, where: str) -> np.ndarray:
 
 def _frames_of(datasets: Sequence[Any], names: Sequence[str]) -> list[_Frame]:
     """Geometry of every frame of the source datasets (single- or multi-frame)."""
-    frames: list[_Frame] = []
+    frames = _single_frames_of(datasets)
+    if frames is not None:
+        return frames
+    frames = []
     for d, (ds, name) in enumerate(zip(datasets, names)):
         n_frames = int(ds.get("NumberOfFrames", 1) or 1)
         if "PerFrameFunctionalGroupsSequence" in ds:
@@ -127,6 +130,41 @@ def _frames_of(datasets: Sequence[Any], names: Sequence[str]) -> list[_Frame]:
             frames.append(_Frame(d, 0, _frame_affine(ds.ImagePositionPatient, ds.ImageOrientationPatient,
                                                       ds.PixelSpacing, name)))
     return frames
+
+
+def _single_frames_of(datasets: Sequence[Any]) -> list[_Frame] | None:
+    """:func:`_frames_of` of single-frame images, their matrices computed all at once with the
+    same arithmetic as :func:`_frame_affine` (the same numbers); None when a dataset is not a
+    single-frame image with valid geometry (:func:`_frames_of` then raises the error naming it)."""
+    values = []
+    for ds in datasets:
+        if "PerFrameFunctionalGroupsSequence" in ds or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+            return None
+        try:
+            ipp = [float(v) for v in ds.get("ImagePositionPatient")]
+            iop = [float(v) for v in ds.get("ImageOrientationPatient")]
+            ps = [float(v) for v in ds.get("PixelSpacing")]
+        except (TypeError, ValueError):
+            return None
+        if len(ipp) != 3 or len(iop) != 6 or len(ps) != 2:
+            return None
+        values.append(ipp + iop + ps)
+    v = np.array(values, dtype=float).reshape(len(values), 11)
+    if not np.all(np.isfinite(v)):
+        return None
+    pos, ori, ps = v[:, :3], v[:, 3:9], v[:, 9:]
+    if np.any(ps <= 0):
+        return None
+    (r0, r1, r2), (c0, c1, c2) = ori[:, :3].T, ori[:, 3:].T
+    a = np.zeros((len(values), 4, 4))
+    a[:, 3, 3] = 1.0
+    a[:, :3, 0] = ori[:, :3] * ps[:, 1:2]
+    a[:, :3, 1] = ori[:, 3:] * ps[:, 0:1]
+    a[:, 0, 2] = r1 * c2 - r2 * c1
+    a[:, 1, 2] = r2 * c0 - r0 * c2
+    a[:, 2, 2] = r0 * c1 - r1 * c0
+    a[:, :3, 3] = pos
+    return [_Frame(d, 0, a[d]) for d in range(len(values))]
 
 
 def _map_frame(frame_affine: np.ndarray, grid: Volume, rows: int, cols: int, where: str) -> "_FrameMap":

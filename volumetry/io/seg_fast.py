@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import os
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ def _text(value: str, pad: bytes = b" ") -> bytes:
     return b + pad if len(b) % 2 else b
 
 
+@functools.lru_cache(maxsize=4096)
 def _ds_string(value: str) -> str:
     """The string pydicom's ``DS(value, auto_format=True)`` keeps for a decimal string (highdicom's
     plane position values): the stripped string when it is a valid DS, else the number reformatted."""
@@ -628,23 +630,46 @@ class LightHeader:
     """Top-level attributes of a classic single-frame header, parsed by
     :mod:`volumetry.io.dicom_rawheader` (sequences skipped), with the small part of
     pydicom's ``Dataset`` interface that :mod:`volumetry.io.seg` uses on a source image
-    that is not the first one (whose modules are copied, so it is read by pydicom)."""
+    that is not the first one (whose modules are copied, so it is read by pydicom).
 
-    def __init__(self, raw, path: str) -> None:
+    Made by :func:`read_light_header` either from a whole raw header (``raw``), or from the
+    values of :data:`_LIGHT_KEYWORDS` alone (``values``, decoded when the file was read, and
+    ``strings``, the stored text of the position); the raw header of such a one is parsed from
+    the file only if another attribute is asked for.
+    """
+
+    def __init__(self, raw, path: str, values: dict | None = None, strings: dict | None = None) -> None:
         self._raw = raw
         self.filename = path
-        self._cache: dict = {}
+        self._cache: dict = {} if values is None else values  # keyword -> value (_MISSING: absent)
+        self._strings: dict = strings or {}
+
+    def _full(self):
+        """The whole raw header (parsed now if only the light values were read)."""
+        if self._raw is None:
+            from .dicom_rawheader import read_raw_header
+
+            with open(self.filename, "rb") as fp:
+                parsed = read_raw_header(fp, os.fstat(fp.fileno()).st_size)
+            if parsed is None:
+                raise AttributeError(f"{self.filename}: header no longer readable")
+            self._raw = parsed[0]
+        return self._raw
 
     def __contains__(self, keyword) -> bool:
-        return keyword in self._raw
+        if isinstance(keyword, str) and keyword in self._cache:
+            return self._cache[keyword] is not _MISSING
+        return keyword in self._full()
 
     def get(self, keyword, default=None):
-        if keyword in self._cache:
-            return self._cache[keyword]
+        if isinstance(keyword, str) and keyword in self._cache:
+            value = self._cache[keyword]
+            return default if value is _MISSING else value
+        raw = self._full()
         if not (isinstance(keyword, str) and keyword in _LIGHT_DECODE):
-            return self._raw.get(keyword, default)
+            return raw.get(keyword, default)
         tag, vr = _tag_vr(keyword)
-        elem = self._raw.get_item(tag)
+        elem = raw.get_item(tag)
         if elem is None:
             return default
         value = decode_raw(elem, vr)
@@ -661,10 +686,16 @@ class LightHeader:
 
     def raw_strings(self, keyword: str) -> list[str]:
         """The stored backslash-separated values of a text element, each stripped."""
-        elem = self._raw.get_item(keyword)
+        if keyword in self._strings:
+            return list(self._strings[keyword])
+        elem = self._full().get_item(keyword)
         if elem is None:
             raise AttributeError(f"{self.filename}: no {keyword}")
-        return [v.strip(" \0") for v in elem.value.decode("latin-1").strip(" \0").split("\\")]
+        return _raw_strings(elem.value)
+
+
+def _raw_strings(value: bytes) -> list[str]:
+    return [v.strip(" \0") for v in value.decode("latin-1").strip(" \0").split("\\")]
 
 
 #: Attributes a SEG reads from every source header, decoded straight from the raw bytes by
@@ -673,14 +704,182 @@ _LIGHT_DECODE = frozenset({
     "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "Rows",
     "Columns", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImageType",
 })
+#: Every attribute :mod:`volumetry.io.seg` reads from a source header that is not the first one:
+#: :data:`_LIGHT_DECODE` and Modality (a code string, decoded by its stored VR as the raw header does).
+_LIGHT_KEYWORDS = tuple(sorted(_LIGHT_DECODE)) + ("Modality",)
+#: Top-level tags whose presence makes the raw header reader leave a file to pydicom
+#: (enhanced multi-frame functional groups): absent from every light header.
+_LIGHT_ABSENT = ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence")
+_LONG_VR_BYTES = frozenset(vr.encode("ascii") for vr in _LONG_VRS)
+_group_elem = struct.Struct("<HH").unpack_from
+_u16_at = struct.Struct("<H").unpack_from
+_u32_at = struct.Struct("<I").unpack_from
+_element_head = struct.Struct("<HH2sH").unpack_from  # group, element, VR, 16-bit length (explicit VR)
+
+
+@functools.lru_cache(maxsize=1)
+def _light_tags() -> dict[int, tuple[str, str]]:
+    """tag -> (keyword, dictionary VR) of :data:`_LIGHT_KEYWORDS`."""
+    return {_tag_vr(kw)[0]: (kw, _tag_vr(kw)[1]) for kw in _LIGHT_KEYWORDS}
+
+
+@functools.lru_cache(maxsize=1)
+def _light_scan_tags() -> frozenset[int]:
+    """Tags :func:`_scan_light` keeps: :data:`_LIGHT_KEYWORDS` and SpecificCharacterSet."""
+    return frozenset(_light_tags()) | {0x00080005}
+
+
+#: Character sets of the files the raw header reader parses itself (others go to pydicom).
+_LIGHT_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
+_FIRST_READ = 8192
+
+
+class _Short(Exception):
+    """The buffer ends before the header does (read more of the file)."""
+
+
+def _scan_light(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
+    """``tag -> (VR, value bytes)`` of :data:`_LIGHT_KEYWORDS` in an explicit VR little endian
+    classic header, walking the top-level elements up to PixelData as
+    :func:`volumetry.io.dicom_rawheader.read_raw_header` does and accepting a file only where it
+    would (preamble, transfer syntax, character set, no mosaic, no enhanced functional groups,
+    PixelData's head inside the buffer); None for anything else (implicit VR, a sequence of
+    undefined length, an item tag at the top level, an odd VR of a wanted tag), which is then
+    read by the raw header reader itself.
+
+    Raises
+    ------
+    _Short
+        If the buffer ends before PixelData.
+    """
+    n = len(buf)
+    if n < 144 or buf[128:132] != b"DICM":
+        return None
+    pos, ts = 132, None
+    while True:  # file meta information, group 0002, explicit VR little endian
+        if pos + 8 > n:
+            raise _Short
+        group, element = _group_elem(buf, pos)
+        if group != 0x0002:
+            break
+        vr = buf[pos + 4:pos + 6]
+        if vr in _LONG_VR_BYTES:
+            (length,) = _u32_at(buf, pos + 8)
+            start = pos + 12
+        else:
+            (length,) = _u16_at(buf, pos + 6)
+            start = pos + 8
+        if length == 0xFFFFFFFF:
+            return None
+        if start + length > n:
+            raise _Short
+        if element == 0x0010:
+            ts = buf[start:start + length]
+        pos = start + length
+    if ts is None or ts.decode("ascii").strip(" \0") != _EXPLICIT_LE:
+        return None
+    wanted = _light_scan_tags()
+    out: dict[int, tuple[bytes, bytes]] = {}
+    head = _element_head
+    long_vrs = _LONG_VR_BYTES
+    while True:
+        if pos + 8 > n:
+            raise _Short
+        group, element, vr, length = head(buf, pos)
+        tag = (group << 16) | element
+        if tag == 0x7FE00010:
+            break
+        if tag in (0x52009230, 0x52009229) or group == 0xFFFE:
+            return None
+        if vr in long_vrs:
+            if pos + 12 > n:
+                raise _Short
+            (length,) = _u32_at(buf, pos + 8)
+            start = pos + 12
+        else:
+            start = pos + 8
+        if length == 0xFFFFFFFF:
+            return None
+        end = start + length
+        if end > n:
+            raise _Short
+        if tag in wanted:
+            if vr == b"SQ":
+                return None
+            out[tag] = (vr, buf[start:end])
+        pos = end
+    if pos + 12 > n:
+        raise _Short
+    charset = out.get(0x00080005)
+    if (charset[1].decode("ascii").strip(" \0") if charset is not None else "") not in _LIGHT_CHARSETS:
+        return None
+    image_type = out.get(0x00080008)
+    if image_type is not None and b"MOSAIC" in image_type[1].upper():
+        return None
+    return out
+
+
+def _light_values(found: dict[int, tuple[bytes, bytes]]) -> tuple[dict, dict] | None:
+    """The decoded :data:`_LIGHT_KEYWORDS` values (the raw header's decoding; _MISSING when
+    absent) and the stored position strings, or None where a value would not decode (the raw
+    header then raises when the value is asked for, as before)."""
+    from .dicom_rawheader import RawElement
+
+    values: dict = dict.fromkeys(_LIGHT_ABSENT, _MISSING)
+    strings: dict = {}
+    for tag, (keyword, vr) in _light_tags().items():
+        item = found.get(tag)
+        if item is None:
+            values[keyword] = _MISSING
+            continue
+        stored_vr = item[0].decode("ascii")
+        if keyword == "Modality":
+            if stored_vr != "CS":
+                return None
+        value = decode_raw(RawElement(stored_vr, item[1]), vr)
+        if value is NotImplemented:
+            return None
+        values[keyword] = value
+    position = found.get(0x00200032)
+    if position is not None:
+        strings["ImagePositionPatient"] = tuple(_raw_strings(position[1]))
+    return values, strings
+
+
+def _read_light(fp, file_size: int, path: str) -> LightHeader | None:
+    """A light header of ``_scan_light``'s files (reading more of the file when the header
+    is longer than the first read), or None to leave the file to the raw header reader."""
+    size = min(_FIRST_READ, file_size)
+    while True:
+        fp.seek(0)
+        buf = fp.read(size)
+        try:
+            found = _scan_light(buf)
+            decoded = None if found is None else _light_values(found)
+        except _Short:
+            if size >= file_size:
+                return None
+            size = min(size * 4, file_size)
+            continue
+        except (struct.error, UnicodeDecodeError, ValueError, TypeError):
+            return None
+        return None if decoded is None else LightHeader(None, path, *decoded)
 
 
 def read_light_header(path: str) -> LightHeader | None:
-    """A :class:`LightHeader` of ``path``, or None when the raw parser leaves the file to pydicom."""
-    import os
+    """A :class:`LightHeader` of ``path``, or None when the raw parser leaves the file to pydicom.
 
+    The common file (explicit VR little endian, no sequence of undefined length) is scanned for
+    the attributes a SEG reads alone (:func:`_scan_light`, twice as fast as parsing every element);
+    any other goes through :func:`volumetry.io.dicom_rawheader.read_raw_header`, which decides.
+    """
     from .dicom_rawheader import read_raw_header
 
     with open(path, "rb") as fp:
-        parsed = read_raw_header(fp, os.fstat(fp.fileno()).st_size)
+        file_size = os.fstat(fp.fileno()).st_size
+        light = _read_light(fp, file_size, str(path))
+        if light is not None:
+            return light
+        fp.seek(0)
+        parsed = read_raw_header(fp, file_size)
     return None if parsed is None else LightHeader(parsed[0], str(path))
