@@ -12,6 +12,9 @@ or failed at that visit, the total is ``incomplete`` with a reason and no
 number: a failed measurement is never taken as 0 mL. New lesions are not added
 to the total; their presence (a row whose status is not ``empty``) is flagged
 ``new-lesion`` on the total and makes it PD when the criteria say so.
+Lesions whose masks share voxels at a visit (rows flagged :data:`OVERLAP_FLAG`,
+set by the pipeline) would count that tissue twice: the total is then
+``incomplete`` too, with a reason naming them.
 """
 from __future__ import annotations
 
@@ -27,6 +30,10 @@ from ._values import missing as _missing
 from .courses import CourseSchedule, course_columns
 from .criteria import ResponseCriteria, get_criteria
 from .response import assess_rows, order_day
+
+#: Flag of a lesion row whose mask shares voxels with another lesion's at the same visit: the
+#: visit's total is incomplete (a sum would count the shared voxels twice).
+OVERLAP_FLAG = "overlapping-lesions"
 
 log = logging.getLogger(__name__)
 
@@ -187,12 +194,16 @@ def _total_rows(g: list[dict], lesions: dict[str, list[dict]], new_ids: set, ban
         for r in comps:
             flags += [x for x in r["flags"] if x not in flags]
         ok = [r for r in comps if r["status"] == "ok"]
+        overlap = [r["lesion_id"] for r in ok if OVERLAP_FLAG in r["flags"]]
         if not base_ids:
             status, reason, vol = ("no-baseline", "no lesion measured at baseline", np.nan)
-        elif missing or failed:
+        elif missing or failed or overlap:
             parts = [f"lesion {lid}: not measured at this visit" for lid in missing]
             parts += [f"lesion {r['lesion_id']}: {r['status']}" + (f" ({r['reason']})" if isinstance(r["reason"], str) else "")
                       for r in failed]
+            if overlap:
+                parts.append(f"the masks of lesions {', '.join(overlap)} share voxels ({OVERLAP_FLAG}): their sum would "
+                             "count them twice; merge them into one lesion or correct the masks")
             status, reason, vol = "incomplete", "; ".join(parts), np.nan
         elif all(r["status"] == "empty" for r in comps):
             status, reason, vol = "empty", "no measurable lesion", np.nan

@@ -29,6 +29,7 @@ from .._version import __version__
 from ..config import PipelineConfig
 from ..paths import safe_join, safe_label
 from ..store import ResultStore
+from .overlaps import OVERLAP_FLAG, overlapping
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,9 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _scan_rows(store: ResultStore, scan: dict, cfg: PipelineConfig) -> list[dict]:
-    """The table rows (one per method) of one scan, from the store."""
+def _scan_rows(store: ResultStore, scan: dict, cfg: PipelineConfig, overlaps: dict | None = None) -> list[dict]:
+    """The table rows (one per method) of one scan, from the store (``overlaps``: see
+    :func:`volumetry.pipeline.overlaps.overlapping`; an overlapping scan is flagged)."""
     from ..io.reader import geometry_flags
     from ..measure import Measurement
     from ..tables import measurement_rows
@@ -75,6 +77,8 @@ def _scan_rows(store: ResultStore, scan: dict, cfg: PipelineConfig) -> list[dict
     extra += geometry_flags((data.get("image") or {}).get("warnings"))
     if (data.get("segmentation") or {}).get("source") == "propagated":
         extra.append("propagated")
+    if overlaps and (scan["subject_id"], scan["visit"], scan["lesion_id"]) in overlaps:
+        extra.append(OVERLAP_FLAG)
     for r in rows:
         r["flags"] = list(dict.fromkeys(list(r["flags"]) + extra))
     return rows
@@ -121,7 +125,15 @@ def assess(store: ResultStore, run_id: int, idents: list[tuple], cfg: PipelineCo
             frames.append(pd.DataFrame.from_records(stored["data"]))
             continue
         todo[subject] = key
-        rows.extend(r for s in subject_scans for r in _scan_rows(store, s, cfg))
+        overlaps = overlapping(store, subject_scans)
+        visits: dict[str, list[str]] = {}
+        for (_, visit, lesion) in overlaps:
+            visits.setdefault(visit, []).append(lesion)
+        for visit, lesions in visits.items():
+            log.warning("%s %s: the masks of lesions %s share voxels; flagged %s, and the visit's total is left "
+                        "incomplete (a sum would count them twice): merge the lesions or correct the masks",
+                        subject, visit, ", ".join(sorted(lesions)), OVERLAP_FLAG)
+        rows.extend(r for s in subject_scans for r in _scan_rows(store, s, cfg, overlaps))
     if todo:
         # one call for every subject to re-assess (the assessment is per subject inside)
         table = _assess_subject(conform(pd.DataFrame.from_records(rows)), cfg)
