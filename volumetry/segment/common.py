@@ -90,21 +90,35 @@ def noise_sigma(a: np.ndarray, pad: np.ndarray | None = None) -> float:
     """Robust noise standard deviation from first differences along the finest
     axes (median absolute difference / (0.6745·√2)); edges barely move it.
 
-    ``pad`` is ``padding_mask(a)`` when the caller has it already (it is computed otherwise)."""
+    ``pad`` is ``padding_mask(a)`` when the caller has it already (it is computed otherwise).
+    The differences are ``np.diff``'s (the same subtraction of the same slices), and the
+    estimates' median is ``np.median``'s (one value, or the mean of two: ``(x + y) / 2``)."""
     ests = []
     if pad is None:
         pad = padding_mask(a)
     any_pad = bool(pad.any())
+    diff = np.not_equal if a.dtype == np.bool_ else np.subtract  # what np.diff applies
     for ax in (1, 2):
         if a.shape[ax] > 1:
-            d = np.diff(a, axis=ax)
+            upper = (slice(None),) * ax + (slice(1, None),)
+            lower = (slice(None),) * ax + (slice(None, -1),)
+            d = diff(a[upper], a[lower])
             if any_pad:
-                d = d[~(pad.take(range(1, a.shape[ax]), axis=ax) | pad.take(range(a.shape[ax] - 1), axis=ax))]
+                d = d[~(pad[upper] | pad[lower])]
             if d.size < 10:
                 continue
-            ests.append(median(np.abs(d - median(d))) / (0.6745 * np.sqrt(2)))
-    s = float(np.median(ests)) if ests else float(np.std(a))
+            ests.append(median(np.abs(d - median(d))) / _MAD_TO_SD)
+    if len(ests) == 2:
+        s = float((ests[0] + ests[1]) / 2)
+    elif ests:
+        s = float(ests[0])
+    else:
+        s = float(np.std(a))
     return max(s, 1e-6 * (float(np.ptp(a)) or 1.0))
+
+
+#: Median absolute deviation of a normal difference of two samples, per noise SD (0.6745·√2).
+_MAD_TO_SD = 0.6745 * np.sqrt(2)
 
 
 #: A crop value shared by more than this fraction of voxels at the crop's minimum is
