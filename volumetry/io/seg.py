@@ -581,7 +581,7 @@ def write_seg(
                 description=description, series_uid=hd.UID(), sop_uid=hd.UID(), series_number=int(series_number),
                 series_description=series_description, manufacturer=SEG_MANUFACTURER, model_name="volumetry",
                 software_versions=__version__, device_serial_number="0", overrides=overrides,
-                refs=sources.fast_refs())
+                refs=sources.fast_refs(), memo=sources.fast_memo)
         if built is not None:
             _write_atomically(out_path, lambda tmp: tmp.write_bytes(seg_fast.encode(built)))
             log.info("wrote DICOM SEG %s (%d frames, %d mask voxels; fast path)", out_path, pixel_array.shape[0],
@@ -650,6 +650,8 @@ class SegSources:
         self._refs: list | None = None
         self._maps: dict = {}
         self._first: tuple[Any, Any] | None = None  # (first header, its copy for the SEG)
+        #: what :func:`volumetry.io.seg_fast.plan` derives from the first header, kept between SEGs
+        self.fast_memo: dict = {}
 
     def fast_refs(self) -> list:
         """:func:`volumetry.io.seg_fast.source_ref` of every header (computed once)."""

@@ -154,6 +154,8 @@ def _encode_element(tag: int, vr: str, value: Any, encodings) -> bytes:
 
 
 def _encode_item(item, encodings) -> bytes:
+    if isinstance(item, _PreEncoded):
+        return item.encode_item(encodings)
     if isinstance(item, dict):
         return b"".join(_encode_element(tag, vr, value, encodings) for tag, (vr, value) in sorted(item.items()))
     return b"".join(_encode_element(int(e.tag), e.VR, e.value, encodings) for e in item)
@@ -293,6 +295,86 @@ def _acquisition_equipment(dataset):
     )
 
 
+class _PreEncoded:
+    """A sequence item that encodes itself (:func:`_encode_item` asks it)."""
+
+    def encode_item(self, encodings) -> bytes:
+        raise NotImplementedError
+
+
+class _EncodedOnce(_PreEncoded):
+    """A data set that does not change (read-only), encoded once per character set."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+        self._encoded: dict = {}
+
+    def encode_item(self, encodings) -> bytes:
+        key = None if encodings is None else tuple(encodings)
+        if key not in self._encoded:
+            self._encoded[key] = _encode_item(self.dataset, encodings)
+        return self._encoded[key]
+
+
+class _HighdicomEquipment(_PreEncoded):
+    """``highdicom.ContributingEquipment.for_highdicom()`` made at ``when``: its elements other
+    than ContributionDateTime are constants, encoded once (:func:`_highdicom_equipment_parts`)."""
+
+    def __init__(self, when: datetime.datetime) -> None:
+        from pydicom.valuerep import DT
+
+        # as highdicom sets it (``self.ContributionDateTime = DT(contribution_datetime)``)
+        self.contribution_datetime = _data_element("ContributionDateTime", DT(when)).value
+
+    def encode_item(self, encodings) -> bytes:
+        before, after = _highdicom_equipment_parts(None if encodings is None else tuple(encodings))
+        return before + _encode_element(0x0018A002, "DT", self.contribution_datetime, encodings) + after
+
+
+@functools.lru_cache(maxsize=8)
+def _highdicom_equipment_parts(encodings: tuple | None) -> tuple[bytes, bytes]:
+    """The encoded elements of ``ContributingEquipment.for_highdicom()`` before and after its
+    ContributionDateTime (0018,A002)."""
+    import highdicom as hd
+
+    item = hd.ContributingEquipment.for_highdicom()
+    if 0x0018A002 not in item:
+        raise RuntimeError("highdicom's contributing equipment item has no ContributionDateTime")
+    enc = None if encodings is None else list(encodings)
+    before = b"".join(_encode_element(int(e.tag), e.VR, e.value, enc) for e in item if e.tag < 0x0018A002)
+    after = b"".join(_encode_element(int(e.tag), e.VR, e.value, enc) for e in item if e.tag > 0x0018A002)
+    return before, after
+
+
+def _memo_for(memo: dict | None, src) -> dict:
+    """``memo`` (a new dict when None) holding values of the header ``src`` alone: emptied
+    when it held another header's."""
+    if memo is None:
+        return {}
+    if memo.get("source") is not src:
+        memo.clear()
+        memo["source"] = src
+    return memo
+
+
+def _copied_elements(src, sop_class_uid: str, memo: dict) -> list[tuple[int, str, Any]] | None:
+    """``(tag, VR, value)`` of the root attributes highdicom copies from ``src`` (present in it, in
+    :func:`_copied_tags` order), or None when one has an ambiguous VR; kept in ``memo``."""
+    key = ("copied", sop_class_uid)
+    if key not in memo:
+        present = src.keys()  # the data set's tags: ``tag in src`` without converting each tag
+        copied: list | None = []
+        for tag in _copied_tags(sop_class_uid):
+            if tag in present:
+                elem = src[tag]
+                if len(elem.VR) != 2:
+                    copied = None
+                    break
+                copied.append((int(elem.tag), elem.VR, elem.value))
+        memo[key] = copied
+    return memo[key]
+
+
 # ----------------------------------------------------------------------------- sources
 @dataclass(frozen=True)
 class SourceRef:
@@ -358,7 +440,7 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
          orientation: Sequence[float], pixel_spacing: Sequence[float], description, series_uid: str, sop_uid: str, series_number: int, series_description: str | None,
          manufacturer: str, model_name: str, software_versions: str, device_serial_number: str,
          overrides: Mapping[str, Any] | None, now: datetime.datetime | None = None,
-         refs: Sequence[SourceRef | None] | None = None) -> FastSeg | None:
+         refs: Sequence[SourceRef | None] | None = None, memo: dict | None = None) -> FastSeg | None:
     """Build the SEG data set highdicom would build, or None when the fast path does not apply.
 
     Parameters
@@ -384,6 +466,10 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
         Creation time (default: now).
     refs : sequence of SourceRef, optional
         :func:`source_ref` of ``datasets`` when already computed.
+    memo : dict, optional
+        What is derived from the first source header alone (the attributes copied from it, its
+        acquisition equipment), kept for the next SEG of the same header (several lesions of one
+        series: :class:`volumetry.io.seg.SegSources` keeps one); emptied when the header is another.
 
     Returns
     -------
@@ -485,22 +571,24 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
         top.SpecificCharacterSet = _check_specific_character_set(charset)
     top.ContentDate = DA(now.date())
     top.ContentTime = TM(now.time())
+    memo = _memo_for(memo, src)
     # copy_specimen_information, copy_patient_and_study_information
-    for tag in _copied_tags(first.sop_class_uid):
-        if tag in src:
-            elem = src[tag]
-            if len(elem.VR) != 2:
-                return None  # an ambiguous VR: pydicom's writer resolves it in the highdicom path
-            top.add(elem)
+    copied = _copied_elements(src, first.sop_class_uid, memo)
+    if copied is None:
+        return None  # an ambiguous VR: pydicom's writer resolves it in the highdicom path
+    for tag, vr, value in copied:
+        top[tag] = (vr, value)
     # contributing equipment
     equipment = []
-    try:
-        acquisition = _acquisition_equipment(src)
-    except Exception:  # noqa: BLE001 -- highdicom leaves the item out on any error
-        acquisition = None
-    if acquisition is not None:
-        equipment.append(acquisition)
-    equipment.append(hd.ContributingEquipment.for_highdicom())
+    if "acquisition" not in memo:
+        try:
+            acquisition = _acquisition_equipment(src)
+        except Exception:  # noqa: BLE001 -- highdicom leaves the item out on any error
+            acquisition = None
+        memo["acquisition"] = None if acquisition is None else _EncodedOnce(acquisition)
+    if memo["acquisition"] is not None:
+        equipment.append(memo["acquisition"])
+    equipment.append(_HighdicomEquipment(datetime.datetime.now()))  # ContributingEquipment.for_highdicom()
     top.ContributingEquipmentSequence = equipment
     # Segmentation
     top.SegmentationType = "BINARY"
