@@ -13,6 +13,12 @@ The key is taken, in this order, from
 
 Keep the key file (or the variable) secret and apart from the shared results:
 whoever holds it can link pseudonyms back to identifiers they already know.
+
+Dates are moved with the identifiers (:meth:`Pseudonymizer.date_shift_days`): every
+date of one subject goes back by the same keyed number of days (1 to
+:data:`MAX_DATE_SHIFT_DAYS`), so intervals between a subject's scans — days from
+baseline, course windows — are kept while the calendar dates are not (DICOM PS3.15's
+"retain longitudinal temporal information with modified dates" option).
 """
 from __future__ import annotations
 
@@ -30,6 +36,8 @@ KEY_ENV = "VOLUMETRY_PSEUDONYM_KEY"
 KEY_FILE = "pseudonym.key"
 #: Hex digits of the HMAC kept in a pseudonym (64 bits).
 PSEUDONYM_HEX_DIGITS = 16
+#: A subject's dates move back by 1 to this many days (about ten years).
+MAX_DATE_SHIFT_DAYS = 3652
 
 
 def load_key(out_dir: str | Path, *, create: bool = True) -> bytes:
@@ -81,6 +89,13 @@ class Pseudonymizer:
         """The pseudonym of ``identifier`` (``"P"`` + 16 hex digits)."""
         digest = hmac.new(self._key, str(identifier).encode("utf-8"), hashlib.sha256).hexdigest()
         return "P" + digest[:PSEUDONYM_HEX_DIGITS]
+
+    def date_shift_days(self, identifier: object) -> int:
+        """Days (1 to :data:`MAX_DATE_SHIFT_DAYS`) by which the dates of ``identifier`` (a real
+        subject identifier) move back: keyed like the pseudonym, the same for every date of the
+        subject, and not derivable from the pseudonym without the key."""
+        digest = hmac.new(self._key, b"date-shift\x00" + str(identifier).encode("utf-8"), hashlib.sha256).digest()
+        return 1 + int.from_bytes(digest[:8], "big") % MAX_DATE_SHIFT_DAYS
 
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymizer(<key hidden>)"

@@ -43,8 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dask", metavar="ADDRESS", default=None,
                         help="run the scans on an existing Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--pseudonymize", action="store_true",
-                        help="replace subject identifiers in every output by keyed hashes "
+                        help="replace subject identifiers in every output by keyed hashes and move each "
+                             "subject's dates back by a keyed number of days, intervals kept "
                              "(key: $VOLUMETRY_PSEUDONYM_KEY or <out>/pseudonym.key)")
+    parser.add_argument("--keep-dates", action="store_true",
+                        help="with --pseudonymize: show the real scan dates (they identify the patient)")
     parser.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
 
 
@@ -63,10 +66,14 @@ def run(args: argparse.Namespace) -> int:
                 f"folder, or make the sample trial with 'volumetry phantom --trial {DEFAULT_STUDY}'")
     else:
         study = Path(args.study)
+    if args.keep_dates and not args.pseudonymize:
+        raise InputError("--keep-dates applies only with --pseudonymize (without it every date is shown as given); "
+                         "add --pseudonymize, or leave --keep-dates out")
     pipeline = Path(args.pipeline) if args.pipeline else find_default_pipeline()
     cfg = load_pipeline(pipeline)
     summary = run_study(study, cfg, args.out, jobs=args.jobs, dask_address=args.dask,
-                        pseudonymize=args.pseudonymize, progress=False if args.no_progress else None,
+                        pseudonymize=args.pseudonymize, keep_dates=args.keep_dates,
+                        progress=False if args.no_progress else None,
                         argv=sys.argv[1:])
     out = sys.stdout
     if summary.n_computed == 0:

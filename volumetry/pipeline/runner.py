@@ -18,6 +18,7 @@ keys or statuses, or the course/response sections of the pipeline, changed.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -118,6 +119,7 @@ class _Planned:
     task: ScanTask | None
     input_hash: str
     failure: dict | None = None  # failure found while planning (missing file ...)
+    scan_date: dt.date | None = None  # as the outputs show it (moved with pseudonymised dates)
 
 
 def _check_segmentation(cfg: PipelineConfig) -> dict:
@@ -158,8 +160,11 @@ def check_pipeline(cfg: PipelineConfig) -> dict:
 def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], digest=None) -> list[_Planned]:
     """Build the task of every scan of the study (hashing its input files).
 
-    Scans whose files are missing get a planning failure instead of a task
-    (the message names the manifest line and column).
+    ``ident_of`` maps a subject id to the one the outputs show; a
+    :class:`volumetry.pipeline.deid.Shown` also gives the visit labels and scan
+    dates shown (moved with pseudonymised dates). Scans whose files are missing
+    get a planning failure instead of a task (the message names the manifest
+    line and column).
     """
     from .tasks import file_sha256
 
@@ -194,19 +199,22 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
         # the series rule decides only for a DICOM folder given without series_uid
         return rule if (row.series_uid is None and not row.files and row.image.is_dir()) else None
 
+    visit_of = getattr(ident_of, "visit", lambda row: row.visit)
+    date_of = getattr(ident_of, "date", lambda subject, day: day)
     out = []
     for n, row in enumerate(study.rows):
-        ident = (ident_of(row.subject_id), row.visit, row.lesion_id)
+        ident = (ident_of(row.subject_id), visit_of(row), row.lesion_id)
+        shown_date = date_of(row.subject_id, row.scan_date)
         h = image_hash(n)
         if isinstance(h, Exception):
-            out.append(_Planned(row, ident, None, "missing", _fail("input", h)))
+            out.append(_Planned(row, ident, None, "missing", _fail("input", h), shown_date))
             continue
         mask_hash = None
         if row.mask is not None:
             if not row.mask.is_file():
                 out.append(_Planned(row, ident, None, h, _fail("input", InputError(
                     f"{row.where}, column 'mask': {row.mask} does not exist; fix the path "
-                    "(relative to the manifest's folder)"))))
+                    "(relative to the manifest's folder)")), shown_date))
                 continue
             mask_hash = content_hash([row.mask], row.mask.parent, digest)
         prompt = None
@@ -218,12 +226,12 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
             if not cfg.segmentation["propagate"]:
                 out.append(_Planned(row, ident, None, h, _fail("input", InputError(
                     f"{row.where}: no seed, box or mask for this scan and the pipeline has "
-                    "segmentation.propagate: false; give a seed on this row or enable propagation"))))
+                    "segmentation.propagate: false; give a seed on this row or enable propagation")), shown_date))
                 continue
             dh = image_hash(row.propagate_from)
             if isinstance(dh, Exception):
                 out.append(_Planned(row, ident, None, h, _fail("propagate", InputError(
-                    f"{row.where}: {baseline_unusable(donor.visit, donor.where)}{dh}"))))
+                    f"{row.where}: {baseline_unusable(donor.visit, donor.where)}{dh}")), shown_date))
                 continue
             baseline = (ImageRef(str(donor.image), donor.series_uid, dh, rule_for(donor), donor.volume),
                         PromptSpec(donor.seed, donor.box, donor.seed_space, donor.lesion_id))
@@ -250,7 +258,7 @@ def plan(study: Study, cfg: PipelineConfig, ident_of: Callable[[str], str], dige
             baseline_visit=donor.visit if baseline else "",
             baseline_where=donor.where if baseline else "",
         )
-        out.append(_Planned(row, ident, task, h))
+        out.append(_Planned(row, ident, task, h, scan_date=shown_date))
     return out
 
 
@@ -267,13 +275,14 @@ def _key_part(value) -> dict:
     return out
 
 
-def _scrub(text: str, p: "_Planned", study: Study, pseudonymize: bool) -> str:
-    """A failure message fit for the outputs: with pseudonymisation, the study's
+def _scrub(text: str, p: "_Planned", study: Study, shown: "Shown | None") -> str:
+    """A failure message fit for the outputs: with pseudonymisation (``shown``), the study's
     folder becomes ``<study>``, an image or mask of the scan (or of the baseline it is
     propagated from) outside that folder ``<image>`` or ``<mask>`` (an absolute path, or
-    one leaving the folder by ``..``: paths often hold names), and the real subject
-    identifier its pseudonym."""
-    if not pseudonymize:
+    one leaving the folder by ``..``: paths often hold names), the real subject
+    identifier its pseudonym, and with moved dates the scan's (and its baseline's)
+    dates and date-like visit labels the moved ones."""
+    if shown is None:
         return text
     root = os.path.normpath(str(study.root))
     rows = [p.row] + ([study.rows[p.row.propagate_from]] if p.row.propagate_from is not None else [])
@@ -295,8 +304,10 @@ def _scrub(text: str, p: "_Planned", study: Study, pseudonymize: bool) -> str:
         text = text.replace(form, outside[form])
     for name in sorted({str(study.root), str(study.source)}, key=len):  # the folder first: <study>/manifest.csv
         text = text.replace(name, "<study>")
-    real, shown = p.row.subject_id, p.ident[0]
-    return text.replace(real, shown) if real and real != shown else text
+    pairs = [pair for row in rows for pair in shown.replacements(row)]
+    for real, moved in sorted(set(pairs), key=lambda pair: len(pair[0]), reverse=True):
+        text = text.replace(real, moved)
+    return text
 
 
 def _fail(stage: str, exc: Exception, deterministic: bool = True) -> dict:
@@ -456,6 +467,7 @@ def run_study(
     jobs: int | None = None,
     dask_address: Any = None,
     pseudonymize: bool = False,
+    keep_dates: bool = False,
     progress: bool | None = None,
     argv: list[str] | None = None,
 ) -> RunSummary:
@@ -474,8 +486,11 @@ def run_study(
         Address of a running Dask scheduler (or a ``distributed`` cluster
         object); the tasks run there instead of the local pool.
     pseudonymize : bool
-        Replace subject identifiers by keyed pseudonyms everywhere (see
-        :mod:`volumetry.pseudonym`).
+        Replace subject identifiers by keyed pseudonyms everywhere, and move each
+        subject's dates back by a keyed number of days (see :mod:`volumetry.pseudonym`
+        and :mod:`volumetry.pipeline.deid`).
+    keep_dates : bool
+        With ``pseudonymize``: show the real dates.
     progress : bool, optional
         Force the progress bar on or off (default: on when stderr is a terminal).
     argv : list of str, optional
@@ -507,7 +522,7 @@ def run_study(
     lock = _lock_out_dir(out_dir)
     try:
         return _run_locked(study_obj, cfg, out_dir, t_start, jobs=jobs, dask_address=dask_address,
-                           pseudonymize=pseudonymize, progress=progress, argv=argv)
+                           pseudonymize=pseudonymize, keep_dates=keep_dates, progress=progress, argv=argv)
     finally:
         lock.close()  # releases the lock
 
@@ -541,14 +556,16 @@ def _lock_out_dir(out_dir: Path):
 
 
 def _run_locked(study_obj: Study, cfg: PipelineConfig, out_dir: Path, t_start: float, *, jobs, dask_address,
-                pseudonymize, progress, argv) -> RunSummary:
+                pseudonymize, keep_dates, progress, argv) -> RunSummary:
+    from .deid import Shown
+
     if pseudonymize:
         from ..pseudonym import Pseudonymizer, load_key
 
-        ident_of: Callable[[str], str] = Pseudonymizer(load_key(out_dir))
+        shown: Shown | None = Shown(Pseudonymizer(load_key(out_dir)), shift_dates=not keep_dates)
     else:
-        def ident_of(s: str) -> str:
-            return s
+        shown = None
+    ident_of = shown or Shown()
     store = ResultStore(out_dir / DB_NAME)
     try:
         t_plan = time.perf_counter()
@@ -562,7 +579,7 @@ def _run_locked(study_obj: Study, cfg: PipelineConfig, out_dir: Path, t_start: f
                                  pipeline_path=str(cfg.path) if cfg.path else None, pipeline_hash=cfg.sha256,
                                  pseudonymized=pseudonymize, argv=None if pseudonymize else argv)
         summary = _run(store, run_id, study_obj, planned, cfg, out_dir, jobs=jobs, dask_address=dask_address,
-                       pseudonymize=pseudonymize, progress=progress)
+                       shown=shown, progress=progress)
         summary.elapsed_s = time.perf_counter() - t_start
         summary.timings["plan"] = t_plan
         store.finish_run(run_id, status="failed" if summary.n_failed else "ok", counts={
@@ -590,37 +607,38 @@ def _check_courses(study: Study, cfg: PipelineConfig) -> None:
                                 "fix the course number or raise max_courses")
 
 
-def _scan_row(p: _Planned, status: str, pseudonymize: bool, study: Study) -> dict:
+def _scan_row(p: _Planned, status: str, pseudonymize: bool) -> dict:
     row = p.row
     # the image's absolute path (for the report's overlays); withheld when pseudonymising,
     # as paths often hold names
     image = None if pseudonymize else str(row.image)
     return {"subject_id": p.ident[0], "visit": p.ident[1], "lesion_id": p.ident[2], "course": row.course,
-            "scan_date": row.scan_date.isoformat() if row.scan_date else None, "image": image,
+            "scan_date": p.scan_date.isoformat() if p.scan_date else None, "image": image,
             "task_key": p.task.task_key if p.task else _sha({"failed-input": p.ident, "h": p.input_hash,
                                                               "f": p.failure}),
             "status": status}
 
 
 def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned], cfg: PipelineConfig,
-         out_dir: Path, *, jobs, dask_address, pseudonymize, progress) -> RunSummary:
+         out_dir: Path, *, jobs, dask_address, shown, progress) -> RunSummary:
     from . import outputs
 
+    pseudonymize = shown is not None
     timings = {s: 0.0 for s in STAGES}
     computed: list[tuple] = []
     todo: list[_Planned] = []
     n_cached = 0
     for p in planned:
         if p.failure is not None:
-            p.failure["message"] = _scrub(p.failure["message"], p, study, pseudonymize)
-            scan = _scan_row(p, "failed", pseudonymize, study)
+            p.failure["message"] = _scrub(p.failure["message"], p, study, shown)
+            scan = _scan_row(p, "failed", pseudonymize)
             store.record_scan(run_id, scan, {"input_hash": p.input_hash, "series_uid": p.row.series_uid,
                                              "pipeline_hash": cfg.sha256}, failure=p.failure)
             continue
         hit = store.cached(p.task.task_key)
         if hit is not None:
             n_cached += 1
-            scan = _scan_row(p, "ok" if hit["kind"] == "measurement" else "failed", pseudonymize, study)
+            scan = _scan_row(p, "ok" if hit["kind"] == "measurement" else "failed", pseudonymize)
             # the scan may point to another key from an earlier run, or the manifest may now say
             # something else about it (course, scan date, image path): make this row current
             if _points_elsewhere(store, scan):
@@ -657,7 +675,7 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
                 if k in timings:
                     timings[k] += v
             t_rec = time.perf_counter()
-            _record(store, run_id, p, res, cfg, pseudonymize, study)
+            _record(store, run_id, p, res, cfg, study, shown)
             timings["record"] = timings.get("record", 0.0) + time.perf_counter() - t_rec
             computed.append(p.ident)
             what = (f"{res.measurement.get('volume_ml'):.2f} mL" if res.ok and res.measurement
@@ -702,14 +720,15 @@ def _points_elsewhere(store: ResultStore, scan: dict) -> bool:
 
 
 def _record(store: ResultStore, run_id: int, p: _Planned, res: TaskResult, cfg: PipelineConfig,
-            pseudonymize: bool, study: Study) -> None:
+            study: Study, shown: "Shown | None") -> None:
+    pseudonymize = shown is not None
     prov = {"input_hash": p.input_hash, "series_uid": (res.image or {}).get("series_uid") or p.row.series_uid,
             "pipeline_hash": cfg.sha256}
-    scan = _scan_row(p, "ok" if res.ok else "failed", pseudonymize, study)
+    scan = _scan_row(p, "ok" if res.ok else "failed", pseudonymize)
     if not res.ok:
         store.record_scan(run_id, scan, prov, failure={
             "stage": res.stage or "unknown", "error_type": res.error_type or "Error",
-            "message": _scrub(res.message or "", p, study, pseudonymize), "deterministic": res.deterministic})
+            "message": _scrub(res.message or "", p, study, shown), "deterministic": res.deterministic})
         return
     m = res.measurement or {}
     image = dict(res.image or {})
