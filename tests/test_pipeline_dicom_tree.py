@@ -15,13 +15,13 @@ from volumetry.pipeline import run_study
 RULE = {"modality": "MR", "description_regex": r"t2.*fs|stir", "prefer": "most_slices"}
 
 
-def _write_tree(root, patient_id="../../x"):
+def _write_tree(root, patient_id="../../x", uid_tag=""):
     truth = {}
     for n, (date, radii, shift) in enumerate([("20240115", (9, 7, 7), (0, 0, 0)),
                                               ("20240408", (7, 6, 6), (3, -2, 0))]):
         img, lesion = make_image(radii, shift, seed=50 + n)
         img = img.with_array(np.round(img.array).astype(np.int16))
-        common = dict(patient_id=patient_id, study_date=date, uid_seed=f"tree-{n}", study_uid=None)
+        common = dict(patient_id=patient_id, study_date=date, uid_seed=f"tree{uid_tag}-{n}", study_uid=None)
         write_dicom_series(img, root / f"study{n}" / "t2fs", SeriesInfo(series_description="T2 FS COR",
                                                                         series_number=3, **common))
         write_dicom_series(img, root / f"study{n}" / "t1", SeriesInfo(series_description="T1 VIBE",
@@ -153,3 +153,23 @@ def test_side_file_rows_that_match_no_study_are_errors(tmp_path, row, match):
     (tree / "seeds.csv").write_text("\n".join([header, "P1,," + ",".join(text[1].split(",")[1:4]), row]) + "\n")
     with pytest.raises(ManifestError, match=match):
         read_study(tree, RULE)
+
+
+def test_dicom_tree_patient_ids_differing_only_in_case_are_refused(tmp_path):
+    # sub-ab12 and sub-AB12 would be one mask folder on a macOS or Windows disk
+    from volumetry.errors import ManifestError
+
+    tree = tmp_path / "tree"
+    _write_tree(tree / "one", patient_id="ab12")
+    _write_tree(tree / "two", patient_id="AB12", uid_tag="two")
+    (tree / "seeds.csv").write_text((tree / "one" / "seeds.csv").read_text()
+                                    + (tree / "two" / "seeds.csv").read_text().splitlines()[1] + "\n")
+    (tree / "one" / "seeds.csv").unlink()
+    (tree / "two" / "seeds.csv").unlink()
+    with pytest.raises(ManifestError, match=r"PatientID 'ab12' and PatientID 'AB12' .* differ only in letter case"):
+        read_study(tree, RULE)
+    # ids that differ in more than case are two subjects
+    (tree / "seeds.csv").write_text((tree / "seeds.csv").read_text().replace("AB12", "AB13"))
+    _write_tree(tree / "two", patient_id="AB13", uid_tag="two")
+    (tree / "two" / "seeds.csv").unlink()
+    assert {r.subject_id for r in read_study(tree, RULE).rows} == {"ab12", "AB13"}

@@ -447,29 +447,38 @@ def _check_visits(source: Path, rows: list[ScanRow], lines: list[int]) -> None:
                                                    "visit its course number (or leave it empty)")
 
 
-def _check_case_collisions(source: Path, rows: list[ScanRow], lines: list[int]) -> None:
+def _check_case_collisions(source: Path, rows: list[ScanRow], lines: list[int] | None) -> None:
     """Subjects, a subject's visits or a subject's lesions whose names differ only in letter case
     (``S01``/``s01``) have output files whose names differ only in case (``sub-S01``/``sub-s01``):
     one file on a case-insensitive disk (macOS, Windows), where one would overwrite the other.
+    ``lines``: the manifest line of each row, or None for the rows of a DICOM tree (its
+    PatientIDs, named by the row's ``where``).
 
     Raises
     ------
     ManifestError
-        Naming the file, both lines and both names.
+        Naming the file, both lines (both series) and both names.
     """
     from .paths import safe_label
 
-    first: dict[tuple, tuple[str, int]] = {}
-    for line, row in zip(lines, rows):
+    first: dict[tuple, tuple[str, object]] = {}
+    for n, row in enumerate(rows):
+        here = lines[n] if lines is not None else row.where
         for what, scope, name in (("subject", (), row.subject_id), ("visit", (row.subject_id,), row.visit),
                                   ("lesion", (row.subject_id,), row.lesion_id)):
             key = (what, *scope, safe_label(name).casefold())
-            other, other_line = first.setdefault(key, (name, line))
-            if other != name:
-                raise _err(source, line, None, f"{what} {name!r} and {what} {other!r} of line {other_line} differ "
-                                               "only in letter case, and their output files would be one file on "
-                                               "a macOS or Windows disk; spell them the same way, or make them "
-                                               "differ in more than case")
+            other, there = first.setdefault(key, (name, here))
+            if other == name:
+                continue
+            tail = ("and their output files would be one file on a macOS or Windows disk; ")
+            if lines is not None:
+                raise _err(source, here, None, f"{what} {name!r} and {what} {other!r} of line {there} differ only in "
+                                               f"letter case, {tail}spell them the same way, or make them differ in "
+                                               "more than case")
+            label = "PatientID" if what == "subject" else what
+            raise ManifestError(f"{here}: {label} {name!r} and {label} {other!r} ({there}) differ only in letter "
+                                f"case, {tail}give the study as a {MANIFEST_NAME} with {what} ids that differ in "
+                                "more than case (see docs/pipeline.md)")
 
 
 def _order_key(row: ScanRow, position: int):
@@ -666,6 +675,7 @@ def read_dicom_tree(root: str | Path, series_rule: dict) -> Study:
             f"description /{series_rule.get('description_regex')}/); found: "
             + "; ".join(sorted({f"{_stack_attr(s, 'modality', '?')} '{_stack_attr(s, 'description', '')}'" for s in stacks}))
         )
+    _check_case_collisions(root, rows, None)
     return Study(rows=tuple(link_propagation(rows, side)), source=root, root=root)
 
 
