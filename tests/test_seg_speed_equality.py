@@ -348,3 +348,25 @@ def test_frame_geometry_is_the_same_numbers(synthetic, tmp_path):
     with pytest.raises(Exception) as ref_error:
         ref_seg._frames_of(datasets, names)
     assert str(new_error.value) == str(ref_error.value) and "IM" in str(new_error.value)
+
+
+def test_sources_whose_geometry_differs_only_in_its_stored_strings(frozen, fast_calls, synthetic, tmp_path):
+    """Series whose orientation, pixel spacing, slice thickness and spacing between slices are the
+    same numbers written differently ("0.800000" / "0.8", a trailing zero on every cosine): each SEG
+    carries its own source's strings, whichever series was written before it."""
+    paths, grid = synthetic
+    iop = [str(v) for v in pydicom.dcmread(paths[0]).ImageOrientationPatient]
+    a = _rewrite(paths, tmp_path / "a", SpacingBetweenSlices="3.000000")
+    b = _rewrite(paths, tmp_path / "b", SpacingBetweenSlices="3", PixelSpacing=["0.9", "0.8"], SliceThickness="3.0",
+                 ImageOrientationPatient=[v + "0" for v in iop])
+    mask = grid.with_array(_blob(grid.array.shape, (9, 8, 3), (5.0, 5.0, 6.0), grid.spacing))
+    written = [_write_seg_both(frozen, tmp_path / f"{n}", [(mask, files, {})])[0] for n, files in enumerate((a, b, a, b))]
+    assert len(fast_calls) == 4
+    stored = []
+    for path in written:
+        shared = pydicom.dcmread(path).SharedFunctionalGroupsSequence[0]
+        measures = shared.PixelMeasuresSequence[0]
+        stored.append((measures.PixelSpacing[0].original_string, measures.SpacingBetweenSlices.original_string,
+                       shared.PlaneOrientationSequence[0].ImageOrientationPatient[0].original_string))
+    assert stored[0] == stored[2] == ("0.900000", "3.000000", iop[0])
+    assert stored[1] == stored[3] == ("0.9", "3", iop[0] + "0")

@@ -366,13 +366,14 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
             datasets.append(src)
             names.append(str(getattr(src, "filename", None) or f"dataset {src.get('SOPInstanceUID', '?')}"))
             continue
-        path = Path(src)
+        path = src if isinstance(src, Path) else Path(src)
+        name = str(path)
         try:
             ds = None
             if light and datasets:
                 from .seg_fast import read_light_header
 
-                ds = read_light_header(str(path))
+                ds = read_light_header(name)
             if ds is None:
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
         except FileNotFoundError as exc:
@@ -380,7 +381,7 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
         except Exception as exc:  # pydicom raises several types for non-DICOM input
             raise DicomReadError(f"{path}: not a readable DICOM file ({exc})") from exc
         datasets.append(ds)
-        names.append(str(path))
+        names.append(name)
     if not datasets:
         raise InputError("write_seg needs the source DICOM files of the series the mask was made on; got none")
     _require_type1(datasets, names)
@@ -551,21 +552,13 @@ def write_seg(
         prepare_sources(source_dicom_files, light=fast)
     datasets, names, frames = sources.datasets, sources.names, sources.frames
     datasets = [sources.first_for_seg(), *datasets[1:]]  # type 2 attributes it lacks, empty
-    covered = np.zeros(arr.shape, dtype=bool)
-    planes, positions, seen = [], [], set()
-    for fr, fmap in zip(frames, _map_frames(sources, mask)):
-        if fmap in seen:  # another volume (dynamic, echo) of a multi-frame source at the same place
-            continue
-        seen.add(fmap)
-        planes.append(fmap.view(arr))
-        positions.append(fr.affine[:3, 3])
-        fmap.view(covered)[...] = True
-    if np.any(arr & ~covered):
+    plane_maps, positions, uncovered = _planes_of(sources, mask)
+    if uncovered is not None and np.any(arr & uncovered):
         raise GeometryMismatchError(
-            f"the mask has {int(np.count_nonzero(arr & ~covered))} foreground voxels on slices that none of the "
+            f"the mask has {int(np.count_nonzero(arr & uncovered))} foreground voxels on slices that none of the "
             f"{len(datasets)} source files covers; pass every file of the series"
         )
-    pixel_array = np.stack(planes).astype(np.uint8)
+    pixel_array = np.stack([fmap.view(arr) for fmap in plane_maps]).astype(np.uint8)
     a0 = frames[0].affine
     spacing_rc = (float(np.linalg.norm(a0[:3, 1])), float(np.linalg.norm(a0[:3, 0])))  # (between rows, columns)
     orientation = np.r_[a0[:3, 0] / spacing_rc[1], a0[:3, 1] / spacing_rc[0]]
@@ -737,6 +730,29 @@ def _map_frames(sources: SegSources, grid: Volume) -> list[_FrameMap]:
             maps.append(fmap)
     sources._maps[key] = maps
     return maps
+
+
+def _planes_of(sources: SegSources, grid: Volume) -> tuple[list[_FrameMap], list[np.ndarray], np.ndarray | None]:
+    """The planes of ``grid`` a SEG of these sources holds, worked out once per grid: the frame maps
+    (:func:`_map_frames`) in source order, each place once (the first of several volumes, dynamics or
+    echoes, at one place), the position (LPS mm) of each, and the voxels of ``grid`` that no frame
+    covers (None when the frames cover every voxel)."""
+    key = ("planes", grid.array.shape, tuple(np.asarray(grid.affine).ravel()))
+    cached = sources._maps.get(key)
+    if cached is not None:
+        return cached
+    covered = np.zeros(grid.array.shape, dtype=bool)
+    plane_maps, positions, seen = [], [], set()
+    for fr, fmap in zip(sources.frames, _map_frames(sources, grid)):
+        if fmap in seen:  # another volume (dynamic, echo) of a multi-frame source at the same place
+            continue
+        seen.add(fmap)
+        plane_maps.append(fmap)
+        positions.append(fr.affine[:3, 3])
+        fmap.view(covered)[...] = True
+    cached = (plane_maps, positions, None if covered.all() else ~covered)
+    sources._maps[key] = cached
+    return cached
 
 
 def _map_frames_batched(frames: list[_Frame], grid: Volume, rows_cols: tuple[int, int]) -> list[_FrameMap] | None:

@@ -346,6 +346,57 @@ def _highdicom_equipment_parts(encodings: tuple | None) -> tuple[bytes, bytes]:
     return before, after
 
 
+#: highdicom's PlaneOrientationSequence / PixelMeasuresSequence of a source, by the source values
+#: they are made of (:func:`_source_orientation`, :func:`_source_measures`); read-only.
+_SOURCE_CONTENT: dict = {}
+
+
+def _value_key(value) -> tuple:
+    """What highdicom's content made from a source value depends on: for each value its type,
+    repr, stored string and auto-format flag (pydicom's DS/IS keep the last two)."""
+    if _is_multi(value):
+        return ("multi", tuple(_value_key(v) for v in value))
+    return (type(value).__name__, repr(value), getattr(value, "original_string", None),
+            getattr(value, "auto_format", None))
+
+
+def _remember(key: tuple, content: tuple) -> tuple:
+    if len(_SOURCE_CONTENT) >= 256:
+        _SOURCE_CONTENT.clear()
+    _SOURCE_CONTENT[key] = content
+    return content
+
+
+def _source_orientation(image_orientation) -> tuple[Any, list]:
+    """``highdicom.PlaneOrientationSequence(coordinate_system="PATIENT", image_orientation=...)`` of a
+    source's ImageOrientationPatient (made once per value; read-only), and its items encoded once."""
+    import highdicom as hd
+
+    key = ("orientation", _value_key(image_orientation))
+    cached = _SOURCE_CONTENT.get(key)
+    if cached is None:
+        content = hd.PlaneOrientationSequence(coordinate_system="PATIENT", image_orientation=image_orientation)
+        cached = _remember(key, (content, [_EncodedOnce(item) for item in content]))
+    return cached
+
+
+def _source_measures(pixel_spacing, slice_thickness, spacing_between_slices) -> tuple[Any, list | None]:
+    """``highdicom.PixelMeasuresSequence`` of a source's values and its items encoded once; made once
+    per values (read-only) when it holds SpacingBetweenSlices, else made anew with None for the items
+    (the caller adds the spacing of its planes to it)."""
+    import highdicom as hd
+
+    key = ("measures", _value_key(pixel_spacing), _value_key(slice_thickness), _value_key(spacing_between_slices))
+    cached = _SOURCE_CONTENT.get(key)
+    if cached is None:
+        content = hd.PixelMeasuresSequence(pixel_spacing=pixel_spacing, slice_thickness=slice_thickness,
+                                           spacing_between_slices=spacing_between_slices)
+        if "SpacingBetweenSlices" not in content[0]:
+            return content, None
+        cached = _remember(key, (content, [_EncodedOnce(item) for item in content]))
+    return cached
+
+
 def _memo_for(memo: dict | None, src) -> dict:
     """``memo`` (a new dict when None) holding values of the header ``src`` alone: emptied
     when it held another header's."""
@@ -516,10 +567,9 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
         return None
 
     # --- geometry as highdicom derives it (spatial locations preserved, source values copied)
-    source_orientation = hd.PlaneOrientationSequence(coordinate_system="PATIENT",
-                                                     image_orientation=src.ImageOrientationPatient)
-    source_measures = hd.PixelMeasuresSequence(pixel_spacing=src.PixelSpacing, slice_thickness=src.SliceThickness,
-                                               spacing_between_slices=src.get("SpacingBetweenSlices", None))
+    source_orientation, orientation_items = _source_orientation(src.ImageOrientationPatient)
+    source_measures, measures_items = _source_measures(src.PixelSpacing, src.SliceThickness,
+                                                       src.get("SpacingBetweenSlices", None))
     # highdicom keeps the source's orientation and pixel measures when ours equal them
     if not _are_orientations_equal(tuple(float(v) for v in orientation), source_orientation.cosines):
         return None
@@ -621,13 +671,14 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
         dim_items.append(item)
     top.DimensionIndexSequence = dim_items
     shared = _Top()
-    shared.PlaneOrientationSequence = source_orientation
-    if "SpacingBetweenSlices" not in source_measures[0]:
+    shared.PlaneOrientationSequence = orientation_items
+    if measures_items is None:  # built for this SEG: highdicom adds the spacing of its planes
         slice_spacing, _ = get_volume_positions(image_positions=plane_values,
                                                 image_orientation=source_orientation[0].ImageOrientationPatient)
         if slice_spacing is not None:
             source_measures[0].SpacingBetweenSlices = format_number_as_ds(slice_spacing)
-    shared.PixelMeasuresSequence = source_measures
+        measures_items = source_measures
+    shared.PixelMeasuresSequence = measures_items
     ident = _Top()
     ident.ReferencedSegmentNumber = 1
     shared.SegmentIdentificationSequence = [ident]

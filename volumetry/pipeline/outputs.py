@@ -319,7 +319,7 @@ def seg_sources(source: tuple, files=None, cache: dict | None = None):
     if not files:
         volume = source[2] if len(source) > 2 else None
         files = series_files(source[0], series_uid=source[1], volume_index=volume)
-    sources = prepare_sources([Path(f) for f in files])
+    sources = prepare_sources(list(files))  # paths or strings (the reader makes Paths of them once)
     if cache is not None:
         cache[key] = sources
     return sources
