@@ -116,7 +116,11 @@ def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[floa
     (4-neighbours). Its longest chord joins two vertices of its convex hull,
     and every hull vertex is the first or last outline point of its row and of
     its column, so only those candidates are compared (all pairs, exact
-    distances in mm; a convex hull first when a slice has many).
+    distances in mm; a convex hull first when a slice has many). Slices are
+    measured from the widest candidate box down; a slice whose box (an upper
+    bound of its diameter, with a margin far above rounding) is shorter than
+    the longest found so far cannot be the longest nor tie with it, and is not
+    measured.
 
     Parameters
     ----------
@@ -135,12 +139,27 @@ def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[floa
         the first slice whose length is within 1e-12 (relative) of the longest.
     """
     inplane = np.asarray(matrix, dtype=float)[:, :2]
-    lengths = np.zeros(crop.shape[0])
-    for k, x, y in _outline_candidates(np.asarray(crop, dtype=bool)):
-        pts = np.outer(x, inplane[:, 0]) + np.outer(y, inplane[:, 1])  # (i, j) index units -> mm
-        if len(pts) > _PAIRWISE_MAX:
-            pts = _hull_points_2d(np.c_[x, y], pts)
-        lengths[k] = _max_pair_distance(pts)
+    c0, c1 = inplane[:, 0], inplane[:, 1]
+    lengths = np.zeros(crop.shape[0])  # 0 for a slice not measured (it is not the longest)
+    k, x, y = _outline_points(np.asarray(crop, dtype=bool))
+    if len(k):
+        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+        ends = np.r_[starts[1:], len(k)]
+        # |dx c0 + dy c1| <= |dx| |c0| + |dy| |c1|: a bound of every slice's diameter (mm)
+        span_x = np.maximum.reduceat(x, starts) - np.minimum.reduceat(x, starts)
+        span_y = np.maximum.reduceat(y, starts) - np.minimum.reduceat(y, starts)
+        bound = (span_x * float(np.linalg.norm(c0)) + span_y * float(np.linalg.norm(c1))) * (1.0 + _BOUND_MARGIN)
+        longest = 0.0
+        for s in np.argsort(-bound, kind="stable").tolist():
+            if bound[s] < longest * (1.0 - _BOUND_MARGIN):
+                break  # this slice and the rest are shorter than the longest by far more than _TIE
+            a, b = int(starts[s]), int(ends[s])
+            xs, ys = x[a:b], y[a:b]
+            pts = np.outer(xs, c0) + np.outer(ys, c1)  # (i, j) index units -> mm
+            if len(pts) > _PAIRWISE_MAX:
+                pts = _hull_points_2d(np.c_[xs, ys], pts)
+            lengths[k[a]] = _max_pair_distance(pts)
+            longest = max(longest, lengths[k[a]])
     best = float(lengths.max()) if len(lengths) else 0.0
     if best <= 0.0:
         return 0.0, 0
@@ -154,12 +173,17 @@ _TIE = 1e-12
 #: Above this many candidates in a slice, reduce them to their convex hull before comparing all pairs.
 _PAIRWISE_MAX = 64
 
+#: Relative margin of the slice bound in :func:`longest_inplane_diameter` (rounding is ~1e-15).
+_BOUND_MARGIN = 1e-6
 
-def _outline_candidates(crop: np.ndarray):
-    """Per slice with a voxel: ``(k, x, y)``, the outline points (index units, ``x`` along i, ``y``
-    along j, half-integers at edge mid-points) that are the first or last of their row and of their column.
-    """
-    p = np.pad(crop, ((0, 0), (1, 1), (1, 1)))
+
+def _outline_points(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(k, x, y)`` of the outline points (index units, ``x`` along i, ``y`` along j,
+    half-integers at edge mid-points) that are the first or last of their row and of their
+    column, ordered by slice ``k`` (stable)."""
+    nk, nj, ni = crop.shape
+    p = np.zeros((nk, nj + 2, ni + 2), dtype=bool)  # np.pad's zero border, without its overhead
+    p[:, 1:-1, 1:-1] = crop
     # mid-points of horizontal edges (between columns c and c+1 of row r): x = c + 0.5, y = r
     h = p[:, :, 1:] != p[:, :, :-1]
     # mid-points of vertical edges (between rows r and r+1 of column c): x = c, y = r + 0.5
@@ -170,21 +194,23 @@ def _outline_candidates(crop: np.ndarray):
     x = np.concatenate([hc + 0.5, vc.astype(float)])
     y = np.concatenate([hr.astype(float), vr + 0.5])
     order = np.argsort(k, kind="stable")
-    k, x, y = k[order], x[order], y[order]
-    starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]]) if len(k) else np.array([], int)
-    ends = np.r_[starts[1:], len(k)]
-    for a, b in zip(starts, ends):
-        yield int(k[a]), x[a:b], y[a:b]
+    return k[order], x[order], y[order]
 
 
 def _ends(a: np.ndarray, axis: int) -> np.ndarray:
-    """True at the first and the last True of every line of ``a`` along ``axis``."""
-    has = a.any(axis=axis, keepdims=True)
-    first = np.argmax(a, axis=axis, keepdims=True)
-    last = a.shape[axis] - 1 - np.argmax(np.flip(a, axis=axis), axis=axis, keepdims=True)
+    """True at the first and the last True of every line of ``a`` (3D) along ``axis`` (1 or 2)."""
+    n = a.shape[axis]
+    has = a.any(axis=axis)
+    first = np.argmax(a, axis=axis)
+    last = n - 1 - np.argmax(np.flip(a, axis=axis), axis=axis)
     out = np.zeros_like(a)
-    np.put_along_axis(out, first, has, axis=axis)
-    np.put_along_axis(out, last, has, axis=axis)
+    outer, inner = np.ogrid[:has.shape[0], :has.shape[1]]
+    if axis == 2:
+        out[outer, inner, first] = has
+        out[outer, inner, last] = has
+    else:
+        out[outer, first, inner] = has
+        out[outer, last, inner] = has
     return out
 
 
