@@ -316,6 +316,20 @@ class _EncodedOnce(_PreEncoded):
         return self._encoded[key]
 
 
+_SHARED_ITEMS: dict[int, _EncodedOnce] = {}
+
+
+def _encoded_once(dataset) -> _EncodedOnce:
+    """The :class:`_EncodedOnce` of a read-only data set shared between SEGs (a segment description
+    made once per label), by identity (the entry keeps the data set alive, so its id is not reused)."""
+    hit = _SHARED_ITEMS.get(id(dataset))
+    if hit is None or hit.dataset is not dataset:
+        if len(_SHARED_ITEMS) >= 256:
+            _SHARED_ITEMS.clear()
+        hit = _SHARED_ITEMS[id(dataset)] = _EncodedOnce(dataset)
+    return hit
+
+
 class _HighdicomEquipment(_PreEncoded):
     """``highdicom.ContributingEquipment.for_highdicom()`` made at ``when``: its elements other
     than ContributionDateTime are constants, encoded once (:func:`_highdicom_equipment_parts`)."""
@@ -644,7 +658,7 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
     top.SegmentationType = "BINARY"
     top.ContentLabel = f"{src.Modality}_SEG"
     top.ContentDescription = None
-    top.SegmentSequence = [description]
+    top.SegmentSequence = [_encoded_once(description)]  # the lesion's description, shared (read-only)
     # _init_multiframe_image
     top.FrameOfReferenceUID = src.FrameOfReferenceUID
     top.PositionReferenceIndicator = getattr(src, "PositionReferenceIndicator", None)
@@ -752,12 +766,21 @@ def _frame_items(seg: FastSeg, ref_items: list[bytes], purpose: bytes, derivatio
     purpose_sq = _sq(0x0040A170, [purpose])
     src_items = [item + _el(0x0028135A, "CS", b"YES ") + purpose_sq for item in ref_items]
     derivation_sq = _sq(0x00089215, [derivation])
+    # FrameContentSequence: one item holding DimensionIndexValues (1, n): fixed lengths, so the
+    # bytes before the two numbers are the same for every frame
+    content_head = _sq(0x00209111, [_el(0x00209157, "UL", b"\0" * 8)])[:-8]
+    derivations: dict[int, bytes] = {}  # a frame made from one source image: its derivation item
     out = []
     for n, (matched, pos) in enumerate(zip(seg.frame_sources, seg.frame_positions), start=1):
-        der = _sq(0x00089124, [_sq(0x00082112, [src_items[m] for m in matched]) + derivation_sq])
-        content = _sq(0x00209111, [_el(0x00209157, "UL", struct.pack("<II", 1, n))])
+        if len(matched) == 1:
+            m = int(matched[0])
+            der = derivations.get(m)
+            if der is None:
+                der = derivations[m] = _sq(0x00089124, [_sq(0x00082112, [src_items[m]]) + derivation_sq])
+        else:
+            der = _sq(0x00089124, [_sq(0x00082112, [src_items[m] for m in matched]) + derivation_sq])
         position = _sq(0x00209113, [_el(0x00200032, "DS", _text("\\".join(pos)))])
-        out.append(der + content + position)
+        out.append(der + content_head + _u32(1) + _u32(n) + position)
     return out
 
 
