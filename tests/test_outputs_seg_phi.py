@@ -82,3 +82,5 @@ def test_both_engines_write_the_same_pseudonymised_seg(identified_series, tmp_pa
     outs = [write_seg_for(grid.with_array(arr), (paths[0].parent, None), tmp_path / f"{e}.dcm", "PSN-02", "2", True,
                           files=paths, engine=e) for e in ("highdicom", "fast")]
     _assert_same_seg(*outs)
+    for out in outs:  # the source's institution, station, acquisition date and time are not carried
+        assert len(pydicom.dcmread(out).get("ContributingEquipmentSequence", [])) == 0

@@ -86,17 +86,37 @@ def test_keep_dates_shows_the_real_ones(runs):
         assert list(a) == list(b) and len(a) > 0
 
 
-def test_dicom_tree_visit_labels_are_moved_dates(tmp_path, monkeypatch):
+def test_dicom_tree_visit_labels_and_seg_dates_are_moved(tmp_path, monkeypatch):
+    import pydicom
+
     monkeypatch.setenv(KEY_ENV, KEY)
     tree = tmp_path / "tree"
     _write_tree(tree, patient_id="PT7")
-    s = run_study(tree, tiny_config(seg=False), tmp_path / "out", jobs=1, progress=False, pseudonymize=True)
+    s = run_study(tree, tiny_config(report=True), tmp_path / "out", jobs=1, progress=False, pseudonymize=True)
     assert s.ok, [f.line() for f in s.failures]
     shift = dt.timedelta(days=Pseudonymizer(KEY.encode()).date_shift_days("PT7"))
     expected = {(dt.date(2024, 1, 15) - shift).isoformat(), (dt.date(2024, 4, 8) - shift).isoformat()}
     assert set(s.table["visit"]) == expected
     assert {p.name for p in s.out_dir.glob("sub-*/ses-*")} == {f"ses-{safe_label(v)}" for v in expected}
     _no_real_date_in(s.out_dir, {"2024-01-15", "2024-04-08"})
+    segs = sorted(s.out_dir.rglob("*_desc-lesion_mask.dcm"))
+    assert len(segs) == 2
+    headers = [pydicom.dcmread(seg, stop_before_pixels=True) for seg in segs]
+    assert sorted(ds.StudyDate for ds in headers) == sorted(v.replace("-", "") for v in expected)  # moved
+    for ds in headers:
+        # no contributing equipment (the source's institution, station, acquisition date and time)
+        assert len(ds.get("ContributingEquipmentSequence", [])) == 0
+
+
+def test_keep_dates_seg_keeps_the_study_date(tmp_path, monkeypatch):
+    import pydicom
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    tree = tmp_path / "tree"
+    _write_tree(tree, patient_id="PT7")
+    s = run_study(tree, tiny_config(), tmp_path / "out", jobs=1, progress=False, pseudonymize=True, keep_dates=True)
+    dates = sorted(pydicom.dcmread(f, stop_before_pixels=True).StudyDate for f in s.out_dir.rglob("*.dcm"))
+    assert dates == ["20240115", "20240408"]
 
 
 def test_shown_moves_date_labels_and_scrubs_messages():

@@ -76,4 +76,7 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
         overrides.update(AccessionNumber="", ReferringPhysicianName="")
         overrides.update({k: subject_id for k in SEG_SUBJECT_IDS if k in sources.datasets[0]})
         overrides.update(_emptied_identifying(sources.datasets[0], overrides))
+        # behaviour added after this copy was taken (77aeb74's follow-up: pseudonymised SEGs carry no
+        # contributing equipment); the same here, so that the comparison is of the writers alone
+        overrides["ContributingEquipmentSequence"] = []
     return write_seg(mask_vol, sources, target, label=f"lesion {lesion_id}", overrides=overrides, engine=engine)

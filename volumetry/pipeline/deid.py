@@ -46,11 +46,15 @@ class Shown:
         """The subject id shown (the pseudonym, or the id itself)."""
         return subject_id if self._pz is None else self._pz(subject_id)
 
+    def shift_days(self, subject_id: str) -> int:
+        """Days by which the dates of the (real) subject ``subject_id`` move back (0: not moved)."""
+        return self._pz.date_shift_days(subject_id) if self._shift else 0
+
     def date(self, subject_id: str, day: _dt.date | None) -> _dt.date | None:
         """The date shown for ``day`` of the (real) subject ``subject_id``."""
         if day is None or not self._shift:
             return day
-        return day - _dt.timedelta(days=self._pz.date_shift_days(subject_id))
+        return day - _dt.timedelta(days=self.shift_days(subject_id))
 
     def visit(self, row: ScanRow) -> str:
         """The visit label shown for ``row`` (a date label moved with the subject's dates)."""

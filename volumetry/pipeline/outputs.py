@@ -226,7 +226,7 @@ def _assess_subject(df, cfg: PipelineConfig):
 
 
 def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineConfig, out_dir: Path,
-                  sources: dict | None = None, pseudonymized: bool = False) -> dict:
+                  sources: dict | None = None, pseudonymized: bool = False, date_shifts: dict | None = None) -> dict:
     """Write the tables and masks of a run into ``out_dir``.
 
     Returns
@@ -251,7 +251,7 @@ def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineC
         Path(written.pop("volumes_csv")).unlink(missing_ok=True)
     if cfg.outputs["masks"]:
         n = write_masks(store, idents, out_dir, sources=sources if cfg.outputs["seg"] else None,
-                        pseudonymized=pseudonymized)
+                        pseudonymized=pseudonymized, date_shifts=date_shifts)
         written["masks"] = out_dir
         log.info("masks: %d written or refreshed", n)
     written["database"] = out_dir / "results.sqlite"
@@ -363,7 +363,8 @@ def _emptied_identifying(first_header, overrides: dict) -> dict:
 
 
 def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion_id: str,
-                  pseudonymized: bool, *, files=None, cache: dict | None = None, engine: str = "fast") -> Path:
+                  pseudonymized: bool, *, files=None, cache: dict | None = None, engine: str = "fast",
+                  date_shift_days: int = 0) -> Path:
     """Write the DICOM SEG of a mask made on a DICOM series (``source`` = (path, series_uid[, volume_index])).
 
     The SEG references the source images and copies their study module, but it
@@ -371,8 +372,11 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
     the subject id of the table (the pseudonym with pseudonymisation), the birth
     date is emptied, and with pseudonymisation every identifying attribute the
     source holds (:data:`SEG_IDENTIFYING`: other names and IDs, birth time, physicians,
-    accession number, study ID and description, admission, comments, ...) too, and the trial's
-    subject IDs (:data:`SEG_SUBJECT_IDS`) read the pseudonym. ``files``/``cache``: see :func:`seg_sources`;
+    accession number, study ID and description, admission, comments, ...) too, the trial's
+    subject IDs (:data:`SEG_SUBJECT_IDS`) read the pseudonym, and the contributing-equipment
+    items (the source's institution, station, device serial number and acquisition date and
+    time) are left out. ``date_shift_days`` (pseudonymised runs that move dates): the StudyDate
+    moves back by that many days. ``files``/``cache``: see :func:`seg_sources`;
     ``engine``: see :func:`volumetry.io.seg.write_seg`.
     """
     from ..io.seg import write_seg
@@ -383,7 +387,21 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
         overrides.update(AccessionNumber="", ReferringPhysicianName="")
         overrides.update({k: subject_id for k in SEG_SUBJECT_IDS if k in sources.datasets[0]})
         overrides.update(_emptied_identifying(sources.datasets[0], overrides))
+        overrides["ContributingEquipmentSequence"] = []
+        if date_shift_days:
+            overrides["StudyDate"] = _moved_da(sources.datasets[0].get("StudyDate"), date_shift_days)
     return write_seg(mask_vol, sources, target, label=f"lesion {lesion_id}", overrides=overrides, engine=engine)
+
+
+def _moved_da(value, days: int) -> str:
+    """A DICOM date (DA ``YYYYMMDD``) moved back by ``days``; empty when it is empty or not a date."""
+    import datetime as dt
+
+    text = str(value or "").strip()
+    try:
+        return (dt.datetime.strptime(text, "%Y%m%d").date() - dt.timedelta(days=int(days))).strftime("%Y%m%d")
+    except ValueError:
+        return ""
 
 
 def _image_info_of(store: ResultStore, task_key: str) -> dict:
@@ -393,11 +411,13 @@ def _image_info_of(store: ResultStore, task_key: str) -> dict:
 
 
 def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sources: dict | None = None,
-                pseudonymized: bool = False) -> int:
+                pseudonymized: bool = False, date_shifts: dict | None = None) -> int:
     """Write (or refresh) the NIfTI mask of every successful scan, and its DICOM SEG
     (``…_desc-lesion_mask.dcm``) when the scan's image is a DICOM series and
     ``sources`` maps the scan to ``(image path, series_uid)``; remove the stale
-    masks of a scan that failed. Returns the number of NIfTI files written."""
+    masks of a scan that failed. ``date_shifts`` maps a scan's ``(subject_id, visit,
+    lesion_id)`` to the days its SEG's StudyDate moves back (pseudonymised dates).
+    Returns the number of NIfTI files written."""
     from ..io.nifti import write_nifti
     from .tasks import unpack_mask
 
@@ -439,7 +459,8 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
                 if image_info.get("volume_index") is not None:  # the volume of a multi-volume series
                     source = (*source[:2], int(image_info["volume_index"]))
                 write_seg_for(vol, source, seg_target, scan["subject_id"], scan["lesion_id"], pseudonymized,
-                              files=image_info.get("files"), cache=seg_cache)
+                              files=image_info.get("files"), cache=seg_cache,
+                              date_shift_days=(date_shifts or {}).get(ident, 0))
             except Exception as exc:  # noqa: BLE001 -- the NIfTI mask and the tables stand; say why no SEG
                 log.warning("%s %s lesion %s: no DICOM SEG written (%s: %s)", scan["subject_id"], scan["visit"],
                             scan["lesion_id"], type(exc).__name__, exc)

@@ -691,8 +691,10 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     timings["assess"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     sources = {p.ident: (str(p.row.image), p.row.series_uid) for p in planned}
+    date_shifts = ({p.ident: shown.shift_days(p.row.subject_id) for p in planned}
+                   if shown is not None and shown.shifts_dates else None)
     written = outputs.write_outputs(store, table, idents, cfg, out_dir, sources=sources,
-                                    pseudonymized=pseudonymize)
+                                    pseudonymized=pseudonymize, date_shifts=date_shifts)
     timings["write"] += time.perf_counter() - t0
 
     failures = []
