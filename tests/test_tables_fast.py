@@ -6,7 +6,8 @@
   every confidence level, in (0, 1) and at its edges.
 * ``conform`` and ``table_from_rows`` build the frame from the columns' arrays on a
   ``RangeIndex`` (no index alignment) and skip conversions of text columns already in the
-  ``string`` dtype; ``course_summary`` filters the rows with one mask on four columns and
+  ``string`` dtype; ``table_from_rows`` makes Int64 and boolean columns of plain Python
+  ints (up to 2**53) / bools and None directly; ``course_summary`` filters the rows with one mask on four columns and
   builds its frame from columns. Compared on random studies (raw, conformed, assessed, with
   other indexes, dtypes, missing values, extra and absent columns, dates with a time of day)
   frame for frame (``check_exact``) and, for bad values, error for error.
@@ -291,3 +292,51 @@ def test_course_summary_equals_reference(seed, lesion_id):
                 ref = _ref_course_summary(frame, lesion_id=lesion_id)
                 assert got.to_csv(index=False, float_format="%.12g", na_rep="") == \
                     ref.to_csv(index=False, float_format="%.12g", na_rep="")
+
+
+def _rows_as_assess_makes_them(seed):
+    """The row dicts ``assess`` hands to ``table_from_rows`` (plain Python values)."""
+    import sys
+
+    module = sys.modules["volumetry.longitudinal.assess"]
+    raw = random_study(3200 + seed, conformed=False)
+    if raw.empty:
+        return []
+    seen = []
+    real = module.table_from_rows
+    try:
+        module.table_from_rows = lambda rows: seen.append([dict(r) for r in rows]) or real(rows)
+        try:
+            assess(raw, **SETTINGS[seed % len(SETTINGS)])
+        except InputError:
+            return []
+    finally:
+        module.table_from_rows = real
+    return seen[0]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_table_from_rows_of_assess_rows_equals_reference(seed):
+    rows = _rows_as_assess_makes_them(seed)
+    _both(tables.table_from_rows, _ref_table_from_rows, rows)
+
+
+def test_table_from_rows_integer_and_boolean_columns_equal_reference():
+    base = {"subject_id": "S", "lesion_id": "L", "visit": "v", "method": "voxel"}
+    cases = [
+        [{"course": None}, {"course": None}],  # all missing
+        [{"course": 0}, {"course": 4}, {"course": None}, {"days_from_baseline": -3}],
+        [{"course": 2 ** 53}, {"course": -(2 ** 53)}, {"days_from_baseline": 2 ** 53 - 1}],
+        [{"course": 2 ** 53 + 1}],  # beyond float64's exact integers: the general path
+        [{"course": True}, {"course": 1}],  # a bool is not an int here: the general path
+        [{"course": np.int64(3)}, {"course": 2}],
+        [{"course": 1.0}, {"course": None}],
+        [{"course": 1.5}],  # an error, the same one
+        [{"response_confirmed": None}, {"response_confirmed": None}],
+        [{"response_confirmed": True}, {"response_confirmed": False}, {"response_confirmed": None}],
+        [{"response_confirmed": 1}, {"response_confirmed": "true"}, {"response_confirmed": np.bool_(False)}],
+        [{"response_confirmed": "maybe"}],  # an error, the same one
+        [{}],
+    ]
+    for rows in cases:
+        _both(tables.table_from_rows, _ref_table_from_rows, [{**base, **r} for r in rows])

@@ -227,16 +227,26 @@ def table_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
         values = [r.get(col.name) for r in rows]
         try:
             if col.name == "flags":
-                out[col.name] = pd.Series([_join_flags(v) for v in values], dtype="string")
+                out[col.name] = pd.array([_join_flags(v) for v in values], dtype="string")
             elif col.dtype == "string":
-                out[col.name] = pd.Series([None if _isna(v) else str(v) for v in values], dtype="string")
+                out[col.name] = pd.array([None if _isna(v) else str(v) for v in values], dtype="string")
             elif col.dtype == "float64" and all(v is None or type(v) is float for v in values):
-                out[col.name] = pd.Series(np.array(values, dtype=np.float64))
+                out[col.name] = np.array(values, dtype=np.float64)
+            elif col.dtype == "Int64" and all(v is None or (type(v) is int and -_EXACT_INT <= v <= _EXACT_INT)
+                                              for v in values):
+                # what _coerce makes of them (numbers, through Float64: exact up to 2**53), directly
+                out[col.name] = pd.array(values, dtype="Int64")
+            elif col.dtype == "boolean" and all(v is None or type(v) is bool for v in values):
+                out[col.name] = pd.array(values, dtype="boolean")
             else:
                 out[col.name] = _coerce(pd.Series(values, dtype=object), col)
         except (ValueError, TypeError) as exc:
             raise InputError(f"column {col.name!r}: cannot convert to {col.dtype} ({exc})") from exc
     return _frame(out, len(rows))
+
+
+#: Integers that a float64 holds exactly (``_coerce`` passes Int64 values through Float64).
+_EXACT_INT = 2 ** 53
 
 
 def _isna(v: Any) -> bool:
