@@ -282,7 +282,7 @@ def test_real_exports(shared_data, frozen, tmp_path, item):
 
 def _long_header_and_sequence_files(paths, folder: Path) -> list[Path]:
     """Copies whose header is longer than the first read (8 KiB) or holds a sequence of
-    undefined length (read by the raw header reader instead of the light scan)."""
+    undefined length (which the light scan skips as the raw header reader does)."""
     folder.mkdir()
     out = []
     for n, p in enumerate(paths[:2]):
@@ -323,7 +323,8 @@ def test_light_headers_hold_the_values_the_raw_header_reader_gave(synthetic, tmp
             assert new.get(kw, "absent") == ref.get(kw, "absent"), (f, kw)
         assert new.raw_strings("ImagePositionPatient") == ref.raw_strings("ImagePositionPatient")
         assert dataclasses.astuple(seg_fast.source_ref(new)) == dataclasses.astuple(ref_seg_fast.source_ref(ref))
-    assert scanned == 3 + 3 + 2 + 1  # sample, oblique, latin-1 and the long header: the light scan
+    # the light scan: sample, oblique, latin-1, the long header and the sequence; implicit VR: the raw reader
+    assert scanned == 3 + 3 + 2 + 2
 
 
 def test_frame_geometry_is_the_same_numbers(synthetic, tmp_path):
@@ -370,3 +371,21 @@ def test_sources_whose_geometry_differs_only_in_its_stored_strings(frozen, fast_
                        shared.PlaneOrientationSequence[0].ImageOrientationPatient[0].original_string))
     assert stored[0] == stored[2] == ("0.900000", "3.000000", iop[0])
     assert stored[1] == stored[3] == ("0.9", "3", iop[0] + "0")
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("item,scanned", [("ge_epi_slicegap_3mm_thk_5mm_spacing", True), ("siemens_t1_2d_sag_HFS", True),
+                                          ("philips_3dpcasl_classic", True), ("siemens_xa10_enhanced_multiframe", False)])
+def test_light_headers_of_real_exports(shared_data, item, scanned):
+    """Scanner files (private tags, sequences of undefined length, headers longer than the first read):
+    the light scan's values are the reference reader's; an enhanced file is still left to pydicom."""
+    files = sorted(f for f in (shared_data / "dicom" / item / "dicom").rglob("*") if f.is_file())[:40]
+    for f in files:
+        new, ref = seg_fast.read_light_header(str(f)), ref_seg_fast.read_light_header(str(f))
+        assert (new is not None and new._raw is None) == scanned, f
+        assert (new is None) == (ref is None), f
+        if new is None:
+            continue
+        for kw in seg_fast._LIGHT_KEYWORDS:
+            assert (kw in new, new.get(kw, "absent")) == (kw in ref, ref.get(kw, "absent")), (f, kw)
+        assert dataclasses.astuple(seg_fast.source_ref(new)) == dataclasses.astuple(ref_seg_fast.source_ref(ref))

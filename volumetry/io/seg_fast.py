@@ -17,6 +17,15 @@ by pydicom.
 highdicom would reject or transform); the caller then uses highdicom.
 ``tests/test_seg_fast.py`` proves, case by case, that both writers give the
 same data set except UIDs and creation dates/times.
+
+What does not change between SEGs is made once: the attributes copied from a
+series' first header and its acquisition-equipment item (per series, in the
+``memo`` that :class:`volumetry.io.seg.SegSources` keeps), highdicom's
+orientation / pixel-measure items (per stored source values), a lesion's
+segment description (per label) and highdicom's own equipment item (all but
+its date/time), each encoded once. ``tests/test_seg_speed_equality.py``
+checks that the files are byte for byte those of the writer before this
+(``tests/seg_reference``).
 """
 from __future__ import annotations
 
@@ -900,14 +909,31 @@ class _Short(Exception):
     """The buffer ends before the header does (read more of the file)."""
 
 
+class _Unhandled(Exception):
+    """Something the raw header reader itself must look at (the file is left to it)."""
+
+
+def _skip_undefined(buf: bytes, pos: int, explicit: bool) -> int:
+    """Position after the undefined-length sequence whose first item starts at ``pos``, by the
+    raw header reader's own walk (:func:`volumetry.io.dicom_rawheader._skip_sequence`)."""
+    from .dicom_rawheader import _NeedMore, _skip_sequence, _Unsupported
+
+    try:
+        return _skip_sequence(buf, pos, explicit)
+    except _NeedMore as exc:
+        raise _Short from exc
+    except _Unsupported as exc:
+        raise _Unhandled from exc
+
+
 def _scan_light(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
     """``tag -> (VR, value bytes)`` of :data:`_LIGHT_KEYWORDS` in an explicit VR little endian
     classic header, walking the top-level elements up to PixelData as
-    :func:`volumetry.io.dicom_rawheader.read_raw_header` does and accepting a file only where it
-    would (preamble, transfer syntax, character set, no mosaic, no enhanced functional groups,
-    PixelData's head inside the buffer); None for anything else (implicit VR, a sequence of
-    undefined length, an item tag at the top level, an odd VR of a wanted tag), which is then
-    read by the raw header reader itself.
+    :func:`volumetry.io.dicom_rawheader.read_raw_header` does (sequences of undefined length skipped
+    by its own code) and accepting a file only where it would (preamble, transfer syntax, character
+    set, no mosaic, no enhanced functional groups, PixelData's head inside the buffer); None for
+    anything else (implicit VR, an item tag at the top level, an odd VR of a wanted tag), which is
+    then read by the raw header reader itself.
 
     Raises
     ------
@@ -960,8 +986,9 @@ def _scan_light(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
             start = pos + 12
         else:
             start = pos + 8
-        if length == 0xFFFFFFFF:
-            return None
+        if length == 0xFFFFFFFF:  # a sequence of undefined length: skipped, as the raw header reader does
+            pos = _skip_undefined(buf, start, vr != b"UN")
+            continue
         end = start + length
         if end > n:
             raise _Short
@@ -1023,7 +1050,7 @@ def _read_light(fp, file_size: int, path: str) -> LightHeader | None:
                 return None
             size = min(size * 4, file_size)
             continue
-        except (struct.error, UnicodeDecodeError, ValueError, TypeError):
+        except (_Unhandled, struct.error, UnicodeDecodeError, ValueError, TypeError):
             return None
         return None if decoded is None else LightHeader(None, path, *decoded)
 
