@@ -121,8 +121,12 @@ def load_stack(stack: SeriesStack, *, volume_index: int | None = None,
     SeriesGeometryError
         The slices do not form one regular grid.
     DicomReadError
-        A file is truncated or its pixels cannot be decoded.
+        A file is truncated or its pixels cannot be decoded (also a file of the series that
+        the index could not read: ``stack.broken``).
     """
+    if stack.broken:
+        more = f" (and {len(stack.broken) - 1} more file(s) of this series)" if len(stack.broken) > 1 else ""
+        raise DicomReadError(f"{stack.broken[0]}{more}; series {stack.series_uid} cannot be loaded without it")
     v, grid = stack_grid(stack, volume_index=volume_index)
     raw = read_frames(grid.frames)
     slope, intercept = scale_factors(grid.frames, philips_scaling)
@@ -199,15 +203,18 @@ def stacks_for_path(path: str | Path) -> list[SeriesStack]:
     Raises
     ------
     DicomReadError
-        Missing path; a truncated or unreadable DICOM file.
+        Missing path; an unreadable DICOM header (a file whose pixel data alone is truncated
+        fails only its series: see :func:`volumetry.io.dicom_index.read_headers`).
     """
     path = Path(path)
-    headers = read_headers(path)
+    broken: list = []
+    headers = read_headers(path, broken=broken if path.is_dir() else None)
     if path.is_file() and len(headers) == 1 and headers[0].kind == "classic":
         uid = headers[0].series_uid
         log.info("%s is one slice: indexing its series %s in %s", path, uid, path.parent)
-        headers = [h for h in read_headers(path.parent, recursive=False) if h.series_uid == uid]
-    return build_stacks(headers)
+        headers = [h for h in read_headers(path.parent, recursive=False, broken=broken) if h.series_uid == uid]
+        broken = [(u, e) for u, e in broken if u == uid]
+    return build_stacks(headers, broken)
 
 
 def describe_stack(stack: SeriesStack, *, volume_index: int | None = None) -> dict:
@@ -223,6 +230,9 @@ def describe_stack(stack: SeriesStack, *, volume_index: int | None = None) -> di
     d = stack.describe()
     out = {"size": None, "spacing": None, "origin": None, "direction": None, "voxel_volume_mm3": None, **d}
     out["warnings"] = []
+    if stack.broken:
+        out["error"] = stack.broken[0]
+        return out
     try:
         v, grid = stack_grid(stack, volume_index=0 if volume_index is None and stack.n_volumes > 1 else volume_index)
     except SeriesGeometryError as exc:

@@ -224,6 +224,18 @@ def read_header(path: str | Path, *, fast: bool = True) -> FileHeader | None:
 
 def _describe_checked(ds, path: str, pixel_pos: int, elem_head: bytes, file_size: int,
                       is_part10: bool) -> FileHeader | None:
+    """:func:`_describe`, with the error of a file whose header was read but whose pixel data
+    is truncated or invalid carrying that header's ``series_uid`` (the index then fails only
+    that series, see :func:`volumetry.io.dicom_index.read_headers`)."""
+    try:
+        return _describe_unchecked_series(ds, path, pixel_pos, elem_head, file_size, is_part10)
+    except DicomReadError as exc:
+        exc.series_uid = str(_num(ds, "SeriesInstanceUID", "") or "")
+        raise
+
+
+def _describe_unchecked_series(ds, path: str, pixel_pos: int, elem_head: bytes, file_size: int,
+                               is_part10: bool) -> FileHeader | None:
     meta = getattr(ds, "file_meta", None)
     deflated = meta is not None and meta.get("TransferSyntaxUID") == DEFLATED_LE
     if deflated:  # the stream pydicom read is inflated: file offsets mean nothing, pydicom decodes later

@@ -76,6 +76,9 @@ class SeriesStack:
         slice spacing came from).
     frames : tuple of Frame
         Every frame, for the loader.
+    broken : tuple of str
+        Errors of files of this series that cannot be read (truncated pixel data):
+        loading the stack raises the first (the volume would miss their slices).
     """
 
     series_uid: str
@@ -100,6 +103,7 @@ class SeriesStack:
     volume_labels: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     frames: tuple[Frame, ...] = dataclasses.field(default=(), repr=False, compare=False)
+    broken: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -151,10 +155,20 @@ def _iter_files(root: Path, recursive: bool = True):
             yield os.path.join(dirpath, name)
 
 
-def read_headers(root: str | Path, *, recursive: bool = True) -> list[FileHeader]:
+def read_headers(root: str | Path, *, recursive: bool = True,
+                 broken: list[tuple[str, DicomReadError]] | None = None) -> list[FileHeader]:
     """Read the header of every DICOM image file under ``root`` (or of the file ``root``).
 
     ``recursive=False`` reads only the files directly inside the folder ``root``.
+
+    Parameters
+    ----------
+    broken : list, optional
+        When given, a file whose header names its series but whose pixel data is truncated
+        or invalid does not stop the reading: ``(series_uid, error)`` is appended here (see
+        :func:`build_stacks`), so that one bad file of one series of a PACS export fails
+        that series only. A file whose header itself cannot be read always raises (it
+        could belong to any series).
 
     Raises
     ------
@@ -167,7 +181,14 @@ def read_headers(root: str | Path, *, recursive: bool = True) -> list[FileHeader
     headers = []
     skipped = 0
     for path in _iter_files(root, recursive):
-        h = read_header(path)
+        try:
+            h = read_header(path)
+        except DicomReadError as exc:
+            uid = getattr(exc, "series_uid", "")
+            if broken is None or not uid:
+                raise
+            broken.append((uid, exc))
+            continue
         if h is None:
             skipped += 1
         else:
@@ -279,14 +300,20 @@ def _make_stack(headers: list[FileHeader], frames: list[Frame], stack_id: str) -
     )
 
 
-def build_stacks(headers: list[FileHeader]) -> list[SeriesStack]:
+def build_stacks(headers: list[FileHeader], broken: list[tuple[str, DicomReadError]] = ()) -> list[SeriesStack]:
     """Group file headers into stacks (see module docstring).
 
     A file whose SOPInstanceUID was already seen is skipped when it is the
     same image exported twice (same series, frame positions and orientations),
     keeping the first copy in path order. A file sharing the UID but holding
     another slice (a broken export) is kept, with a note in its stack.
+    ``broken`` (from :func:`read_headers`): the errors of unreadable files, by series;
+    every stack of such a series carries them in ``broken`` and fails when loaded.
     """
+    errors: dict[str, list[str]] = defaultdict(list)
+    for uid, exc in broken:
+        errors[uid].append(str(exc))
+        log.warning("%s (series %s: that series cannot be loaded; the others can)", exc, uid)
     by_series: dict[str, list[FileHeader]] = defaultdict(list)
     seen: dict[str, FileHeader] = {}
     for h in headers:
@@ -306,7 +333,10 @@ def build_stacks(headers: list[FileHeader]) -> list[SeriesStack]:
         groups = _group_frames(hs)  # stable order: most frames first, then kind, matrix, orientation
         for n, g in enumerate(groups, start=1):
             stack_id = uid if len(groups) == 1 else f"{uid}#{n}"
-            stacks.append(_make_stack(g.headers, g.frames, stack_id))
+            stack = _make_stack(g.headers, g.frames, stack_id)
+            if errors.get(uid):
+                stack = dataclasses.replace(stack, broken=tuple(errors[uid]))
+            stacks.append(stack)
     stacks.sort(key=lambda s: (s.study_date, s.study_uid, s.series_number if s.series_number is not None else -1,
                                s.series_uid, s.stack_id))
     return stacks
@@ -335,7 +365,9 @@ def index_dicom(root: str | Path) -> list[SeriesStack]:
     Raises
     ------
     DicomReadError
-        If ``root`` does not exist, or a DICOM file is truncated or unreadable
-        (the message names the file).
+        If ``root`` does not exist, or a DICOM file's header is unreadable (the
+        message names the file). A file whose header is read but whose pixel data
+        is truncated fails only its series: its stacks carry the error in ``broken``.
     """
-    return build_stacks(read_headers(root))
+    broken: list = []
+    return build_stacks(read_headers(root, broken=broken), broken)
