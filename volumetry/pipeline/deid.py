@@ -9,7 +9,10 @@ visit labels that are dates (``YYYY-MM-DD`` or ``YYYYMMDD``: the StudyDates
 naming the visits of a DICOM tree read without a manifest, or a manifest's
 labels written as dates), shown as ``YYYY-MM-DD``. Intervals within a subject
 — days from baseline, course windows, responses — are unchanged. Other visit
-labels (``baseline``, ``w12``) are shown as written.
+labels (``baseline``, ``w12``) are shown as written, except that a date written
+inside one (``V2_20240628``, ``08/01/2024``, ``2024.01.08``, ``course3 (2024-09-13)``:
+:data:`_DATE_TOKEN`'s forms) moves with the subject's dates in the form it was
+written in; failure messages move such dates too (an image folder named by date).
 """
 from __future__ import annotations
 
@@ -20,6 +23,16 @@ from ..manifest import ScanRow
 
 #: A visit label that is a date (and is shifted with the scan dates).
 _DATE_LABEL = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+#: A date written inside a text, not part of a longer number: year first (``2024-01-08``,
+#: ``2024.01.08``, ``2024/01/08``, ``2024_01_08``, ``20240108``), or day and month first with a
+#: four-digit year (``08/01/2024``, ``08.01.2024``, ``08-01-2024``, ``08012024``) or a two-digit one
+#: after a separator (``08.01.24``); years 1900-2099.
+_DATE_TOKEN = re.compile(
+    r"(?<![\d.])(?:"
+    r"(?P<y>(?:19|20)\d{2})(?P<s1>[-./_]?)(?P<m>\d{2})(?P=s1)(?P<d>\d{2})"
+    r"|(?P<a>\d{1,2})(?P<s2>[-./_]?)(?P<b>\d{1,2})(?P=s2)(?P<yy>(?:19|20)\d{2})"
+    r"|(?P<a2>\d{1,2})(?P<s3>[-./])(?P<b2>\d{1,2})(?P=s3)(?P<y2>\d{2})"
+    r")(?![\d])(?!\.\d)")
 
 
 class Shown:
@@ -57,9 +70,32 @@ class Shown:
         return day - _dt.timedelta(days=self.shift_days(subject_id))
 
     def visit(self, row: ScanRow) -> str:
-        """The visit label shown for ``row`` (a date label moved with the subject's dates)."""
+        """The visit label shown for ``row``: a date label moved with the subject's dates (as
+        ``YYYY-MM-DD``), any other label with the dates written inside it moved
+        (:meth:`shift_text`)."""
         day = _maybe_date(row.visit) if self._shift else None
-        return row.visit if day is None else self.date(row.subject_id, day).isoformat()
+        if day is not None:
+            return self.date(row.subject_id, day).isoformat()
+        return self.shift_text(row.subject_id, row.visit, hint=row.scan_date)
+
+    def shift_text(self, subject_id: str, text: str, *, hint: _dt.date | None = None) -> str:
+        """``text`` with every date written in it (:data:`_DATE_TOKEN`) moved back by the subject's
+        shift, each in the form it was written in (unchanged when dates are not moved).
+
+        Parameters
+        ----------
+        subject_id : str
+            The real subject identifier (its shift moves the dates).
+        text : str
+            A visit label, a failure message, ...
+        hint : datetime.date, optional
+            The scan's date: a day/month order that is ambiguous (``08/01/2024``) is read as the
+            scan's date when one reading is; otherwise day first.
+        """
+        if not self._shift or not isinstance(text, str):
+            return text
+        days = _dt.timedelta(days=self.shift_days(subject_id))
+        return _DATE_TOKEN.sub(lambda m: _moved_token(m, days, hint), text)
 
     def replacements(self, row: ScanRow) -> list[tuple[str, str]]:
         """``(real, shown)`` texts of ``row`` that a message for the outputs must not show as they are:
@@ -86,3 +122,35 @@ def _maybe_date(text: str) -> _dt.date | None:
         return _dt.date.fromisoformat(text)
     except ValueError:
         return None
+
+
+def _moved_token(m: "re.Match", days: _dt.timedelta, hint: _dt.date | None) -> str:
+    """The date token ``m`` (of :data:`_DATE_TOKEN`) moved back by ``days`` in its own form, or
+    the token unchanged when it is not a valid date."""
+    g = m.groupdict()
+    try:
+        if g["y"] is not None:
+            day = _dt.date(int(g["y"]), int(g["m"]), int(g["d"]))
+            return (day - days).strftime(f"%Y{g['s1']}%m{g['s1']}%d")
+        a, b, sep, year, width = ((g["a"], g["b"], g["s2"], int(g["yy"]), 4) if g["a"] is not None
+                                  else (g["a2"], g["b2"], g["s3"], 2000 + int(g["y2"]), 2))
+        if not sep and (len(a), len(b)) != (2, 2):
+            return m.group(0)
+        readings = []
+        for day_first in (True, False):
+            dd, mm = (a, b) if day_first else (b, a)
+            try:
+                readings.append((day_first, _dt.date(year, int(mm), int(dd))))
+            except ValueError:
+                pass
+        if not readings:
+            return m.group(0)
+        day_first, day = next((r for r in readings if r[1] == hint), readings[0])
+        moved = day - days
+        first, second = (moved.day, moved.month) if day_first else (moved.month, moved.day)
+        # keep the writer's zero padding (8/1/2024 stays unpadded)
+        fmt = (lambda v, w: f"{v:0{w}d}")
+        year_text = f"{moved.year:04d}" if width == 4 else f"{moved.year % 100:02d}"
+        return f"{fmt(first, len(a))}{sep}{fmt(second, len(b))}{sep}{year_text}"
+    except ValueError:
+        return m.group(0)

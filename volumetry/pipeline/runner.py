@@ -281,7 +281,8 @@ def _scrub(text: str, p: "_Planned", study: Study, shown: "Shown | None") -> str
     propagated from) outside that folder ``<image>`` or ``<mask>`` (an absolute path, or
     one leaving the folder by ``..``: paths often hold names), the real subject
     identifier its pseudonym, and with moved dates the scan's (and its baseline's)
-    dates and date-like visit labels the moved ones."""
+    dates and visit labels the moved ones, and any other date written in it
+    (:meth:`Shown.shift_text`) moved too."""
     if shown is None:
         return text
     root = os.path.normpath(str(study.root))
@@ -305,8 +306,16 @@ def _scrub(text: str, p: "_Planned", study: Study, shown: "Shown | None") -> str
     for name in sorted({str(study.root), str(study.source)}, key=len):  # the folder first: <study>/manifest.csv
         text = text.replace(name, "<study>")
     pairs = [pair for row in rows for pair in shown.replacements(row)]
+    # the known texts become placeholders first, so that the dates they show are not moved again
+    # when every other date written in the message (an image folder named 2024.01.08) is moved
+    held: list[str] = []
     for real, moved in sorted(set(pairs), key=lambda pair: len(pair[0]), reverse=True):
-        text = text.replace(real, moved)
+        if real in text:
+            text = text.replace(real, f"\x00{len(held)}\x00")
+            held.append(moved)
+    text = shown.shift_text(p.row.subject_id, text, hint=p.row.scan_date)
+    for n, moved in enumerate(held):
+        text = text.replace(f"\x00{n}\x00", moved)
     return text
 
 
