@@ -135,7 +135,6 @@ def main(argv=None) -> int:
     from volumetry.pipeline.tasks import warm_up
 
     warm_up()  # the in-process (1-worker) run pays the imports once, like a pool worker
-    import scipy.stats  # noqa: F401  -- imported by the tables and assessment, once per run
     import volumetry.longitudinal  # noqa: F401
     import volumetry.tables  # noqa: F401
     import highdicom  # noqa: F401  -- DICOM SEG writing
@@ -176,7 +175,7 @@ def main(argv=None) -> int:
                  "`plan` = hashing every input file and the cache look-up; `record` = SQLite writes; "
                  "`assess` = the longitudinal assessment (courses, percent change, response); "
                  "`write` = volumes.csv/.parquet, summary.csv, the NIfTI masks and the DICOM SEGs (DICOM scans). "
-                 "The imports (SimpleITK, scipy.stats, pandas, the volumetry stages) are paid before timing, "
+                 "The imports (SimpleITK, pandas, pyarrow, highdicom, the volumetry stages) are paid before timing, "
                  "once per process, as a pool worker pays them once.")
     lines.append("")
     lines.append("| workers | wall (s) | scans/min | plan | load | register | segment | measure | record | assess "
