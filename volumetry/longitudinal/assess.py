@@ -173,6 +173,18 @@ def _validate(df: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
+def _overlap_reason(visit_rows: list[dict], base_set: set) -> str:
+    """The total's reason for lesions of the visit whose masks share voxels (every flagged lesion
+    named; a new lesion over a baseline lesion is not in the sum, but is probably part of it)."""
+    ids = [r["lesion_id"] for r in visit_rows if r["status"] == "ok" and OVERLAP_FLAG in r["flags"]]
+    new = [lid for lid in ids if lid not in base_set]
+    text = f"the masks of lesions {', '.join(ids)} share voxels ({OVERLAP_FLAG}): "
+    if new:
+        return text + (f"{', '.join(new)} {'is' if len(new) == 1 else 'are'} not at baseline, and probably part of a "
+                       "baseline lesion (check its new-lesion PD); merge them into one lesion or correct the masks")
+    return text + "their sum would count them twice; merge them into one lesion or correct the masks"
+
+
 def _total_rows(g: list[dict], lesions: dict[str, list[dict]], new_ids: set, bands: tuple, band_dtypes: dict,
                 provenance: tuple) -> list[dict]:
     """Rows of the subject's total (one per visit, in order of first appearance) for one method."""
@@ -202,8 +214,7 @@ def _total_rows(g: list[dict], lesions: dict[str, list[dict]], new_ids: set, ban
             parts += [f"lesion {r['lesion_id']}: {r['status']}" + (f" ({r['reason']})" if isinstance(r["reason"], str) else "")
                       for r in failed]
             if overlap:
-                parts.append(f"the masks of lesions {', '.join(overlap)} share voxels ({OVERLAP_FLAG}): their sum would "
-                             "count them twice; merge them into one lesion or correct the masks")
+                parts.append(_overlap_reason(v, base_set))
             status, reason, vol = "incomplete", "; ".join(parts), np.nan
         elif all(r["status"] == "empty" for r in comps):
             status, reason, vol = "empty", "no measurable lesion", np.nan
