@@ -130,9 +130,6 @@ def test_shift_text_moves_every_written_date_and_nothing_else():
                                                       lesion_id="1")) == "V2_20240108"
 
 
-@pytest.mark.xfail(strict=True, reason="an output folder made with --keep-dates accepts a run with moved dates (and the "
-                   "reverse): the real dates stay in its database rows and mask folders; the runs table records "
-                   "only whether identifiers were pseudonymised (volumetry/store.py begin_run)")
 def test_real_and_moved_dates_are_never_mixed_in_one_folder(tmp_path, monkeypatch):
     from volumetry.errors import InputError
 
@@ -140,5 +137,19 @@ def test_real_and_moved_dates_are_never_mixed_in_one_folder(tmp_path, monkeypatc
     root = tmp_path / "study"
     make_tiny_trial(root)
     run_study(root, tiny_config(), tmp_path / "out", jobs=1, progress=False, pseudonymize=True, keep_dates=True)
-    with pytest.raises(InputError, match="--keep-dates"):
+    with pytest.raises(InputError, match="made with real dates .*add --keep-dates"):
         run_study(root, tiny_config(), tmp_path / "out", jobs=1, progress=False, pseudonymize=True)
+    # and the reverse
+    run_study(root, tiny_config(), tmp_path / "out2", jobs=1, progress=False, pseudonymize=True)
+    with pytest.raises(InputError, match="made with moved dates; a run with --keep-dates"):
+        run_study(root, tiny_config(), tmp_path / "out2", jobs=1, progress=False, pseudonymize=True, keep_dates=True)
+    # a pseudonymised folder made before dates were moved (0.2.0: no dates_moved column) holds real dates
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    con.execute("ALTER TABLE runs DROP COLUMN dates_moved")
+    con.commit()
+    con.close()
+    with pytest.raises(InputError, match="made with real dates"):
+        run_study(root, tiny_config(), tmp_path / "out", jobs=1, progress=False, pseudonymize=True)
+    run_study(root, tiny_config(), tmp_path / "out", jobs=1, progress=False, pseudonymize=True, keep_dates=True)

@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS runs (
     pipeline_hash TEXT NOT NULL,
     package_version TEXT NOT NULL,
     pseudonymized INTEGER NOT NULL,
+    dates_moved INTEGER,
     n_scans INTEGER,
     n_computed INTEGER,
     n_cached INTEGER,
@@ -194,6 +195,9 @@ class ResultStore:
                 for stmt in SCHEMA.split(";"):
                     if stmt.strip():
                         self.conn.execute(stmt)
+                columns = {r[1] for r in self.conn.execute("PRAGMA table_info(runs)")}
+                if "dates_moved" not in columns:  # a folder made before 0.3.0: its runs showed real dates
+                    self.conn.execute("ALTER TABLE runs ADD COLUMN dates_moved INTEGER")
                 self.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except sqlite3.DatabaseError as exc:
             raise InputError(f"{self.path}: not a usable results database ({exc}); "
@@ -216,28 +220,39 @@ class ResultStore:
 
     # ------------------------------------------------------------ runs
     def begin_run(self, *, study: str, pipeline_path: str | None, pipeline_hash: str,
-                  pseudonymized: bool, argv: list[str] | None = None) -> int:
+                  pseudonymized: bool, argv: list[str] | None = None, dates_moved: bool = False) -> int:
         """Insert a ``runs`` row with status ``running``; return its ``run_id``.
+
+        ``dates_moved``: the run shows moved dates (``--pseudonymize`` without ``--keep-dates``).
 
         Raises
         ------
         InputError
-            The folder was made with the other pseudonymisation setting
-            (mixing real identifiers and pseudonyms in one database is refused).
+            The folder was made with the other pseudonymisation setting, or a pseudonymised
+            folder with the other dates setting (mixing real identifiers and pseudonyms, or
+            real and moved dates, in one database is refused). A pseudonymised folder made
+            before dates were moved (0.2.0) counts as made with ``--keep-dates``.
         """
         prev = self.conn.execute(
-            "SELECT pseudonymized FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
+            "SELECT pseudonymized, dates_moved FROM runs ORDER BY run_id DESC LIMIT 1").fetchone()
         if prev is not None and bool(prev[0]) != bool(pseudonymized):
             made = "with" if prev[0] else "without"
             raise InputError(
                 f"{self.path.parent}: this output folder was made {made} --pseudonymize; "
                 "use another --out folder (identifiers and pseudonyms are never mixed)")
+        if prev is not None and pseudonymized and bool(prev[1]) != bool(dates_moved):
+            made, now = (("with moved dates", "--keep-dates") if prev[1] else
+                         ("with real dates (--keep-dates)", "moved dates"))
+            raise InputError(
+                f"{self.path.parent}: this pseudonymised output folder was made {made}; a run with {now} "
+                f"would mix real and moved dates in it: use another --out folder, or "
+                f"{'drop' if prev[1] else 'add'} --keep-dates")
         with self.transaction():
             cur = self.conn.execute(
                 "INSERT INTO runs (started_at, status, study, pipeline_path, pipeline_hash, package_version,"
-                " pseudonymized, argv) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                " pseudonymized, dates_moved, argv) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 (utc_now(), study, pipeline_path, pipeline_hash, __version__, int(bool(pseudonymized)),
-                 json.dumps(argv) if argv is not None else None))
+                 int(bool(dates_moved)), json.dumps(argv) if argv is not None else None))
             return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, *, status: str, counts: dict[str, int]) -> None:

@@ -586,7 +586,8 @@ def _run_locked(study_obj: Study, cfg: PipelineConfig, out_dir: Path, t_start: f
                   file_hashes.n_read)
         run_id = store.begin_run(study=None if pseudonymize else str(study_obj.source),
                                  pipeline_path=str(cfg.path) if cfg.path else None, pipeline_hash=cfg.sha256,
-                                 pseudonymized=pseudonymize, argv=None if pseudonymize else argv)
+                                 pseudonymized=pseudonymize, argv=None if pseudonymize else argv,
+                                 dates_moved=shown is not None and shown.shifts_dates)
         summary = _run(store, run_id, study_obj, planned, cfg, out_dir, jobs=jobs, dask_address=dask_address,
                        shown=shown, progress=progress)
         summary.elapsed_s = time.perf_counter() - t_start

@@ -112,13 +112,6 @@ def neck_fraction(crop_mask: np.ndarray, spacing_kji) -> float:
     and bodies joined only through such necks come apart. Two lesions 3 mm apart on 4 mm
     slices, merged through the slice that straddles the gap, are two bodies here.
 
-    Parameters
-    ----------
-    crop_mask : numpy.ndarray of bool
-        The mask (any crop of the image holding it).
-    spacing_kji : sequence of float
-        Voxel spacing (mm) along k, j, i.
-
     On slices too thick for the block to have depth (the element is one voxel across them),
     a merger *across* the slices shows no in-plane neck when the two lesions' caps touch over
     a wide area; it shows as a waist instead: a slice whose mask area is below
