@@ -389,3 +389,43 @@ def test_light_headers_of_real_exports(shared_data, item, scanned):
         for kw in seg_fast._LIGHT_KEYWORDS:
             assert (kw in new, new.get(kw, "absent")) == (kw in ref, ref.get(kw, "absent")), (f, kw)
         assert dataclasses.astuple(seg_fast.source_ref(new)) == dataclasses.astuple(ref_seg_fast.source_ref(ref))
+
+
+def _mapped_reference(ref_path: Path, sources: list, uid_map, out: Path) -> Path:
+    """The reference writer's SEG with every source instance UID mapped afterwards (read, mapped by
+    :func:`volumetry.io.seg.map_source_uids`, written back by pydicom, as the pseudonymised path does)."""
+    ds = pydicom.dcmread(ref_path)
+    mapping = {}
+    for f in sources:
+        src = pydicom.dcmread(f, stop_before_pixels=True)
+        mapping.update({str(src[k].value): uid_map(str(src[k].value)) for k in seg.SEG_SOURCE_UIDS if k in src})
+    assert seg.map_source_uids(ds, mapping) > 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(out)
+    return out
+
+
+@pytest.mark.parametrize("engine", ["fast", "highdicom"])
+def test_pseudonymised_uids_are_the_reference_seg_with_its_source_uids_mapped(frozen, tmp_path, engine):
+    """``uid_map`` (pseudonymised runs) changes only the source instance UIDs: the SEG equals the
+    reference writer's with those UIDs mapped afterwards (bytes on the fast path, every element
+    with highdicom), and no source instance UID is left in it."""
+    from volumetry.pseudonym import Pseudonymizer
+
+    pz = Pseudonymizer(b"seg-uid-key")
+    image, files = _sample("PH005/baseline")
+    mask = _lesions(image, [(0.4, 0.5, 0.5)])[0]
+    frozen()
+    new = seg.write_seg(mask, files, tmp_path / "new.dcm", engine=engine, uid_map=pz.uid)
+    frozen()
+    ref = ref_seg.write_seg(mask, files, tmp_path / "ref.dcm", engine=engine)
+    mapped = _mapped_reference(ref, files, pz.uid, tmp_path / "mapped.dcm")
+    if engine == "fast":
+        _assert_same_files([new], [mapped])
+    a, b = pydicom.dcmread(new), pydicom.dcmread(mapped)
+    assert a == b
+    real = {str(pydicom.dcmread(f, stop_before_pixels=True)[k].value) for f in files for k in seg.SEG_SOURCE_UIDS}
+    values = {str(e.value) for e in a.iterall() if e.VR == "UI"}
+    assert real and not (real & values)
+    assert a.ReferencedSeriesSequence[0].SeriesInstanceUID == pz.uid(image.meta["series_uid"])
+    assert a.SOPClassUID == pydicom.dcmread(ref).SOPClassUID  # standard UIDs unchanged

@@ -19,6 +19,12 @@ date of one subject goes back by the same keyed number of days (1 to
 :data:`MAX_DATE_SHIFT_DAYS`), so intervals between a subject's scans — days from
 baseline, course windows — are kept while the calendar dates are not (DICOM PS3.15's
 "retain longitudinal temporal information with modified dates" option).
+
+DICOM instance UIDs are replaced too (:meth:`Pseudonymizer.uid`): a scanner's UIDs often
+embed the acquisition date and time (``1.3.12.2.1107.5.2.30.67060.2022040715044210837860713``)
+and name the real study in a PACS. A pseudo UID is ``2.25.`` followed by the decimal of the
+first :data:`UID_BITS` bits of HMAC-SHA256(key, ``"uid\0"`` + real UID): the same real UID gives
+the same pseudo UID in every output of every run with the key.
 """
 from __future__ import annotations
 
@@ -38,6 +44,9 @@ KEY_FILE = "pseudonym.key"
 PSEUDONYM_HEX_DIGITS = 16
 #: A subject's dates move back by 1 to this many days (about ten years).
 MAX_DATE_SHIFT_DAYS = 3652
+#: Bits of the HMAC kept in a pseudo UID (``2.25.`` + at most 37 digits: 42 characters, under
+#: DICOM's 64).
+UID_BITS = 120
 
 
 def load_key(out_dir: str | Path, *, create: bool = True) -> bytes:
@@ -96,6 +105,12 @@ class Pseudonymizer:
         subject, and not derivable from the pseudonym without the key."""
         digest = hmac.new(self._key, b"date-shift\x00" + str(identifier).encode("utf-8"), hashlib.sha256).digest()
         return 1 + int.from_bytes(digest[:8], "big") % MAX_DATE_SHIFT_DAYS
+
+    def uid(self, real: object) -> str:
+        """The keyed pseudo UID (``2.25.<decimal>``, at most 42 characters) standing for the
+        instance UID ``real`` (study, series, SOP instance or frame of reference UID)."""
+        digest = hmac.new(self._key, b"uid\x00" + str(real).encode("utf-8"), hashlib.sha256).digest()
+        return "2.25." + str(int.from_bytes(digest[:UID_BITS // 8], "big"))
 
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymizer(<key hidden>)"

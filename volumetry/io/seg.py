@@ -465,6 +465,7 @@ def write_seg(
     overrides: Mapping[str, Any] | None = None,
     omit_empty_frames: bool = False,
     engine: str = "fast",
+    uid_map: Callable[[str], str] | None = None,
 ) -> Path:
     """Write a binary mask as a DICOM SEG instance referencing its source images.
 
@@ -507,6 +508,14 @@ def write_seg(
         and creation date/time) in about a millisecond, and falls back to
         highdicom for the cases it does not cover (enhanced multi-frame
         sources, omitted empty frames, ...).
+    uid_map : callable, optional
+        Pseudonymised outputs: every UI element of the SEG (nested sequences included)
+        whose value is an instance UID of a source header (its StudyInstanceUID,
+        SeriesInstanceUID, SOPInstanceUID or FrameOfReferenceUID; :data:`SEG_SOURCE_UIDS`)
+        is replaced by ``uid_map(value)``, e.g.
+        :meth:`volumetry.pseudonym.Pseudonymizer.uid`. Standard UIDs (SOP classes,
+        transfer syntax, codes) and the SEG's own new UIDs are left as they are. The frames
+        keep their positions, so :func:`read_seg` still places the SEG on the image's grid.
 
     Returns
     -------
@@ -576,7 +585,16 @@ def write_seg(
                 software_versions=__version__, device_serial_number="0", overrides=overrides,
                 refs=sources.fast_refs(), memo=sources.fast_memo)
         if built is not None:
-            _write_atomically(out_path, lambda tmp: tmp.write_bytes(seg_fast.encode(built)))
+            if uid_map is None:
+                _write_atomically(out_path, lambda tmp: tmp.write_bytes(seg_fast.encode(built)))
+            else:
+                import io
+
+                import pydicom
+
+                ds = pydicom.dcmread(io.BytesIO(seg_fast.encode(built)))
+                map_source_uids(ds, _source_uid_map(sources.datasets, uid_map))
+                _write_atomically(out_path, ds.save_as)
             log.info("wrote DICOM SEG %s (%d frames, %d mask voxels; fast path)", out_path, pixel_array.shape[0],
                      int(np.count_nonzero(arr)))
             return out_path
@@ -598,10 +616,45 @@ def write_seg(
                          series_number, omit_empty_frames, series_description)
     for keyword, value in (overrides or {}).items():
         setattr(seg, keyword, value)
+    if uid_map is not None:
+        map_source_uids(seg, _source_uid_map(datasets, uid_map))
     _write_atomically(out_path, seg.save_as)
     log.info("wrote DICOM SEG %s (%d frames, %d mask voxels)", out_path, pixel_array.shape[0],
              int(np.count_nonzero(arr)))
     return out_path
+
+
+#: Instance UIDs of a source header that a SEG copies or references (``uid_map`` of :func:`write_seg`).
+SEG_SOURCE_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID")
+
+
+def _source_uid_map(datasets: Sequence[Any], uid_map: Callable[[str], str]) -> dict[str, str]:
+    """Real → pseudo of every :data:`SEG_SOURCE_UIDS` value of the source headers."""
+    out: dict[str, str] = {}
+    for ds in datasets:
+        for keyword in SEG_SOURCE_UIDS:
+            value = str(ds.get(keyword, "") or "").strip()
+            if value and value not in out:
+                out[value] = uid_map(value)
+    return out
+
+
+def map_source_uids(ds: Any, mapping: Mapping[str, str]) -> int:
+    """Replace, in place, every UI element of ``ds`` (nested sequences included) whose value
+    (or one of whose values) is a key of ``mapping`` by the mapped UID; return how many
+    elements changed. The file meta (the instance's own UIDs and transfer syntax) is left."""
+    n = 0
+    for elem in ds.iterall():
+        if elem.VR != "UI" or elem.value is None:
+            continue
+        if isinstance(elem.value, str):
+            if elem.value in mapping:
+                elem.value = mapping[elem.value]
+                n += 1
+        elif any(str(v) in mapping for v in elem.value):
+            elem.value = [mapping.get(str(v), str(v)) for v in elem.value]
+            n += 1
+    return n
 
 
 @functools.lru_cache(maxsize=64)

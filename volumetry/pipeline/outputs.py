@@ -226,8 +226,14 @@ def _assess_subject(df, cfg: PipelineConfig):
 
 
 def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineConfig, out_dir: Path,
-                  sources: dict | None = None, pseudonymized: bool = False, date_shifts: dict | None = None) -> dict:
+                  sources: dict | None = None, pseudonymized: bool = False, date_shifts: dict | None = None,
+                  uid_map=None) -> dict:
     """Write the tables and masks of a run into ``out_dir``.
+
+    ``uid_map`` (pseudonymised runs): real DICOM UID → pseudo UID
+    (:meth:`volumetry.pseudonym.Pseudonymizer.uid`). The store then holds pseudo series UIDs;
+    ``sources`` give the real ones where the runner knows them, and the others are found
+    again in the source folder (:func:`real_series_uid`). The SEGs reference pseudo UIDs.
 
     Returns
     -------
@@ -251,7 +257,7 @@ def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineC
         Path(written.pop("volumes_csv")).unlink(missing_ok=True)
     if cfg.outputs["masks"]:
         n = write_masks(store, idents, out_dir, sources=sources if cfg.outputs["seg"] else None,
-                        pseudonymized=pseudonymized, date_shifts=date_shifts)
+                        pseudonymized=pseudonymized, date_shifts=date_shifts, uid_map=uid_map)
         written["masks"] = out_dir
         log.info("masks: %d written or refreshed", n)
     written["database"] = out_dir / "results.sqlite"
@@ -262,7 +268,7 @@ def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineC
             log.warning("outputs.report is true but volumetry.report is not available; no report written")
         else:
             try:
-                written["report"] = build_report(out_dir, images=_report_images(store, idents, sources)
+                written["report"] = build_report(out_dir, images=_report_images(store, idents, sources, uid_map)
                                                  if pseudonymized else None)
             except Exception as exc:  # noqa: BLE001 -- the tables and masks are written; say what went wrong
                 log.error("the QC report could not be built (%s: %s); the tables and masks are complete. "
@@ -270,18 +276,71 @@ def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineC
     return written
 
 
-def _report_images(store: ResultStore, idents: list[tuple], sources: dict | None) -> dict | None:
+def _report_images(store: ResultStore, idents: list[tuple], sources: dict | None, uid_map=None) -> dict | None:
     """Image of each scan for the report's overlays, passed in-process: a pseudonymised run
     stores no input path (it may hold names), so the report cannot find the images itself.
-    Keyed by the table's (shown) identifiers; the series is the one actually loaded."""
+    Keyed by the table's (shown) identifiers; the series is the one actually loaded (its real
+    UID: the store holds the pseudo one, see :func:`real_series_uid`)."""
     if not sources:
         return None
     images = {}
+    cache: dict = {}
     for scan in store.scans(idents):
         ident = (scan["subject_id"], scan["visit"], scan["lesion_id"])
         if ident in sources:
-            images[ident] = (sources[ident][0], scan["series_uid"] or sources[ident][1])
+            try:
+                uid = real_series_uid(scan["series_uid"], sources[ident], uid_map, cache)
+            except Exception as exc:  # noqa: BLE001 -- the report shows the scan without its image
+                log.warning("%s %s lesion %s: the report cannot find the series again (%s)", *ident, exc)
+                uid = sources[ident][1]
+            images[ident] = (sources[ident][0], uid or sources[ident][1])
     return images
+
+
+def real_series_uid(stored: str | None, source: tuple, uid_map=None, cache: dict | None = None) -> str | None:
+    """The real UID of the series a scan was loaded from, given the UID the store holds.
+
+    Parameters
+    ----------
+    stored : str or None
+        ``scans.series_uid``: the real UID, or with ``uid_map`` its pseudo UID.
+    source : tuple
+        ``(image path, real series UID or None)`` from the runner.
+    uid_map : callable, optional
+        Real → pseudo UID (pseudonymised runs); without it ``stored`` is returned.
+    cache : dict, optional
+        Series (and stack) UIDs of the folders already listed in this run, keyed by path.
+
+    Returns
+    -------
+    str or None
+        The real series (or stack) UID; ``stored`` when it is real already (a folder
+        written before UIDs were pseudonymised).
+
+    Raises
+    ------
+    InputError
+        No series of the source folder has that pseudo UID (the folder changed).
+    """
+    if uid_map is None or not stored:
+        return stored
+    if source[1] and (stored == source[1] or uid_map(source[1]) == stored):
+        return source[1]
+    from ..errors import InputError
+    from ..io.dicom import stacks_for_path
+
+    key = str(source[0])
+    if cache is None or key not in cache:
+        uids = sorted({u for st in stacks_for_path(source[0]) for u in (st.stack_id, st.series_uid) if u})
+        if cache is not None:
+            cache[key] = uids
+    else:
+        uids = cache[key]
+    for uid in uids:
+        if uid == stored or uid_map(uid) == stored:
+            return uid
+    raise InputError(f"{source[0]}: no series has the pseudo UID {stored} recorded for this scan; "
+                     "the folder changed since the scan was measured: re-run with a new --out folder")
 
 
 def _is_dicom(path: Path) -> bool:
@@ -364,7 +423,7 @@ def _emptied_identifying(first_header, overrides: dict) -> dict:
 
 def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion_id: str,
                   pseudonymized: bool, *, files=None, cache: dict | None = None, engine: str = "fast",
-                  date_shift_days: int = 0) -> Path:
+                  date_shift_days: int = 0, uid_map=None) -> Path:
     """Write the DICOM SEG of a mask made on a DICOM series (``source`` = (path, series_uid[, volume_index])).
 
     The SEG references the source images and copies their study module, but it
@@ -376,8 +435,11 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
     subject IDs (:data:`SEG_SUBJECT_IDS`) read the pseudonym, and the contributing-equipment
     items (the source's institution, station, device serial number and acquisition date and
     time) are left out. ``date_shift_days`` (pseudonymised runs that move dates): the StudyDate
-    moves back by that many days. ``files``/``cache``: see :func:`seg_sources`;
-    ``engine``: see :func:`volumetry.io.seg.write_seg`.
+    moves back by that many days. ``uid_map`` (pseudonymised runs): every instance UID of
+    the source (study, series, SOP instance, frame of reference) the SEG copies or
+    references becomes its pseudo UID (see :func:`volumetry.io.seg.write_seg`): the SEG no
+    longer attaches to the real study in a PACS, but its frames keep their positions.
+    ``files``/``cache``: see :func:`seg_sources`; ``engine``: see :func:`volumetry.io.seg.write_seg`.
     """
     from ..io.seg import write_seg
 
@@ -390,7 +452,8 @@ def write_seg_for(mask_vol, source: tuple, target: Path, subject_id: str, lesion
         overrides["ContributingEquipmentSequence"] = []
         if date_shift_days:
             overrides["StudyDate"] = _moved_da(sources.datasets[0].get("StudyDate"), date_shift_days)
-    return write_seg(mask_vol, sources, target, label=f"lesion {lesion_id}", overrides=overrides, engine=engine)
+    return write_seg(mask_vol, sources, target, label=f"lesion {lesion_id}", overrides=overrides, engine=engine,
+                     uid_map=uid_map if pseudonymized else None)
 
 
 def _moved_da(value, days: int) -> str:
@@ -411,12 +474,13 @@ def _image_info_of(store: ResultStore, task_key: str) -> dict:
 
 
 def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sources: dict | None = None,
-                pseudonymized: bool = False, date_shifts: dict | None = None) -> int:
+                pseudonymized: bool = False, date_shifts: dict | None = None, uid_map=None) -> int:
     """Write (or refresh) the NIfTI mask of every successful scan, and its DICOM SEG
     (``…_desc-lesion_mask.dcm``) when the scan's image is a DICOM series and
     ``sources`` maps the scan to ``(image path, series_uid)``; remove the stale
     masks of a scan that failed. ``date_shifts`` maps a scan's ``(subject_id, visit,
-    lesion_id)`` to the days its SEG's StudyDate moves back (pseudonymised dates).
+    lesion_id)`` to the days its SEG's StudyDate moves back (pseudonymised dates); ``uid_map``
+    (pseudonymised runs): see :func:`write_outputs`.
     Returns the number of NIfTI files written."""
     from ..io.nifti import write_nifti
     from .tasks import unpack_mask
@@ -428,6 +492,7 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
         lesions.setdefault(s, set()).add(l)
     n_written = 0
     seg_cache: dict = {}  # source headers read once per series in this run
+    uid_cache: dict = {}  # series UIDs of the source folders listed in this run
     for scan in store.scans(idents):
         rel = mask_relpath(scan["subject_id"], scan["visit"], scan["lesion_id"], len(lesions[scan["subject_id"]]) > 1)
         target = safe_join(out_dir, *rel.split("/"))
@@ -439,8 +504,7 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
             continue
         ident = (scan["subject_id"], scan["visit"], scan["lesion_id"])
         source = (sources or {}).get(ident)
-        if source is not None and scan["series_uid"]:
-            source = (source[0], scan["series_uid"])  # the series actually loaded (chosen by the rule)
+        stored_uid = scan["series_uid"]
         want_seg = source is not None and _is_dicom(Path(source[0]))
         fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == _file_sha256(target)
         if fresh and (seg_target.is_file() or not want_seg):
@@ -455,12 +519,15 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
             n_written += 1
         if want_seg:
             try:
+                if stored_uid:  # the series actually loaded (chosen by the rule); real, not the stored pseudo UID
+                    source = (source[0], real_series_uid(stored_uid, source, uid_map if pseudonymized else None,
+                                                         uid_cache))
                 image_info = _image_info_of(store, scan["task_key"])
                 if image_info.get("volume_index") is not None:  # the volume of a multi-volume series
                     source = (*source[:2], int(image_info["volume_index"]))
                 write_seg_for(vol, source, seg_target, scan["subject_id"], scan["lesion_id"], pseudonymized,
                               files=image_info.get("files"), cache=seg_cache,
-                              date_shift_days=(date_shifts or {}).get(ident, 0))
+                              date_shift_days=(date_shifts or {}).get(ident, 0), uid_map=uid_map)
             except Exception as exc:  # noqa: BLE001 -- the NIfTI mask and the tables stand; say why no SEG
                 log.warning("%s %s lesion %s: no DICOM SEG written (%s: %s)", scan["subject_id"], scan["visit"],
                             scan["lesion_id"], type(exc).__name__, exc)

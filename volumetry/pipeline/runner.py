@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -275,14 +276,24 @@ def _key_part(value) -> dict:
     return out
 
 
-def _scrub(text: str, p: "_Planned", study: Study, shown: "Shown | None") -> str:
+def _uid(value: str | None, uid_of) -> str | None:
+    """``value`` (a DICOM UID or None) as the outputs show it: its pseudo UID when ``uid_of`` is given."""
+    return uid_of(value) if (uid_of is not None and value) else value
+
+
+#: A DICOM UID written in a message (at least four numeric components: not a version or a number).
+_UID_IN_TEXT = re.compile(r"(?<![\w.])[012](?:\.(?:0|[1-9]\d*)){3,}(?![\w.])")
+
+
+def _scrub(text: str, p: "_Planned", study: Study, shown: "Shown | None", *, uid_of=None) -> str:
     """A failure message fit for the outputs: with pseudonymisation (``shown``), the study's
     folder becomes ``<study>``, an image or mask of the scan (or of the baseline it is
     propagated from) outside that folder ``<image>`` or ``<mask>`` (an absolute path, or
     one leaving the folder by ``..``: paths often hold names), the real subject
     identifier its pseudonym, and with moved dates the scan's (and its baseline's)
     dates and visit labels the moved ones, and any other date written in it
-    (:meth:`Shown.shift_text`) moved too."""
+    (:meth:`Shown.shift_text`) moved too. With ``uid_of``, every DICOM UID written in it
+    (a series UID in a selection error) becomes its pseudo UID (real UIDs embed dates)."""
     if shown is None:
         return text
     root = os.path.normpath(str(study.root))
@@ -309,6 +320,12 @@ def _scrub(text: str, p: "_Planned", study: Study, shown: "Shown | None") -> str
     # the known texts become placeholders first, so that the dates they show are not moved again
     # when every other date written in the message (an image folder named 2024.01.08) is moved
     held: list[str] = []
+    if uid_of is not None:
+        def hold_uid(match: "re.Match") -> str:
+            held.append(uid_of(match.group(0)))
+            return f"\x00{len(held) - 1}\x00"
+
+        text = _UID_IN_TEXT.sub(hold_uid, text)
     for real, moved in sorted(set(pairs), key=lambda pair: len(pair[0]), reverse=True):
         if real in text:
             text = text.replace(real, f"\x00{len(held)}\x00")
@@ -571,9 +588,12 @@ def _run_locked(study_obj: Study, cfg: PipelineConfig, out_dir: Path, t_start: f
     if pseudonymize:
         from ..pseudonym import Pseudonymizer, load_key
 
-        shown: Shown | None = Shown(Pseudonymizer(load_key(out_dir)), shift_dates=not keep_dates)
+        pz = Pseudonymizer(load_key(out_dir))
+        shown: Shown | None = Shown(pz, shift_dates=not keep_dates)
+        uid_of = pz.uid
     else:
         shown = None
+        uid_of = None
     ident_of = shown or Shown()
     store = ResultStore(out_dir / DB_NAME)
     try:
@@ -589,7 +609,7 @@ def _run_locked(study_obj: Study, cfg: PipelineConfig, out_dir: Path, t_start: f
                                  pseudonymized=pseudonymize, argv=None if pseudonymize else argv,
                                  dates_moved=shown is not None and shown.shifts_dates)
         summary = _run(store, run_id, study_obj, planned, cfg, out_dir, jobs=jobs, dask_address=dask_address,
-                       shown=shown, progress=progress)
+                       shown=shown, progress=progress, uid_of=uid_of)
         summary.elapsed_s = time.perf_counter() - t_start
         summary.timings["plan"] = t_plan
         store.finish_run(run_id, status="failed" if summary.n_failed else "ok", counts={
@@ -630,7 +650,11 @@ def _scan_row(p: _Planned, status: str, pseudonymize: bool) -> dict:
 
 
 def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned], cfg: PipelineConfig,
-         out_dir: Path, *, jobs, dask_address, shown, progress) -> RunSummary:
+         out_dir: Path, *, jobs, dask_address, shown, progress, uid_of=None) -> RunSummary:
+    """Compute, record and write. ``uid_of`` (pseudonymised runs): maps a real DICOM UID to its
+    pseudo UID (:meth:`volumetry.pseudonym.Pseudonymizer.uid`); the database and every output
+    then hold only pseudo UIDs, while the real ones stay in memory (``loaded``) for re-reading
+    the source series (SEG, report)."""
     from . import outputs
 
     pseudonymize = shown is not None
@@ -640,9 +664,9 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     n_cached = 0
     for p in planned:
         if p.failure is not None:
-            p.failure["message"] = _scrub(p.failure["message"], p, study, shown)
+            p.failure["message"] = _scrub(p.failure["message"], p, study, shown, uid_of=uid_of)
             scan = _scan_row(p, "failed", pseudonymize)
-            store.record_scan(run_id, scan, {"input_hash": p.input_hash, "series_uid": p.row.series_uid,
+            store.record_scan(run_id, scan, {"input_hash": p.input_hash, "series_uid": _uid(p.row.series_uid, uid_of),
                                              "pipeline_hash": cfg.sha256}, failure=p.failure)
             continue
         hit = store.cached(p.task.task_key)
@@ -654,7 +678,7 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
             if _points_elsewhere(store, scan):
                 # the series the result was measured on (chosen by the rule when the row names none)
                 store.record_scan(run_id, scan, {"input_hash": p.input_hash,
-                                                 "series_uid": hit.get("series_uid") or p.row.series_uid,
+                                                 "series_uid": hit.get("series_uid") or _uid(p.row.series_uid, uid_of),
                                                  "pipeline_hash": cfg.sha256})
             continue
         todo.append(p)
@@ -678,6 +702,7 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     else:
         results = _execute_pool(tasks, n_jobs)
     bar = _Progress(len(tasks), progress)
+    loaded: dict[tuple, str] = {}  # the real series (or stack) UID each computed scan was loaded from
     try:
         for res in results:
             p = by_key[res.task_key]
@@ -685,7 +710,9 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
                 if k in timings:
                     timings[k] += v
             t_rec = time.perf_counter()
-            _record(store, run_id, p, res, cfg, study, shown)
+            _record(store, run_id, p, res, cfg, study, shown, uid_of=uid_of)
+            if (res.image or {}).get("series_uid"):
+                loaded[p.ident] = str(res.image["series_uid"])
             timings["record"] = timings.get("record", 0.0) + time.perf_counter() - t_rec
             computed.append(p.ident)
             what = (f"{res.measurement.get('volume_ml'):.2f} mL" if res.ok and res.measurement
@@ -700,11 +727,14 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     table, assessed = outputs.assess(store, run_id, idents, cfg)
     timings["assess"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sources = {p.ident: (str(p.row.image), p.row.series_uid) for p in planned}
+    # the real series UIDs (the store holds pseudo UIDs when pseudonymising): the one loaded in
+    # this run, or the manifest's; a cached scan whose series the rule chose is found again by
+    # the outputs from its pseudo UID
+    sources = {p.ident: (str(p.row.image), loaded.get(p.ident) or p.row.series_uid) for p in planned}
     date_shifts = ({p.ident: shown.shift_days(p.row.subject_id) for p in planned}
                    if shown is not None and shown.shifts_dates else None)
     written = outputs.write_outputs(store, table, idents, cfg, out_dir, sources=sources,
-                                    pseudonymized=pseudonymize, date_shifts=date_shifts)
+                                    pseudonymized=pseudonymize, date_shifts=date_shifts, uid_map=uid_of)
     timings["write"] += time.perf_counter() - t0
 
     failures = []
@@ -732,20 +762,24 @@ def _points_elsewhere(store: ResultStore, scan: dict) -> bool:
 
 
 def _record(store: ResultStore, run_id: int, p: _Planned, res: TaskResult, cfg: PipelineConfig,
-            study: Study, shown: "Shown | None") -> None:
+            study: Study, shown: "Shown | None", *, uid_of=None) -> None:
     pseudonymize = shown is not None
-    prov = {"input_hash": p.input_hash, "series_uid": (res.image or {}).get("series_uid") or p.row.series_uid,
+    prov = {"input_hash": p.input_hash,
+            "series_uid": _uid((res.image or {}).get("series_uid") or p.row.series_uid, uid_of),
             "pipeline_hash": cfg.sha256}
     scan = _scan_row(p, "ok" if res.ok else "failed", pseudonymize)
     if not res.ok:
         store.record_scan(run_id, scan, prov, failure={
             "stage": res.stage or "unknown", "error_type": res.error_type or "Error",
-            "message": _scrub(res.message or "", p, study, shown), "deterministic": res.deterministic})
+            "message": _scrub(res.message or "", p, study, shown, uid_of=uid_of),
+            "deterministic": res.deterministic})
         return
     m = res.measurement or {}
     image = dict(res.image or {})
     if pseudonymize:  # the image's paths are withheld (they often hold names), as in scans.image
         image.pop("files", None)
+    if image.get("series_uid"):  # real scanner UIDs embed the acquisition date
+        image["series_uid"] = _uid(image["series_uid"], uid_of)
     data = {"measurement": m, "segmentation": res.segmentation, "registration": res.registration,
             "image": image, "timings": res.timings}
     store.record_scan(

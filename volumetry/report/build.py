@@ -57,6 +57,8 @@ class _ScanFiles:
     registration: dict | None = None  #: baseline -> this scan (matrix, translation_mm, fixed_parameters)
     #: 0-based volume of a multi-volume DICOM series or 4D NIfTI that was measured (None: the only one)
     volume_index: int | None = None
+    #: False in a pseudonymised folder: the UIDs it records are pseudo UIDs, which select no series
+    recorded_uid_selects: bool = True
 
 
 def _read_csv(path: Path):
@@ -276,12 +278,16 @@ def build_report(out_dir: str | Path, *, method: str | None = None, n_levels: in
     db = _Db(out_dir / DB_NAME)
     try:
         run_rows = db.rows("runs", ("run_id", "started_at", "finished_at", "status", "package_version",
-                                    "pipeline_hash", "n_scans", "n_computed", "n_cached", "n_failed"),
+                                    "pipeline_hash", "n_scans", "n_computed", "n_cached", "n_failed",
+                                    "pseudonymized"),
                            order="run_id")
         db_failures = db.rows("failures", ("subject_id", "visit", "lesion_id", "stage", "error_type", "message"))
         files = db.scan_files()
     finally:
         db.close()
+    if run_rows and run_rows[-1].get("pseudonymized"):
+        for sf in files.values():  # pseudo UIDs: a series is chosen by the images given in-process
+            sf.series_uid, sf.recorded_uid_selects = None, False
     for key, value in (images or {}).items():
         path, uid, volume = (tuple(value) + (None, None))[:3] if isinstance(value, tuple) else (value, None, None)
         sf = files.setdefault(tuple(str(k) for k in key), _ScanFiles())
@@ -405,7 +411,7 @@ def _overlay(sf: _ScanFiles | None, row: dict, out_dir: Path, img_dir: Path, pub
         view.note = "no overlay: the image of this scan is not available"
         return view, plan
     try:
-        series_uid = sf.series_uid or row.get("series_uid")
+        series_uid = sf.series_uid or (row.get("series_uid") if sf.recorded_uid_selects else None)
         if not (isinstance(series_uid, str) and series_uid and image_path.is_dir()):
             series_uid = None  # a series UID selects within a DICOM folder only
         image = cache.get(image_path, series_uid, sf.volume_index)
