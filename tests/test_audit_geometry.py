@@ -161,7 +161,7 @@ def test_mask_on_a_flipped_grid_keeps_every_voxel_and_is_flagged(image, tmp_path
 
 @pytest.mark.parametrize("arr, match", [
     (_cube(255), "not binary"), (_cube(-1, np.int8), "not binary"),
-    (_cube(0.5, np.float32), "non-integer"), (np.repeat(_cube()[..., None], 2, 3), "4D file"),
+    (_cube(0.5, np.float32), "non-integer"), (np.repeat(_cube()[..., None], 2, 3), "holds 2 volumes; a mask is one 3D volume"),
 ], ids=["0-255", "minus-1", "float-0.5", "4d"])
 def test_masks_that_are_not_one_binary_volume_are_errors(image, tmp_path, arr, match):
     with pytest.raises((InputError, GeometryMismatchError), match=match):

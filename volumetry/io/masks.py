@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GeometryMismatchError, InputError
+from ..errors import GeometryMismatchError, ImageFormatError, InputError
 from ..image import Volume
 
 log = logging.getLogger(__name__)
@@ -209,9 +209,22 @@ def read_mask(path: str | Path, image: Volume, *, label: int | None = None) -> I
         vol = read_seg(path, image, segment_number=1 if label is None else label)
         return ImportedMask(vol.with_array(vol.array.astype(bool), kind="mask", source=str(path)), [], label,
                             str(path))
+    from .nifti import AmbiguousOrientationError, SeveralVolumesError
     from .reader import read_image
 
-    return import_mask(read_image(path), image, label=label, source=str(path))
+    try:
+        vol = read_image(path)
+    except AmbiguousOrientationError as exc:  # the image reader's advice (--affine) is for images
+        shift = exc.shift_mm if exc.shift_mm is not None else float("nan")
+        raise ImageFormatError(
+            f"{path}: the mask's sform and qform disagree (a corner of the grid moves by {shift:.3g} mm), "
+            "so where it lies is ambiguous; save the mask again from the tool that drew it, with the "
+            "image's geometry in one affine (or the same sform and qform)") from None
+    except SeveralVolumesError as exc:  # ... and so is --volume
+        raise ImageFormatError(
+            f"{path}: the mask file holds {exc.n_volumes or 'several'} volumes; a mask is one 3D volume: save each "
+            "lesion's mask alone, or one 3D label map and give the lesion's label") from None
+    return import_mask(vol, image, label=label, source=str(path))
 
 
 def is_seg_file(path: str | Path) -> bool:

@@ -28,6 +28,22 @@ import numpy as np
 from ..errors import ImageFormatError, InputError
 from ..image import LPS_TO_RAS, Volume
 
+
+class AmbiguousOrientationError(ImageFormatError):
+    """The file's sform and qform disagree (``shift_mm``: how far a grid corner moves between them)."""
+
+    def __init__(self, message: str, shift_mm: float | None = None) -> None:
+        super().__init__(message)
+        self.shift_mm = shift_mm
+
+
+class SeveralVolumesError(ImageFormatError):
+    """A 4D file was read without choosing one of its ``n_volumes`` volumes."""
+
+    def __init__(self, message: str, n_volumes: int | None = None) -> None:
+        super().__init__(message)
+        self.n_volumes = n_volumes
+
 log = logging.getLogger(__name__)
 
 #: Largest displacement (mm) of a grid corner between sform and qform accepted as "agreeing".
@@ -107,11 +123,11 @@ def _choose_affine(img, path: Path, affine_source: str, warnings: list[str]) -> 
     if s_code and q_code:
         shift = _corner_shift_mm(s_aff, q_aff, img.shape)
         if shift > SFORM_QFORM_TOL_MM:
-            raise ImageFormatError(
+            raise AmbiguousOrientationError(
                 f"{path}: sform (code {s_code}) and qform (code {q_code}) disagree: a corner of the grid "
                 f"moves by {shift:.3g} mm (tolerance {SFORM_QFORM_TOL_MM} mm). The file's orientation is ambiguous; "
                 "check which one the scanner/converter wrote (usually the sform) and choose it explicitly: "
-                "affine_source='sform' or 'qform' (CLI: --affine sform|qform), or fix the header"
+                "affine_source='sform' or 'qform' (CLI: --affine sform|qform), or fix the header", shift
             )
     if s_code:
         return s_aff
@@ -168,9 +184,9 @@ def read_nifti(path: str | Path, *, volume_index: int | None = None, affine_sour
         slicer = (slice(None), slice(None), slice(None), 0)
     elif len(shape) == 4:
         if volume_index is None:
-            raise ImageFormatError(
+            raise SeveralVolumesError(
                 f"{path}: a 4D file with {shape[3]} volumes (0..{shape[3] - 1}, each {shape[:3]}); "
-                "select one with volume_index=N (CLI: --volume N)"
+                "select one with volume_index=N (CLI: --volume N)", int(shape[3])
             )
         if not 0 <= volume_index < shape[3]:
             raise ImageFormatError(f"{path}: volume {volume_index} requested but the file has volumes 0..{shape[3] - 1}")
