@@ -17,12 +17,13 @@ contact between two distinct lesions always land in both).
 """
 from __future__ import annotations
 
-import zlib
 from itertools import combinations
 
 import numpy as np
 
+from ..image import Volume
 from ..longitudinal.assess import OVERLAP_FLAG  # noqa: F401 -- the flag set here, read by the assessment
+from .tasks import unpack_crop
 
 
 #: Masks on different grids overlap when more than this share (dimensionless) of the smaller
@@ -36,11 +37,18 @@ def _same_grid(a: dict, b: dict) -> bool:
     return all(a[k] == b[k] for k in ("shape", "spacing", "origin", "direction"))
 
 
-def _crop(data: bytes, grid: dict) -> np.ndarray:
-    """The boolean crop ``[lo:hi]`` of a packed mask (:func:`volumetry.pipeline.tasks.pack_mask`)."""
-    shape = tuple(h - l for l, h in zip(grid["lo"], grid["hi"]))
-    bits = np.unpackbits(np.frombuffer(zlib.decompress(data), dtype=np.uint8), count=int(np.prod(shape)))
-    return bits.reshape(shape).astype(bool)
+def _crop(row: dict) -> np.ndarray:
+    """The boolean crop ``[lo:hi]`` of a stored mask row, decoded once (kept in the row: a mask
+    is compared with every other lesion of its visit)."""
+    if "crop" not in row:
+        row["crop"] = unpack_crop(row["data"], row["grid"])
+    return row["crop"]
+
+
+def _geometry(grid: dict) -> Volume:
+    """A voxel-less Volume with the grid's geometry (index ↔ LPS maps, voxel volume)."""
+    return Volume(np.zeros((1, 1, 1), bool), grid["spacing"], grid["origin"],
+                  np.asarray(grid["direction"], float).reshape(3, 3))
 
 
 def shared_voxels(a: dict, b: dict) -> int:
@@ -69,7 +77,7 @@ def shared_voxels(a: dict, b: dict) -> int:
     hi = np.minimum(ga["hi"], gb["hi"])
     if np.any(hi <= lo):
         return 0
-    ca, cb = _crop(a["data"], ga), _crop(b["data"], gb)
+    ca, cb = _crop(a), _crop(b)
     sa = tuple(slice(int(l - o), int(h - o)) for l, h, o in zip(lo, hi, ga["lo"]))
     sb = tuple(slice(int(l - o), int(h - o)) for l, h, o in zip(lo, hi, gb["lo"]))
     return int(np.count_nonzero(ca[sa] & cb[sb]))
@@ -78,26 +86,19 @@ def shared_voxels(a: dict, b: dict) -> int:
 def _centres_in(a: dict, b: dict) -> int:
     """How many voxels of mask ``a`` have their centre (LPS mm) inside a voxel of mask ``b``."""
     ga, gb = a["grid"], b["grid"]
-    kji = np.argwhere(_crop(a["data"], ga)) + np.asarray(ga["lo"])
+    kji = np.argwhere(_crop(a)) + np.asarray(ga["lo"])
     if kji.size == 0:
         return 0
-    to_lps_a = np.asarray(ga["direction"], float).reshape(3, 3) * np.asarray(ga["spacing"], float)
-    to_lps_b = np.asarray(gb["direction"], float).reshape(3, 3) * np.asarray(gb["spacing"], float)
-    lps = kji[:, ::-1] @ to_lps_a.T + np.asarray(ga["origin"], float)
-    ijk_b = np.rint(np.linalg.solve(to_lps_b, (lps - np.asarray(gb["origin"], float)).T).T).astype(np.int64)
+    lps = _geometry(ga).index_to_lps(kji[:, ::-1])
+    ijk_b = np.rint(_geometry(gb).lps_to_index(lps)).astype(np.int64)
     kji_b = ijk_b[:, ::-1] - np.asarray(gb["lo"])
     shape = np.asarray(gb["hi"]) - np.asarray(gb["lo"])
     inside = np.all((kji_b >= 0) & (kji_b < shape), axis=1)
     if not inside.any():
         return 0
-    cb = _crop(b["data"], gb)
+    cb = _crop(b)
     k, j, i = kji_b[inside].T
     return int(np.count_nonzero(cb[k, j, i]))
-
-
-def _voxel_ml(grid: dict) -> float:
-    m = np.asarray(grid["direction"], float).reshape(3, 3) * np.asarray(grid["spacing"], float)
-    return abs(float(np.linalg.det(m))) / 1000.0
 
 
 def shared_fraction_across_grids(a: dict, b: dict) -> float:
@@ -118,12 +119,13 @@ def shared_fraction_across_grids(a: dict, b: dict) -> float:
     float
         0 to 1 (dimensionless); 0 when either mask is empty.
     """
-    ga, gb = a["grid"], b["grid"]
-    vol_a = np.count_nonzero(_crop(a["data"], ga)) * _voxel_ml(ga)
-    vol_b = np.count_nonzero(_crop(b["data"], gb)) * _voxel_ml(gb)
+    ml_a = _geometry(a["grid"]).voxel_volume_mm3 / 1000.0
+    ml_b = _geometry(b["grid"]).voxel_volume_mm3 / 1000.0
+    vol_a = np.count_nonzero(_crop(a)) * ml_a
+    vol_b = np.count_nonzero(_crop(b)) * ml_b
     if vol_a <= 0 or vol_b <= 0:
         return 0.0
-    shared = min(_centres_in(a, b) * _voxel_ml(ga), _centres_in(b, a) * _voxel_ml(gb))
+    shared = min(_centres_in(a, b) * ml_a, _centres_in(b, a) * ml_b)
     return float(min(1.0, shared / min(vol_a, vol_b)))
 
 

@@ -262,15 +262,21 @@ def pack_mask(mask: Volume) -> tuple[bytes, dict, int]:
     return data, grid, n
 
 
+def unpack_crop(data: bytes, grid: dict) -> np.ndarray:
+    """The boolean crop ``[lo:hi]`` (the mask's bounding box) of a :func:`pack_mask` result."""
+    shape = tuple(h - l for l, h in zip(grid["lo"], grid["hi"]))
+    count = int(np.prod(shape))
+    if not count:
+        return np.zeros(shape, dtype=bool)
+    bits = np.unpackbits(np.frombuffer(zlib.decompress(data), dtype=np.uint8), count=count)
+    return bits.reshape(shape).astype(bool)
+
+
 def unpack_mask(data: bytes, grid: dict, meta: dict | None = None) -> Volume:
     """Inverse of :func:`pack_mask`: the boolean mask Volume."""
     lo, hi = grid["lo"], grid["hi"]
     arr = np.zeros(grid["shape"], dtype=bool)
-    shape = tuple(h - l for l, h in zip(lo, hi))
-    count = int(np.prod(shape))
-    if count:
-        bits = np.unpackbits(np.frombuffer(zlib.decompress(data), dtype=np.uint8), count=count)
-        arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = bits.reshape(shape).astype(bool)
+    arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = unpack_crop(data, grid)
     return Volume(arr, tuple(grid["spacing"]), tuple(grid["origin"]),
                   np.asarray(grid["direction"]).reshape(3, 3), meta or {})
 
