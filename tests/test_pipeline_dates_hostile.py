@@ -12,6 +12,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
+from output_texts import output_texts
 from test_pipeline import TRIAL, make_tiny_trial, tiny_config
 from volumetry.manifest import ScanRow
 from volumetry.pipeline import run_study
@@ -45,23 +46,6 @@ def _study(root):
     man.to_csv(root / "manifest.csv", index=False)
 
 
-def _texts(out):
-    """(name, bytes) of every output: file names, contents, gunzipped NIfTI, decoded Parquet, the database dump."""
-    for f in sorted(out.rglob("*")):
-        yield f"name {f}", str(f.relative_to(out)).encode()
-        if not f.is_file():
-            continue
-        data = f.read_bytes()
-        yield str(f), data
-        if f.name.endswith(".gz"):
-            yield f"{f} (gunzipped)", gzip.decompress(data)
-        if f.suffix == ".parquet":
-            yield f"{f} (decoded)", pd.read_parquet(f).to_csv().encode()
-        if f.suffix == ".sqlite":
-            with sqlite3.connect(f) as con:
-                yield f"{f} (dump)", "\n".join(con.iterdump()).encode()
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile") / "study"
@@ -80,9 +64,9 @@ def runs(tmp_path_factory):
 def test_no_output_shows_a_real_date_in_any_form(runs):
     _, moved = runs
     real = {dt.date.fromisoformat(d) for visits in TRIAL.values() for (_, d, _, _) in visits.values()}
-    forms = {d.strftime(f).encode() for d in real for f in FORMS}
+    forms = {d.strftime(f) for d in real for f in FORMS}
     assert len(moved.failures) == 1
-    leaks = [(name, form) for name, data in _texts(moved.out_dir) for form in forms if form in data]
+    leaks = [(name, form) for name, text in output_texts(moved.out_dir) for form in forms if form in text]
     assert leaks == []
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pydicom
 import pytest
 
+from output_texts import output_texts
 from test_pipeline import tiny_config
 from test_pipeline_dicom_tree import _write_tree
 from volumetry.pipeline import run_study
@@ -39,30 +40,9 @@ def _siemens_uids(tree):
     return real
 
 
-def _texts(out):
-    """Every output file as text: the tables decoded, the database dumped, every element of a
-    SEG, other files as bytes decoded."""
-    for f in sorted(out.rglob("*")):
-        if not f.is_file() or f.name == "pseudonym.key":
-            continue
-        if f.suffix == ".parquet":
-            yield f, pd.read_parquet(f).to_csv()
-        elif f.suffix == ".sqlite":
-            con = sqlite3.connect(f)
-            try:
-                yield f, "\n".join(con.iterdump())
-            finally:
-                con.close()
-        elif f.suffix == ".dcm":
-            ds = pydicom.dcmread(f)
-            yield f, "\n".join(f"{e.tag} {e.value!r}" for e in ds.iterall() if e.VR not in ("OB", "OW", "UN"))
-        else:
-            yield f, f.read_bytes().decode("latin-1")
-
-
 def leaks(out, real_uids, dates=()):
     """(file, leaked text) of every real UID or date found in an output file."""
-    return [(f.name, x) for f, text in _texts(out) for x in (*real_uids, *dates) if x in text]
+    return [(name, x) for name, text in output_texts(out) for x in (*real_uids, *dates) if x in text]
 
 
 @pytest.fixture(scope="module")

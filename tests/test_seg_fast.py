@@ -111,6 +111,25 @@ def _both(mask: Volume, files, tmp_path: Path, name: str, expect_fast: bool = Tr
     return ref, fast
 
 
+def _ct_copies(paths, folder: Path) -> list[Path]:
+    """Copies of the MR files ``paths`` in ``folder`` as CT Image Storage."""
+    ct = []
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
+        ds.Modality = "CT"
+        ds.save_as(folder / p.name, enforce_file_format=True)
+        ct.append(folder / p.name)
+    return ct
+
+
+def _flipped_blob(grid: Volume) -> Volume:
+    """A blob mask on ``grid`` given on a grid that runs the other way along k."""
+    arr = _blob(grid.array.shape, (6, 9, 4), (5.0, 4.0, 7.0), grid.spacing)
+    return Volume(arr[::-1].copy(), grid.spacing, grid.index_to_lps((0, 0, grid.array.shape[0] - 1)),
+                  grid.direction * np.array([1, 1, -1]))
+
+
 def _blob(shape, centre, radii, spacing) -> np.ndarray:
     kk, jj, ii = np.indices(shape)
     c, r = centre, radii
@@ -193,17 +212,8 @@ def test_ct_sources_and_flipped_mask_grid(synthetic, tmp_path):
     """CT Image Storage sources; the mask's grid runs the other way along k (frames are
     still placed by geometry, and sorted the same way as highdicom sorts them)."""
     paths, grid = synthetic
-    ct = []
-    for p in paths:
-        ds = pydicom.dcmread(p)
-        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-        ds.Modality = "CT"
-        ds.save_as(tmp_path / p.name, enforce_file_format=True)
-        ct.append(tmp_path / p.name)
-    arr = _blob(grid.array.shape, (6, 9, 4), (5.0, 4.0, 7.0), grid.spacing)
-    flipped = Volume(arr[::-1].copy(), grid.spacing, grid.index_to_lps((0, 0, grid.array.shape[0] - 1)),
-                     grid.direction * np.array([1, 1, -1]))
-    ref, fast = _both(flipped, ct, tmp_path, "ct")
+    flipped = _flipped_blob(grid)
+    ref, fast = _both(flipped, _ct_copies(paths, tmp_path), tmp_path, "ct")
     _assert_same_seg(ref, fast)
     assert pydicom.dcmread(fast).ContentLabel == "CT_SEG"
     back = read_seg(fast, image=flipped)

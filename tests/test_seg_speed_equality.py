@@ -26,7 +26,7 @@ from seg_reference import outputs as ref_outputs
 from seg_reference import seg as ref_seg
 from seg_reference import seg_fast as ref_seg_fast
 from test_seg import DIRECTION, _grid_from_written, write_mr_series
-from test_seg_fast import _blob, _rewrite
+from test_seg_fast import _blob, _ct_copies, _flipped_blob, _rewrite
 
 from volumetry.image import Volume
 from volumetry.io import seg, seg_fast
@@ -208,19 +208,9 @@ def test_oblique_series_without_spacing_between_slices_and_extreme_masks(frozen,
 
 
 def test_ct_sources_on_a_flipped_grid(frozen, fast_calls, synthetic, tmp_path):
-    from pydicom.uid import CTImageStorage
-
     paths, grid = synthetic
-    ct = []
-    for p in paths:
-        ds = pydicom.dcmread(p)
-        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = CTImageStorage
-        ds.Modality = "CT"
-        ds.save_as(tmp_path / p.name, enforce_file_format=True)
-        ct.append(tmp_path / p.name)
-    arr = _blob(grid.array.shape, (6, 9, 4), (5.0, 4.0, 7.0), grid.spacing)
-    flipped = Volume(arr[::-1].copy(), grid.spacing, grid.index_to_lps((0, 0, grid.array.shape[0] - 1)),
-                     grid.direction * np.array([1, 1, -1]))
+    ct = _ct_copies(paths, tmp_path)
+    flipped = _flipped_blob(grid)
     _write_seg_both(frozen, tmp_path, [(flipped, ct, {}), (flipped.with_array(~flipped.array), ct, {})], shared=True)
     assert len(fast_calls) == 2
 
