@@ -587,4 +587,7 @@ def warm_up(itk_threads: int | None = None) -> None:
         SimpleITK.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(itk_threads)))
 
     from .. import measure, segment  # noqa: F401
+    from .._jit import warm_all
     from ..io import reader  # noqa: F401
+
+    warm_all()  # compiled kernels: loaded (or compiled, first run on a machine) here, not in the first scan

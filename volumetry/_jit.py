@@ -1,0 +1,56 @@
+"""Compiled kernels: numba's ``njit`` with the project's settings, and their warm-up.
+
+The hot loops of segmentation and measurement (flood fills, morphology,
+order statistics on a crop) are small numba kernels. Each is compiled once
+per machine (numba's on-disk cache, next to the module or in the user's cache
+folder when the package folder is read-only) and loaded once per process:
+:func:`warm_all` does that up front, so that a pool worker pays it with its
+imports and not inside the first scan it times.
+
+Every kernel has a pure-numpy oracle in the tests that it must equal exactly
+(no kernel may change a number).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+_WARM: list[tuple[Callable, Callable[[], tuple]]] = []
+
+
+def kernel(warm: Callable[[], tuple] | None = None, **options):
+    """Decorator: compile ``func`` with ``numba.njit(cache=True, nogil=True, **options)``.
+
+    Parameters
+    ----------
+    warm : callable, optional
+        Returns example arguments of the types the pipeline passes; :func:`warm_all`
+        calls the kernel on them once (compiling it, or loading it from the cache).
+    **options
+        Further ``numba.njit`` options.
+    """
+    import numba
+
+    def deco(func):
+        compiled = numba.njit(cache=True, nogil=True, **options)(func)
+        if warm is not None:
+            _WARM.append((compiled, warm))
+        return compiled
+
+    return deco
+
+
+def warm_all() -> int:
+    """Compile (or load from the cache) every registered kernel for its example arguments.
+
+    Returns
+    -------
+    int
+        Number of kernels warmed.
+    """
+    for compiled, warm in _WARM:
+        compiled(*warm())
+    log.debug("%d compiled kernels ready", len(_WARM))
+    return len(_WARM)
