@@ -2,6 +2,7 @@
 former code gave (kept here as references)."""
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 import zlib
@@ -62,6 +63,9 @@ class _Thing:
     nan: float
 
 
+_Pair = collections.namedtuple("_Pair", "a b")
+
+
 def _reference_plain(obj):
     if hasattr(obj, "to_dict") and callable(obj.to_dict):
         return _reference_plain(obj.to_dict())
@@ -89,7 +93,10 @@ def test_plain_equals_former_code_on_a_measurement():
     image = Volume(arr.astype(np.float32) * 100, (0.8, 0.8, 2.0), (0.0, 0.0, 0.0), np.eye(3), {})
     m = measure(image.with_array(arr), image)
     value = {"m": m, "t": _Thing("x", (1, 2.5, np.float64(math.nan), np.int16(3), True, None), math.nan),
-             "p": Path("/a/b"), 3: [np.arange(3), {"nested": (math.inf, -0.0, "s")}], "v": image}
+             "p": Path("/a/b"), 3: [np.arange(3), {"nested": (math.inf, -0.0, "s")}], "v": image,
+             # containers that are not exactly dict/list/tuple take the general path
+             "od": collections.OrderedDict(a=np.float32(0.5), v=image), "nt": _Pair(np.int64(2), [math.nan]),
+             "s": {3, 1}, "f": frozenset({"z"}), "nested": [[{"k": (np.bool_(True), m)}]]}
     got, ref = plain(value), _reference_plain(value)
     assert repr(got) == repr(ref)  # same values and the same types (1 vs 1.0 vs True)
     # a Python NaN becomes None; a numpy NaN stays NaN (as before)

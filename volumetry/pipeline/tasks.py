@@ -473,6 +473,11 @@ def plain(obj: Any) -> Any:
         return obj
     if kind is float:
         return None if obj != obj else obj
+    # then the plain containers (exactly these types: they have no to_dict and are no dataclass)
+    if kind is dict:
+        return {str(k): plain(v) for k, v in obj.items() if not isinstance(v, Volume)}
+    if kind is list or kind is tuple:
+        return [plain(v) for v in obj]
     if hasattr(obj, "to_dict") and callable(obj.to_dict):
         return plain(obj.to_dict())
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
