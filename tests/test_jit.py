@@ -21,3 +21,24 @@ def test_kernel_compiles_registers_and_equals_python():
         assert compiled.signatures  # compiled by warm_all, not left as Python
     finally:
         del _jit._WARM[before:]
+
+
+def test_kernel_without_a_writable_cache_still_compiles(monkeypatch, caplog):
+    import numba
+
+    real = numba.njit
+
+    def no_cache_folder(*args, cache=False, **kw):
+        if cache:  # what numba raises when no folder can hold its cache (read-only install, no home)
+            raise RuntimeError("cannot cache function 'double': no locator available for file 'x.py'")
+        return real(*args, cache=cache, **kw)
+
+    monkeypatch.setattr(numba, "njit", no_cache_folder)
+
+    def double(a):
+        return a * 2
+
+    with caplog.at_level("WARNING", logger="volumetry._jit"):
+        compiled = _jit.kernel()(double)
+    assert compiled(21) == 42 and compiled.signatures
+    assert "not cached" in caplog.text and "NUMBA_CACHE_DIR" in caplog.text

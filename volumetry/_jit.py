@@ -34,7 +34,12 @@ def kernel(warm: Callable[[], tuple] | None = None, **options):
     import numba
 
     def deco(func):
-        compiled = numba.njit(cache=True, nogil=True, **options)(func)
+        try:
+            compiled = numba.njit(cache=True, nogil=True, **options)(func)
+        except RuntimeError as exc:  # no writable cache folder (read-only install, no home): compile per process
+            log.warning("compiled kernel %s is not cached (%s); set NUMBA_CACHE_DIR to a writable folder to "
+                        "compile it once per machine", func.__qualname__, exc)
+            compiled = numba.njit(cache=False, nogil=True, **options)(func)
         if warm is not None:
             _WARM.append((compiled, warm))
         return compiled
