@@ -140,12 +140,3 @@ def test_longest_inplane_diameter_of_a_large_slice_uses_the_hull():
     assert length == pytest.approx(ref_length, rel=REL, abs=0)
     assert length == pytest.approx(0.45 * (160.3 + 150 - 5 + 0.5), abs=0.45)  # from the spike across the disc
 
-
-def test_mesh_cross_product_is_numpys():
-    """mesh._cross (used for the mesh volume) gives np.cross's numbers, bit for bit."""
-    from volumetry.measure.mesh import _cross
-
-    rng = np.random.default_rng(11)
-    t = rng.normal(size=(4000, 3, 3)) * 10.0 ** rng.uniform(-4, 4, size=(4000, 1, 1))
-    t[:50] = np.round(t[:50])  # lattice-like: exact cancellations
-    assert np.array_equal(_cross(t[:, 1], t[:, 2]), np.cross(t[:, 1], t[:, 2]))

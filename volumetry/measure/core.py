@@ -12,12 +12,13 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
+from .._morphology import component_sizes26
 from ..errors import InputError
 from ..image import Volume
 from . import diameters as _diam
 from . import mesh as _mesh
+from ._kernels import band_counts
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
 
     shape = np.array(sel.shape)  # (nk, nj, ni)
     lo, hi = _bounding_box(sel)
-    crop = sel[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    crop = np.ascontiguousarray(sel[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
     matrix = mask.direction @ np.diag(mask.spacing)
     offset_ijk = lo[::-1]
     flags: list[str] = []
@@ -218,7 +219,7 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
     if touches:
         flags.append("touches-border")
 
-    _, n_comp = ndimage.label(crop, structure=np.ones((3, 3, 3), bool))
+    n_comp = len(component_sizes26(crop))
     if n_comp > 1:
         flags.append("multiple-components")
     if n < FEW_VOXELS:
@@ -290,28 +291,12 @@ def _band(sel: np.ndarray, lo: np.ndarray, hi: np.ndarray, voxel_mm3: float) -> 
     Erosion treats outside-the-image as background (a voxel on the box's face
     whose outer neighbour is off the box is eroded: inside the image that
     neighbour is background by construction of the box); dilation never adds
-    voxels outside the image. Both are plain shifts of the box along the six
-    face directions (the 6-connected structuring element).
+    voxels outside the image. Both are counted in one pass over the box
+    (:func:`._kernels.band_counts`).
     """
     shape = np.array(sel.shape)
     glo = np.maximum(lo - 1, 0)
     ghi = np.minimum(hi + 1, shape)
-    box = sel[glo[0]:ghi[0], glo[1]:ghi[1], glo[2]:ghi[2]]
-    eroded = box.copy()
-    dilated = box.copy()
-    for axis in range(3):
-        lower = [slice(None)] * 3
-        upper = [slice(None)] * 3
-        lower[axis], upper[axis] = slice(0, -1), slice(1, None)
-        lower, upper = tuple(lower), tuple(upper)
-        eroded[upper] &= box[lower]  # neighbour at -1 along the axis
-        eroded[lower] &= box[upper]  # neighbour at +1
-        face = [slice(None)] * 3
-        face[axis] = 0
-        eroded[tuple(face)] = False
-        face[axis] = -1
-        eroded[tuple(face)] = False
-        dilated[upper] |= box[lower]
-        dilated[lower] |= box[upper]
-    return (int(np.count_nonzero(eroded)) * voxel_mm3 / 1000.0,
-            int(np.count_nonzero(dilated)) * voxel_mm3 / 1000.0)
+    box = np.ascontiguousarray(sel[glo[0]:ghi[0], glo[1]:ghi[1], glo[2]:ghi[2]])
+    n_eroded, n_dilated = band_counts(box)
+    return n_eroded * voxel_mm3 / 1000.0, n_dilated * voxel_mm3 / 1000.0

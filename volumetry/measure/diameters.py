@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
+from ._kernels import inplane_lengths
+
 #: Rows per block in the pairwise-distance search (bounds memory to ~block² floats).
 _BLOCK = 2048
 
@@ -92,9 +94,9 @@ def orthogonal_diameters(points: np.ndarray) -> tuple[tuple[float, float, float]
     u = (q - p) / length if length > 0 else np.array([1.0, 0.0, 0.0])
     # orthonormal basis (e1, e2) of the plane perpendicular to u
     helper = np.eye(3)[int(np.argmin(np.abs(u)))]
-    e1 = np.cross(u, helper)
+    e1 = _cross3(u, helper)
     e1 /= np.linalg.norm(e1)
-    e2 = np.cross(u, e1)
+    e2 = _cross3(u, e1)
     plane = np.c_[pts @ e1, pts @ e2]
     width, p2, q2 = max_feret(plane)
     if width > 0:
@@ -102,10 +104,18 @@ def orthogonal_diameters(points: np.ndarray) -> tuple[tuple[float, float, float]
         v = d[0] * e1 + d[1] * e2
     else:
         v = e1
-    w = np.cross(u, v)
+    w = _cross3(u, v)
     proj = pts @ w
     height = float(proj.max() - proj.min())
     return (float(length), float(width), height), np.vstack([u, v, w])
+
+
+def _cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.cross`` of two 3-vectors: the same products and differences (float64), without
+    its per-call axis handling."""
+    a0, a1, a2 = float(a[0]), float(a[1]), float(a[2])
+    b0, b1, b2 = float(b[0]), float(b[1]), float(b[2])
+    return np.array([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0])
 
 
 def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[float, int]:
@@ -116,7 +126,9 @@ def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[floa
     (4-neighbours). Its longest chord joins two vertices of its convex hull,
     and every hull vertex is the first or last outline point of its row and of
     its column, so only those candidates are compared (all pairs, exact
-    distances in mm; a convex hull first when a slice has many). Slices are
+    distances in mm; their convex hull's vertices first when a slice has many: the
+    longest chord joins two of them, and any other pair is shorter by far more than
+    rounding). Computed by :func:`._kernels.inplane_lengths`. Slices are
     measured from the widest candidate box down; a slice whose box (an upper
     bound of its diameter, with a margin far above rounding) is shorter than
     the longest found so far cannot be the longest nor tie with it, and is not
@@ -139,27 +151,10 @@ def longest_inplane_diameter(crop: np.ndarray, matrix: np.ndarray) -> tuple[floa
         the first slice whose length is within 1e-12 (relative) of the longest.
     """
     inplane = np.asarray(matrix, dtype=float)[:, :2]
-    c0, c1 = inplane[:, 0], inplane[:, 1]
-    lengths = np.zeros(crop.shape[0])  # 0 for a slice not measured (it is not the longest)
-    k, x, y = _outline_points(np.asarray(crop, dtype=bool))
-    if len(k):
-        starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-        ends = np.r_[starts[1:], len(k)]
-        # |dx c0 + dy c1| <= |dx| |c0| + |dy| |c1|: a bound of every slice's diameter (mm)
-        span_x = np.maximum.reduceat(x, starts) - np.minimum.reduceat(x, starts)
-        span_y = np.maximum.reduceat(y, starts) - np.minimum.reduceat(y, starts)
-        bound = (span_x * float(np.linalg.norm(c0)) + span_y * float(np.linalg.norm(c1))) * (1.0 + _BOUND_MARGIN)
-        longest = 0.0
-        for s in np.argsort(-bound, kind="stable").tolist():
-            if bound[s] < longest * (1.0 - _BOUND_MARGIN):
-                break  # this slice and the rest are shorter than the longest by far more than _TIE
-            a, b = int(starts[s]), int(ends[s])
-            xs, ys = x[a:b], y[a:b]
-            pts = np.outer(xs, c0) + np.outer(ys, c1)  # (i, j) index units -> mm
-            if len(pts) > _PAIRWISE_MAX:
-                pts = _hull_points_2d(np.c_[xs, ys], pts)
-            lengths[k[a]] = _max_pair_distance(pts)
-            longest = max(longest, lengths[k[a]])
+    c0, c1 = np.ascontiguousarray(inplane[:, 0]), np.ascontiguousarray(inplane[:, 1])
+    # |dx c0 + dy c1| <= |dx| |c0| + |dy| |c1|: a bound of every slice's diameter (mm)
+    lengths = inplane_lengths(np.ascontiguousarray(crop, dtype=bool), c0, c1, float(np.linalg.norm(c0)),
+                              float(np.linalg.norm(c1)), _BOUND_MARGIN, _PAIRWISE_MAX)
     best = float(lengths.max()) if len(lengths) else 0.0
     if best <= 0.0:
         return 0.0, 0
@@ -175,57 +170,3 @@ _PAIRWISE_MAX = 64
 
 #: Relative margin of the slice bound in :func:`longest_inplane_diameter` (rounding is ~1e-15).
 _BOUND_MARGIN = 1e-6
-
-
-def _outline_points(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(k, x, y)`` of the outline points (index units, ``x`` along i, ``y`` along j,
-    half-integers at edge mid-points) that are the first or last of their row and of their
-    column, ordered by slice ``k`` (stable)."""
-    nk, nj, ni = crop.shape
-    p = np.zeros((nk, nj + 2, ni + 2), dtype=bool)  # np.pad's zero border, without its overhead
-    p[:, 1:-1, 1:-1] = crop
-    # mid-points of horizontal edges (between columns c and c+1 of row r): x = c + 0.5, y = r
-    h = p[:, :, 1:] != p[:, :, :-1]
-    # mid-points of vertical edges (between rows r and r+1 of column c): x = c, y = r + 0.5
-    v = p[:, 1:, :] != p[:, :-1, :]
-    hk, hr, hc = np.nonzero(_ends(h, 2) & _ends(h, 1))
-    vk, vr, vc = np.nonzero(_ends(v, 2) & _ends(v, 1))
-    k = np.concatenate([hk, vk])
-    x = np.concatenate([hc + 0.5, vc.astype(float)])
-    y = np.concatenate([hr.astype(float), vr + 0.5])
-    order = np.argsort(k, kind="stable")
-    return k[order], x[order], y[order]
-
-
-def _ends(a: np.ndarray, axis: int) -> np.ndarray:
-    """True at the first and the last True of every line of ``a`` (3D) along ``axis`` (1 or 2)."""
-    n = a.shape[axis]
-    has = a.any(axis=axis)
-    first = np.argmax(a, axis=axis)
-    last = n - 1 - np.argmax(np.flip(a, axis=axis), axis=axis)
-    out = np.zeros_like(a)
-    outer, inner = np.ogrid[:has.shape[0], :has.shape[1]]
-    if axis == 2:
-        out[outer, inner, first] = has
-        out[outer, inner, last] = has
-    else:
-        out[outer, first, inner] = has
-        out[outer, last, inner] = has
-    return out
-
-
-def _hull_points_2d(xy: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Rows of ``pts`` at the convex-hull vertices of the 2D index points ``xy`` (exact half-integers)."""
-    try:
-        return pts[ConvexHull(xy).vertices]
-    except (QhullError, ValueError):  # collinear: every point is a candidate
-        return pts
-
-
-def _max_pair_distance(pts: np.ndarray) -> float:
-    """Largest distance (mm) between two rows of ``pts``, computed exactly from differences."""
-    best = 0.0
-    for start in range(0, len(pts), _BLOCK):
-        d = pts[start:start + _BLOCK, None, :] - pts[None, :, :]
-        best = max(best, float(np.einsum("abk,abk->ab", d, d).max()))
-    return float(np.sqrt(best))

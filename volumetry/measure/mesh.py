@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from skimage.measure import marching_cubes
 
+from ._kernels import six_signed_volumes
+
 #: Iso-level of the surface between background (0) and mask (1).
 ISO_LEVEL = 0.5
 
@@ -46,7 +48,8 @@ def surface_lps(crop: np.ndarray, offset_ijk, matrix: np.ndarray, origin) -> tup
     ValueError
         If the crop holds no mask voxel (no surface).
     """
-    padded = np.pad(np.asarray(crop, dtype=np.float32), 1)
+    padded = np.zeros(tuple(n + 2 for n in crop.shape), dtype=np.float32)  # one voxel of background around
+    padded[1:-1, 1:-1, 1:-1] = crop
     verts_kji, faces, _, _ = marching_cubes(padded, level=ISO_LEVEL, method="lewiner")
     ijk = verts_kji[:, ::-1] + (np.asarray(offset_ijk, dtype=float) - 1.0)
     lps = ijk @ np.asarray(matrix, dtype=float).T + np.asarray(origin, dtype=float)
@@ -63,7 +66,7 @@ def signed_volume_mm3(vertices: np.ndarray, faces: np.ndarray, matrix: np.ndarra
     Parameters
     ----------
     vertices, faces : numpy.ndarray
-        The mesh, vertices in mm.
+        The mesh: ``(n, 3)`` float64 vertices in mm, ``(m, 3)`` integer faces.
     matrix : numpy.ndarray
         ``direction @ diag(spacing)`` of the grid the mesh came from.
 
@@ -72,21 +75,9 @@ def signed_volume_mm3(vertices: np.ndarray, faces: np.ndarray, matrix: np.ndarra
     float
         Enclosed volume in mm³.
     """
-    v = vertices - vertices.mean(axis=0)  # centred: no precision loss far from the origin
-    tri = v[faces]
-    six_v = np.einsum("ij,ij->i", tri[:, 0], _cross(tri[:, 1], tri[:, 2])).sum()
+    verts = np.asarray(vertices, dtype=np.float64)
+    centre = verts.mean(axis=0)  # centred: no precision loss far from the origin
+    six_v = six_signed_volumes(verts, faces, centre).sum()  # numpy's (pairwise) sum of the tetrahedra
     # [k,j,i] -> (i,j,k) swaps two axes (handedness -1); the grid matrix adds sign(det).
     sign = _SKIMAGE_ORIENTATION * -1.0 * np.sign(np.linalg.det(matrix))
     return float(sign * six_v / 6.0)
-
-
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``np.cross(a, b)`` of two ``(n, 3)`` float64 arrays: the same products and differences in
-    the same order (so the same numbers), without its per-call conversions."""
-    out = np.empty(a.shape)
-    tmp = np.empty(a.shape[0])
-    for c, (p, q) in enumerate(((1, 2), (2, 0), (0, 1))):
-        np.multiply(a[:, p], b[:, q], out=out[:, c])
-        np.multiply(a[:, q], b[:, p], out=tmp)
-        out[:, c] -= tmp
-    return out

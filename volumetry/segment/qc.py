@@ -34,7 +34,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .common import CONN6, CONN26, bbox, padding_mask
+from .._morphology import box_opening, component_sizes26
+from .common import CONN6, bbox, padding_mask
 
 #: A box cutting more than this fraction of the region (dimensionless) is flagged.
 OUTSIDE_BOX_FRACTION = 0.05
@@ -81,7 +82,7 @@ def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | N
     """
     vals = crop_image[crop_mask]
     sl = bbox(crop_mask)
-    _, ncomp = ndimage.label(crop_mask if sl is None else crop_mask[sl], structure=CONN26)
+    ncomp = len(component_sizes26(np.ascontiguousarray(crop_mask if sl is None else crop_mask[sl], dtype=bool)))
     mean, sd = float(vals.mean()), float(vals.std())
     seed_z = float((seed_value - mean) / sd) if seed_value is not None and sd > 0 else float("nan")
     out = {"n_voxels": np.count_nonzero(crop_mask), "n_components": int(ncomp), "lesion_mean": mean,
@@ -137,11 +138,10 @@ def neck_fraction(crop_mask: np.ndarray, spacing_kji) -> float:
     element = neck_element(spacing_kji)
     waist = waist_fraction(crop_mask[sl], int(np.argmin(element.shape))) if min(element.shape) == 1 else 0.0
     box = np.pad(crop_mask[sl], 1)  # the opening must not treat the crop's edge as mask
-    opened = ndimage.binary_opening(box, structure=element)
-    lab, n = ndimage.label(opened, structure=CONN26)
-    if n < 2:
+    opened = box_opening(np.ascontiguousarray(box, dtype=bool), *element.shape)
+    sizes = component_sizes26(opened)  # 26-connected bodies
+    if len(sizes) < 2:
         return waist
-    sizes = np.bincount(lab.ravel())[1:]
     return max(waist, float(1.0 - sizes.max() / sizes.sum()))
 
 

@@ -1,0 +1,282 @@
+"""Compiled kernels of the measurement (numba, see :mod:`volumetry._jit`).
+
+Each computes the same numbers as the numpy code it replaced, operation for operation
+(products and sums in the same order, no fused multiply-add); the tests compare every
+output with frozen copies of that code.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._jit import kernel
+
+
+def _warm_band() -> tuple:
+    box = np.zeros((4, 5, 6), dtype=bool)
+    box[1:3, 1:4, 2:5] = True
+    return (box,)
+
+
+@kernel(warm=_warm_band)
+def band_counts(box):
+    """Voxels of ``box`` eroded and dilated by the 6-connected element (counts).
+
+    Erosion: a voxel stays when it and its six face neighbours are set, a neighbour
+    off the box counting as background (so the box's faces are eroded); dilation: a
+    voxel is set when it or a face neighbour inside the box is set.
+
+    Parameters
+    ----------
+    box : numpy.ndarray of bool
+        3D mask (C-contiguous).
+
+    Returns
+    -------
+    n_eroded, n_dilated : int
+        Voxel counts.
+    """
+    nk, nj, ni = box.shape
+    n_er = 0
+    n_di = 0
+    for k in range(nk):
+        for j in range(nj):
+            for i in range(ni):
+                v = box[k, j, i]
+                km = box[k - 1, j, i] if k > 0 else False
+                kp = box[k + 1, j, i] if k < nk - 1 else False
+                jm = box[k, j - 1, i] if j > 0 else False
+                jp = box[k, j + 1, i] if j < nj - 1 else False
+                im = box[k, j, i - 1] if i > 0 else False
+                ip = box[k, j, i + 1] if i < ni - 1 else False
+                if v and km and kp and jm and jp and im and ip:
+                    n_er += 1
+                if v or km or kp or jm or jp or im or ip:
+                    n_di += 1
+    return n_er, n_di
+
+
+def _warm_volume() -> tuple:
+    verts = np.arange(12.0).reshape(4, 3)
+    faces = np.fliplr(np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int32))  # marching cubes' faces are a flipped view
+    return verts, faces, verts.mean(axis=0)
+
+
+@kernel(warm=_warm_volume)
+def six_signed_volumes(verts, faces, centre):
+    """Six times the signed volume of each tetrahedron (centre, triangle).
+
+    ``a · (b × c)`` of the triangle's corners relative to ``centre``, with the cross
+    product's and the dot product's terms in the order of ``np.cross`` and of
+    ``np.einsum("ij,ij->i")`` (which adds the first and third products, then the second).
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        One value per face (mm³ × 6); their sum (numpy's) is six times the mesh volume.
+    """
+    m = faces.shape[0]
+    out = np.empty(m)
+    for f in range(m):
+        a = faces[f, 0]
+        b = faces[f, 1]
+        c = faces[f, 2]
+        a0, a1, a2 = verts[a, 0] - centre[0], verts[a, 1] - centre[1], verts[a, 2] - centre[2]
+        b0, b1, b2 = verts[b, 0] - centre[0], verts[b, 1] - centre[1], verts[b, 2] - centre[2]
+        c0, c1, c2 = verts[c, 0] - centre[0], verts[c, 1] - centre[1], verts[c, 2] - centre[2]
+        x0 = b1 * c2 - b2 * c1
+        x1 = b2 * c0 - b0 * c2
+        x2 = b0 * c1 - b1 * c0
+        out[f] = (a0 * x0 + a2 * x2) + a1 * x1
+    return out
+
+
+def _warm_inplane() -> tuple:
+    crop = np.zeros((2, 4, 5), dtype=bool)
+    crop[0, 1:3, 1:4] = True
+    return crop, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]), 1.0, 1.0, 1e-6, 64
+
+
+@kernel(warm=_warm_inplane)
+def inplane_lengths(crop, c0, c1, n0, n1, margin, pairwise_max):
+    """Longest outline chord (mm) of each slice that can hold the longest one; 0 elsewhere.
+
+    The candidates of a slice are the outline points (mid-points of edges between a
+    mask and a background pixel, the slice padded by one background pixel, index
+    units of the padded slice: ``x`` along i, ``y`` along j) that are the first or last
+    of their edge row and of their edge column. Above ``pairwise_max`` candidates, only
+    the vertices of their convex hull (exact integer arithmetic on twice the
+    coordinates) are compared. Slices are measured from the largest bound
+    ``(span_x n0 + span_y n1)(1 + margin)`` down, stopping at the first bound under
+    ``longest (1 - margin)``.
+
+    Parameters
+    ----------
+    crop : numpy.ndarray of bool
+        ``[k, j, i]`` mask (C-contiguous).
+    c0, c1 : numpy.ndarray
+        mm per index step along i and along j (3-vectors).
+    n0, n1 : float
+        Their norms (mm).
+    margin : float
+        Relative margin of the bound.
+    pairwise_max : int
+        Candidates above which the hull is taken first.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        Per slice of ``crop``.
+    """
+    nk, nj, ni = crop.shape
+    lengths = np.zeros(nk)
+    if nk == 0:
+        return lengths
+    cap = 4 * (nj + ni + 4)
+    # candidates of every slice: doubled coordinates (integers), grouped by slice
+    cx = np.empty(nk * cap, dtype=np.int64)
+    cy = np.empty(nk * cap, dtype=np.int64)
+    count = np.zeros(nk, dtype=np.int64)
+    rows = np.empty((nj + 2, 2), dtype=np.int64)
+    cols = np.empty((ni + 2, 2), dtype=np.int64)
+    for k in range(nk):
+        base = k * cap
+        n = 0
+        # horizontal edges h[r, c] (padded rows r = 1..nj, c = 0..ni): p[r, c] != p[r, c + 1]
+        for r in range(nj + 2):
+            rows[r, 0] = -1
+        for c in range(ni + 1):
+            cols[c, 0] = -1
+        for r in range(1, nj + 1):
+            for c in range(ni + 1):
+                left = crop[k, r - 1, c - 1] if c >= 1 else False
+                right = crop[k, r - 1, c] if c < ni else False
+                if left != right:
+                    if rows[r, 0] < 0:
+                        rows[r, 0] = c
+                    rows[r, 1] = c
+                    if cols[c, 0] < 0:
+                        cols[c, 0] = r
+                    cols[c, 1] = r
+        for r in range(1, nj + 1):
+            if rows[r, 0] < 0:
+                continue
+            for e in range(2):
+                c = rows[r, e]
+                if e == 1 and c == rows[r, 0]:
+                    break
+                if r == cols[c, 0] or r == cols[c, 1]:
+                    cx[base + n] = 2 * c + 1
+                    cy[base + n] = 2 * r
+                    n += 1
+        # vertical edges v[r, c] (r = 0..nj, padded columns c = 1..ni): p[r, c] != p[r + 1, c]
+        for r in range(nj + 1):
+            rows[r, 0] = -1
+        for c in range(ni + 2):
+            cols[c, 0] = -1
+        for r in range(nj + 1):
+            for c in range(1, ni + 1):
+                up = crop[k, r - 1, c - 1] if r >= 1 else False
+                down = crop[k, r, c - 1] if r < nj else False
+                if up != down:
+                    if rows[r, 0] < 0:
+                        rows[r, 0] = c
+                    rows[r, 1] = c
+                    if cols[c, 0] < 0:
+                        cols[c, 0] = r
+                    cols[c, 1] = r
+        for r in range(nj + 1):
+            if rows[r, 0] < 0:
+                continue
+            for e in range(2):
+                c = rows[r, e]
+                if e == 1 and c == rows[r, 0]:
+                    break
+                if r == cols[c, 0] or r == cols[c, 1]:
+                    cx[base + n] = 2 * c
+                    cy[base + n] = 2 * r + 1
+                    n += 1
+        count[k] = n
+    # bounds of the slices holding candidates, measured from the largest down
+    slices = np.flatnonzero(count)
+    bound = np.empty(len(slices))
+    for s in range(len(slices)):
+        base = slices[s] * cap
+        n = count[slices[s]]
+        xmin = xmax = cx[base]
+        ymin = ymax = cy[base]
+        for t in range(base + 1, base + n):
+            xmin = min(xmin, cx[t])
+            xmax = max(xmax, cx[t])
+            ymin = min(ymin, cy[t])
+            ymax = max(ymax, cy[t])
+        span_x = (xmax - xmin) * 0.5
+        span_y = (ymax - ymin) * 0.5
+        bound[s] = (span_x * n0 + span_y * n1) * (1.0 + margin)
+    order = np.argsort(-bound, kind="mergesort")
+    longest = 0.0
+    hx = np.empty(cap + 1, dtype=np.int64)
+    hy = np.empty(cap + 1, dtype=np.int64)
+    pts = np.empty((cap, 3))
+    for s in order:
+        if bound[s] < longest * (1.0 - margin):
+            break
+        k = slices[s]
+        base = k * cap
+        n = count[k]
+        if n > pairwise_max:
+            n = _hull(cx[base:base + n], cy[base:base + n], hx, hy)
+        else:
+            hx[:n] = cx[base:base + n]
+            hy[:n] = cy[base:base + n]
+        for t in range(n):
+            x = hx[t] * 0.5
+            y = hy[t] * 0.5
+            for d in range(3):
+                pts[t, d] = x * c0[d] + y * c1[d]
+        best = 0.0
+        for a in range(n):
+            for b in range(n):
+                d0 = pts[a, 0] - pts[b, 0]
+                d1 = pts[a, 1] - pts[b, 1]
+                d2 = pts[a, 2] - pts[b, 2]
+                sq = (d0 * d0 + d2 * d2) + d1 * d1
+                if sq > best:
+                    best = sq
+        lengths[k] = np.sqrt(best)
+        longest = max(longest, lengths[k])
+    return lengths
+
+
+@kernel()
+def _hull(x, y, hx, hy):
+    """Strict convex-hull vertices of integer points (Andrew's monotone chain, exact).
+
+    Writes them to ``hx, hy`` and returns their number (all points when fewer than 3
+    distinct ones, which also covers collinear sets by their two ends).
+    """
+    n = len(x)
+    key = np.empty(n, dtype=np.int64)
+    ymin = y.min()
+    span = y.max() - ymin + 1
+    for t in range(n):
+        key[t] = x[t] * span + (y[t] - ymin)
+    order = np.argsort(key, kind="mergesort")
+    sx = x[order]
+    sy = y[order]
+    h = 0
+    for t in range(n):  # lower chain
+        while h >= 2 and ((hx[h - 1] - hx[h - 2]) * (sy[t] - hy[h - 2])
+                          - (hy[h - 1] - hy[h - 2]) * (sx[t] - hx[h - 2])) <= 0:
+            h -= 1
+        hx[h] = sx[t]
+        hy[h] = sy[t]
+        h += 1
+    lower = h + 1
+    for t in range(n - 2, -1, -1):  # upper chain
+        while h >= lower and ((hx[h - 1] - hx[h - 2]) * (sy[t] - hy[h - 2])
+                              - (hy[h - 1] - hy[h - 2]) * (sx[t] - hx[h - 2])) <= 0:
+            h -= 1
+        hx[h] = sx[t]
+        hy[h] = sy[t]
+        h += 1
+    return h - 1 if h > 1 else h
