@@ -198,8 +198,8 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
         image.require_same_grid(mask, "mask")
     sel = _binary(mask, label)
     voxel_mm3 = mask.voxel_volume_mm3
-    n = int(np.count_nonzero(sel))
-    if n == 0:
+    bounds = _bounding_box(sel)
+    if bounds is None:
         if label is not None:
             present = [v for v in np.unique(mask.array)[:9].tolist() if v != 0]
             why = f"no voxel has label {label} (non-zero labels present: {present or 'none'})"
@@ -209,8 +209,9 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
                            flags=("empty-mask",))
 
     shape = np.array(sel.shape)  # (nk, nj, ni)
-    lo, hi = _bounding_box(sel)
+    lo, hi = bounds
     crop = np.ascontiguousarray(sel[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+    n = int(np.count_nonzero(crop))
     matrix = mask.direction @ np.diag(mask.spacing)
     offset_ijk = lo[::-1]
     flags: list[str] = []
@@ -270,14 +271,18 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
     )
 
 
-def _bounding_box(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inclusive-exclusive ``[k, j, i]`` index bounds of the True voxels (at least one).
+def _bounding_box(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Inclusive-exclusive ``[k, j, i]`` index bounds of the True voxels; None when there is none.
 
     The slices holding the mask are found first; the row and column bounds are
     then searched in that slab only (a small lesion in a large grid reads the
     grid once).
     """
+    if sel.size == 0:
+        return None
     ks = np.flatnonzero(sel.reshape(sel.shape[0], -1).any(axis=1))
+    if len(ks) == 0:
+        return None
     slab = sel[ks[0]:ks[-1] + 1]
     js = np.flatnonzero(slab.any(axis=(0, 2)))
     is_ = np.flatnonzero(slab[:, js[0]:js[-1] + 1].any(axis=(0, 1)))

@@ -35,6 +35,7 @@ import numpy as np
 from scipy import ndimage
 
 from .._morphology import box_opening, component_sizes26
+from ._qc_kernels import waist_share
 from .common import CONN6, bbox, padding_mask
 
 #: A box cutting more than this fraction of the region (dimensionless) is flagged.
@@ -164,19 +165,9 @@ def waist_fraction(mask: np.ndarray, axis: int) -> float:
     float
         The largest such share over the waists (dimensionless, 0 to 0.5); 0 without a waist.
     """
-    area = np.count_nonzero(mask, axis=tuple(a for a in range(mask.ndim) if a != axis)).astype(float)
-    nz = np.flatnonzero(area)
-    if nz.size == 0 or nz[-1] - nz[0] < 2:
-        return 0.0
-    area = area[nz[0]:nz[-1] + 1]
-    before = np.cumsum(area) - area  # mask area on the slices before each slice
-    after = area.sum() - before - area
-    peak_before = np.maximum.accumulate(np.concatenate(([0.0], area[:-1])))  # largest area before each slice
-    peak_after = np.concatenate((np.maximum.accumulate(area[::-1])[::-1][1:], [0.0]))  # largest area after it
-    waist = area < WAIST_RATIO * np.minimum(peak_before, peak_after)
-    if not waist.any():
-        return 0.0
-    return float(np.max(np.minimum(before, after)[waist]) / area.sum())
+    rows = np.moveaxis(np.asarray(mask, dtype=bool), axis, 0)
+    rows = np.ascontiguousarray(rows).reshape(rows.shape[0], -1)  # one row of voxels per slice
+    return float(waist_share(rows, WAIST_RATIO))
 
 
 def _touches_padding(crop_image: np.ndarray, crop_mask: np.ndarray) -> bool:
