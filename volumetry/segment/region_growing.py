@@ -19,6 +19,7 @@ would shrink them.
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -26,8 +27,9 @@ import numpy as np
 from ..errors import InputError
 from scipy import ndimage
 
-from .common import (MethodOutput, bbox, closing, connected_to_seeds_in_box, core, fill_holes, median, noise_sigma,
+from .common import (MethodOutput, _ball_rows, _shell_balls, ball, core, median, noise_sigma,
                      padding_mask, seed_balls, shell, smooth)
+from .kernels import core_indices, core_values, fill_slices_kernel, grow_kernel, shell_kernel
 from .roi import Roi
 
 log = logging.getLogger(__name__)
@@ -131,13 +133,16 @@ def lesion_field(a: np.ndarray, region: np.ndarray, spacing_kji, min_voxels: int
     alike, so dividing the crop by it makes one threshold fit the whole lesion.
     Returns ``(None, nan)`` when the lesion is too small or the image not positive.
     """
-    inner = core(region)
-    # np.argwhere(inner), faster; the same (n, 3) transposed view of a (3, n) array (the layout decides
-    # the order of the sums in x.mean below)
-    idx = np.transpose(np.asarray(np.nonzero(inner)))
+    # np.argwhere(core(region)) and a[core(region)], by a compiled kernel; the same (n, 3) transposed
+    # view of a (3, n) array as np.transpose(np.nonzero(...)) (the layout decides the order of the sums
+    # in x.mean below)
+    if not region.any():
+        return None, float("nan")
+    idx3, core_vals = core_indices(a, np.ascontiguousarray(region), 20)
+    idx = np.transpose(idx3)
     if len(idx) < min_voxels:
         return None, float("nan")
-    vals = a[inner].astype(float)
+    vals = core_vals.astype(float)
     if np.any(vals <= 0):
         return None, float("nan")
     sp = np.asarray(spacing_kji, float)
@@ -169,40 +174,27 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict, anchors: list[np.ndarray]) -> Me
     # the seed intensity (common.seed_value): median of sm in the same balls
     sval = float(median(np.concatenate([sm[tuple(b.T)] for b in anchors])))
     t = sval - p["start_sigmas"] * sigma_sm
+    grower = _Grower(sm, roi, p["closing_mm"], anchors)
+    shell_of = _Shell(a, roi.spacing_kji, p["shell_mm"], p["gap_mm"], stats_ok)
 
     def grow(threshold: float, connectivity: int = 6, allowed: np.ndarray | None = allowed) -> np.ndarray:
-        # closing, then the components holding a seed; all of it on the bounding box of the voxels
-        # above the threshold (nothing outside it is in the region; the closing of the box is the box
-        # of the closing)
-        binary = sm > threshold
-        if allowed is not None:
-            binary &= allowed
-        region = np.zeros(binary.shape, dtype=bool)
-        sl = bbox(binary)
-        if sl is None:
-            return region
-        box = closing(binary[sl], p["closing_mm"], roi.spacing_kji)
-        if allowed is not None:
-            box &= allowed[sl]
-        region[sl] = connected_to_seeds_in_box(box, [s.start for s in sl], roi.seeds, anchors=anchors,
-                                               structure=CONNECTIVITY[connectivity])
-        return region
+        return grower(threshold, connectivity, allowed)[0]
 
     qc = {"noise_sd": sigma, "seed_value": sval}
     region = None
     lesion = background = np.nan
     for it in range(int(p["max_iterations"])):
-        region = grow(t)
-        if not region.any():
+        region, n_region, rbox = grower(t, 6, allowed)
+        if not n_region:
             return MethodOutput(None, f"no voxel at the seed is above the threshold {t:.4g}", qc)
-        sh = shell(region, roi.spacing_kji, p["shell_mm"], stats_ok, p["gap_mm"])
-        if np.count_nonzero(sh) < 10:
+        background_values = shell_of(region, rbox)  # a[shell(...)]
+        if len(background_values) < 10:
             return MethodOutput(
                 None, "the seed is not on lesion-like tissue: the region grown from it fills the whole search "
                 "region (or box) without standing out from its surroundings; move the seed onto the bright lesion, "
                 "or there is no measurable lesion here", qc, needs_larger_crop=True)
-        lesion = lesion_intensity(a, region, p["lesion_stat"], p["core_fraction"])
-        background = float(median(a[sh]))
+        lesion = _lesion_intensity(a, region, rbox, n_region, p["lesion_stat"], p["core_fraction"])
+        background = float(median(background_values))
         contrast = lesion - background
         new_t = background + p["fraction"] * contrast
         log.debug("iteration %d: threshold %.4g -> %.4g (lesion %.4g, background %.4g)", it, t, new_t, lesion, background)
@@ -226,13 +218,124 @@ def _one_pass(a: np.ndarray, roi: Roi, p: dict, anchors: list[np.ndarray]) -> Me
     if conn not in CONNECTIVITY:
         raise InputError(f"connectivity must be 6, 18, 26 or 'auto', got {p['connectivity']!r}")
     qc["connectivity"] = conn
-    region = grow(t, conn)
-    if allowed is not None and region.any():
+    region, n_region, rbox = grower(t, conn, allowed)
+    if allowed is not None and n_region:
         # the same region without the box: how much of the lesion the box cuts off (flag outside-box)
         free = grow(t, conn, None)
         qc["fraction_outside_box"] = float(np.count_nonzero(free & ~allowed) / max(np.count_nonzero(free), 1))
     if p["fill_holes"]:
-        region = fill_holes(region)
+        if n_region:
+            fill_slices_kernel(region, rbox)  # common.fill_holes, in place (the array is this function's own)
         if allowed is not None:
             region &= allowed
     return MethodOutput(region, "", qc)
+
+
+def _lesion_intensity(a: np.ndarray, region: np.ndarray, rbox: np.ndarray, n: int, stat: str,
+                      core_fraction: float) -> float:
+    """:func:`lesion_intensity` of a non-empty ``region`` of ``n`` voxels whose bounding box is ``rbox``
+    (lo, hi corners), with the region's and its core's values gathered by a compiled kernel (the same
+    values in the same order as ``a[region]`` and ``a[core(region)]``).
+
+    Raises
+    ------
+    InputError
+        If ``stat`` is unknown.
+    """
+    if stat not in ("core", "region", "auto"):
+        raise InputError(f"lesion_stat must be 'core', 'region' or 'auto', got {stat!r}")
+    vals, inner = core_values(a, region, rbox, n, 20)
+    if stat == "region" or (stat == "auto" and len(inner) >= core_fraction * len(vals)):
+        return float(median(vals))
+    return float(median(inner))
+
+
+class _Grower:
+    """``grow(threshold, connectivity, allowed)`` of :func:`_one_pass`: the components of the closed
+    ``sm > threshold`` (and ``allowed``) that hold a seed or, for a seed off them, meet its anchors;
+    one compiled pass (:func:`volumetry.segment.kernels.grow_kernel`) instead of threshold, bounding
+    box, closing (:func:`common.closing`) and labelling (:func:`common.connected_to_seeds_in_box`)."""
+
+    def __init__(self, sm: np.ndarray, roi: Roi, closing_mm: float, anchors: list[np.ndarray]):
+        self.sm = sm
+        self.closing_offsets = _closing_offsets(float(closing_mm), tuple(float(x) for x in roi.spacing_kji))
+        self.seeds = np.asarray(roi.seeds, dtype=np.int64).reshape(-1, 3)
+        sizes = [len(b) for b in anchors]
+        self.anchors = (np.concatenate([np.asarray(b, np.int64).reshape(-1, 3) for b in anchors])
+                        if anchors else np.zeros((0, 3), np.int64))
+        self.anchor_start = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        if len(self.anchor_start) < len(self.seeds) + 1:
+            raise ValueError("one anchor array per seed is needed")
+
+    def __call__(self, threshold: float, connectivity: int, allowed: np.ndarray | None):
+        """(region, number of voxels, bounding box (lo k, j, i, hi k, j, i) of the region)."""
+        region = np.zeros(self.sm.shape, dtype=bool)
+        rbox = np.zeros(6, dtype=np.int64)
+        with np.errstate(over="ignore"):
+            thr = self.sm.dtype.type(threshold)  # numpy compares `sm > threshold` in sm's dtype
+        use = allowed is not None
+        n = grow_kernel(self.sm, thr, np.ascontiguousarray(allowed) if use else _NOWHERE, use,
+                        self.closing_offsets, _CONNECTIVITY_OFFSETS[connectivity], self.seeds, self.anchors,
+                        self.anchor_start, region, rbox)
+        return region, n, rbox
+
+
+_NOWHERE = np.zeros((1, 1, 1), dtype=bool)
+
+#: Neighbour offsets of each connectivity (:data:`CONNECTIVITY` without the centre).
+_CONNECTIVITY_OFFSETS = {c: (np.argwhere(s) - 1)[np.any(np.argwhere(s) != 1, axis=1)].astype(np.int64)
+                         for c, s in CONNECTIVITY.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _closing_offsets(radius_mm: float, spacing_kji: tuple[float, float, float]) -> np.ndarray:
+    """Offsets ``(m, 3)`` of :func:`common.closing`'s ball; the centre alone when it does not close."""
+    if radius_mm <= 0 or _ball_rows(radius_mm, spacing_kji) is None:
+        return _read_only(np.zeros((1, 3), dtype=np.int64))
+    el = ball(radius_mm, spacing_kji)
+    return _read_only(np.argwhere(el) - np.asarray([s // 2 for s in el.shape]))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A C-ordered read-only int64 copy of ``a`` (a cached kernel argument: the type the kernels are
+    warmed up with, see :mod:`volumetry.segment.kernels`)."""
+    out = np.array(a, dtype=np.int64, order="C")
+    out.flags.writeable = False
+    return out
+
+
+class _Shell:
+    """``a[shell(region, spacing, width_mm, allowed, gap_mm)]`` (:func:`common.shell`) of regions whose
+    bounding box is known, by :func:`volumetry.segment.kernels.shell_kernel` (the distance transform
+    of :func:`common.shell` itself when a ball's distance lies within rounding of a limit)."""
+
+    def __init__(self, a: np.ndarray, spacing_kji, width_mm: float, gap_mm: float, allowed: np.ndarray):
+        self.a = a
+        self.spacing_kji, self.width_mm, self.gap_mm = spacing_kji, width_mm, gap_mm
+        self.allowed = np.ascontiguousarray(allowed)
+        sp = tuple(float(x) for x in spacing_kji)
+        self.rows = _shell_offsets(sp, float(width_mm), float(gap_mm))
+        self.pad = (np.ceil((width_mm + gap_mm) / np.asarray(spacing_kji, float)).astype(int) + 2).astype(np.int64)
+
+    def __call__(self, region: np.ndarray, rbox: np.ndarray) -> np.ndarray:
+        """The values of ``a`` in the shell of the non-empty ``region``, in C order."""
+        if self.rows is None:
+            return self.a[shell(region, self.spacing_kji, self.width_mm, self.allowed, self.gap_mm)]
+        return shell_kernel(region, rbox, self.pad, self.rows[0], self.rows[1], self.allowed, self.a, _NOWHERE)
+
+
+@functools.lru_cache(maxsize=64)
+def _shell_offsets(sp: tuple[float, float, float], width_mm: float, gap_mm: float):
+    """The runs ``(dk, dj, di, w)`` of :func:`common.shell`'s outer and gap balls (``common._shell_balls``)
+    as ``(m, 4)`` arrays, or None when :func:`common.shell` uses the distance transform (or the balls
+    are too large for the kernel's counts: then common.shell does it)."""
+    balls = _shell_balls(sp, width_mm, gap_mm)
+    if balls is None:
+        return None
+    out = []
+    for rows in balls[:2]:
+        arr = _read_only(np.asarray(rows, dtype=np.int64).reshape(-1, 4))
+        if int(np.sum(arr[:, 3] + 1)) >= 2 ** 15:  # the kernel's int16 counts could overflow
+            return None
+        out.append(arr)
+    return tuple(out)
