@@ -361,6 +361,7 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
             "pass the files of the series (e.g. Volume.meta['files'])"
         )
     datasets, names = [], []
+    shared: dict = {}  # values decoded once for the light headers of the series (see read_light_header)
     for src in source_dicom_files:
         if isinstance(src, pydicom.Dataset):
             datasets.append(src)
@@ -373,7 +374,7 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
             if light and datasets:
                 from .seg_fast import read_light_header
 
-                ds = read_light_header(name)
+                ds = read_light_header(name, shared)
             if ds is None:
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
         except FileNotFoundError as exc:
@@ -384,6 +385,9 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
         names.append(name)
     if not datasets:
         raise InputError("write_seg needs the source DICOM files of the series the mask was made on; got none")
+    if _light_checks_pass(datasets):
+        return datasets, names
+    # the checks one by one: the first that fails raises the error naming the file
     _require_type1(datasets, names)
     series = {str(ds.get("SeriesInstanceUID", "")) for ds in datasets}
     if len(series) != 1:
@@ -396,6 +400,55 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
         raise InputError("a SEG references either single-frame images or exactly one multi-frame image; "
                          "pass one enhanced file or the single-frame files")
     return datasets, names
+
+
+def _light_values_of(ds: Any) -> dict | None:
+    """The decoded values of a light header read with every :data:`~volumetry.io.seg_fast._LIGHT_KEYWORDS`
+    value decoded at read time (the common case), or None for any other header."""
+    from .seg_fast import LightHeader
+
+    if type(ds) is not LightHeader or ds._raw is not None:
+        return None
+    return ds._cache
+
+
+def _light_checks_pass(datasets: Sequence[Any]) -> bool:
+    """True when the checks of :func:`_load_sources` (type 1 attributes, one series, one study /
+    frame of reference / matrix size, no multi-frame image among several) all pass, decided from
+    the values the light headers decoded when they were read (every header but the first); False
+    when a header is not such a light header or a check fails (the checks then run one by one
+    and raise the error naming the file). The first header is checked as before."""
+    from .seg_fast import _MISSING
+
+    first = datasets[0]
+    rest = [_light_values_of(ds) for ds in datasets[1:]]
+    if any(v is None for v in rest):
+        return False
+    try:
+        _require_type1([first], ["first"])
+    except DicomReadError:
+        return False
+    for values in rest:
+        for keyword in SEG_TYPE1_REQUIRED:
+            value = values.get(keyword, _MISSING)
+            if value is _MISSING or value is None or (isinstance(value, str) and not value.strip(" \0")):
+                return False
+    series = str(first.get("SeriesInstanceUID", ""))
+    shared = [(keyword, str(first.get(keyword))) for keyword in SEG_SHARED_BY_SOURCES]
+    for values in rest:
+        if str(values["SeriesInstanceUID"]) != series:
+            return False
+        for keyword, expected in shared:
+            if str(values[keyword]) != expected:
+                return False
+    if rest:
+        frames = [first.get("NumberOfFrames", 1)] + [v["NumberOfFrames"] for v in rest]
+        for n in frames:
+            if n is _MISSING:
+                n = 1
+            if int(n or 1) > 1:
+                return False
+    return True
 
 
 def series_files(path: str | Path, *, series_uid: str | None = None,
@@ -588,13 +641,18 @@ def write_seg(
             if uid_map is None:
                 _write_atomically(out_path, lambda tmp: tmp.write_bytes(seg_fast.encode(built)))
             else:
-                import io
+                mapping = _source_uid_map(sources.datasets, uid_map)
+                data = seg_fast.encode(built, uid_mapping=mapping)  # the UIDs mapped while encoding
+                if data is not None:
+                    _write_atomically(out_path, lambda tmp: tmp.write_bytes(data))
+                else:  # a source UID the encoder does not reach: map the data set read back
+                    import io
 
-                import pydicom
+                    import pydicom
 
-                ds = pydicom.dcmread(io.BytesIO(seg_fast.encode(built)))
-                map_source_uids(ds, _source_uid_map(sources.datasets, uid_map))
-                _write_atomically(out_path, ds.save_as)
+                    ds = pydicom.dcmread(io.BytesIO(seg_fast.encode(built)))
+                    map_source_uids(ds, mapping)
+                    _write_atomically(out_path, ds.save_as)
             log.info("wrote DICOM SEG %s (%d frames, %d mask voxels; fast path)", out_path, pixel_array.shape[0],
                      int(np.count_nonzero(arr)))
             return out_path

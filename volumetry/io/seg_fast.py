@@ -729,8 +729,80 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
     return FastSeg(top, refs, frame_sources, frame_positions, pixel_bytes, str(sop_uid))
 
 
-def encode(seg: FastSeg) -> bytes:
-    """The Part-10 file bytes (explicit VR little endian) of a :class:`FastSeg`."""
+def encode(seg: FastSeg, uid_mapping: Mapping[str, str] | None = None) -> bytes | None:
+    """The Part-10 file bytes (explicit VR little endian) of a :class:`FastSeg`.
+
+    ``uid_mapping`` (pseudonymised SEGs): every UI element whose value (or one of whose values)
+    is a key is written with the mapped UID(s), nested sequences and the references included:
+    the bytes :func:`volumetry.io.seg.map_source_uids` and pydicom's writer make of the SEG
+    read back (the file meta, the SEG's own UIDs, are left). None when a key still appears in
+    the bytes (a UID inside an item encoded once and shared, or in a text value; never in a
+    volumetry SEG of MR/CT sources): the caller then maps the data set read back.
+    """
+    if uid_mapping:
+        data = _encode(_mapped_seg(seg, uid_mapping))
+        for key in uid_mapping:
+            try:
+                found = key.encode("ascii") in data
+            except UnicodeEncodeError:
+                found = True
+            if found:
+                return None
+        return data
+    return _encode(seg)
+
+
+def _mapped_uid_value(value: Any, mapping: Mapping[str, str]) -> Any:
+    """A UI value as :func:`volumetry.io.seg.map_source_uids` leaves it (the value itself when unmapped)."""
+    if value is None:
+        return value
+    if isinstance(value, str):
+        return mapping[value] if value in mapping else value
+    if _is_multi(value) and any(str(v) in mapping for v in value):
+        return [mapping.get(str(v), str(v)) for v in value]
+    return value
+
+
+def _mapped_value(vr: str, value: Any, mapping: Mapping[str, str]) -> Any:
+    """``value`` of an element of VR ``vr`` with its source UIDs mapped (sequences item by item)."""
+    if vr == "UI":
+        return _mapped_uid_value(value, mapping)
+    if vr == "SQ" and value is not None and not isinstance(value, (str, bytes)):  # a list or a pydicom Sequence
+        return [_mapped_item(item, mapping) for item in value]
+    return value
+
+
+def _mapped_item(item: Any, mapping: Mapping[str, str]) -> Any:
+    """A sequence item with its source UIDs mapped; an item encoded once (:class:`_PreEncoded`)
+    is kept as it is (:func:`encode` checks the bytes)."""
+    if isinstance(item, _PreEncoded):
+        return item
+    out = _Top()
+    if isinstance(item, dict):
+        for tag, (vr, value) in item.items():
+            out[tag] = (vr, _mapped_value(vr, value, mapping))
+        return out
+    for elem in item:  # a pydicom data set (copied from the source): encoded in tag order, as the dict
+        out[int(elem.tag)] = (elem.VR, _mapped_value(elem.VR, elem.value, mapping))
+    return out
+
+
+def _mapped_seg(seg: FastSeg, mapping: Mapping[str, str]) -> FastSeg:
+    """A copy of ``seg`` whose data set and references hold the mapped UIDs (see :func:`encode`)."""
+    import dataclasses
+
+    top = _Top()
+    for tag, (vr, value) in seg.top.items():
+        top[tag] = (vr, _mapped_value(vr, value, mapping))
+    sources = [dataclasses.replace(r, sop_class_uid=mapping.get(r.sop_class_uid, r.sop_class_uid),
+                                   sop_instance_uid=mapping.get(r.sop_instance_uid, r.sop_instance_uid),
+                                   series_uid=mapping.get(r.series_uid, r.series_uid),
+                                   study_uid=mapping.get(r.study_uid, r.study_uid)) for r in seg.sources]
+    return dataclasses.replace(seg, top=top, sources=sources)
+
+
+def _encode(seg: FastSeg) -> bytes:
+    """:func:`encode` without UID mapping."""
     from highdicom.version import __version__ as hd_version
     from pydicom.charset import convert_encodings
     from pydicom.filebase import DicomBytesIO
@@ -1008,26 +1080,34 @@ def _scan_light(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
     return out
 
 
-def _light_values(found: dict[int, tuple[bytes, bytes]]) -> tuple[dict, dict] | None:
+def _light_values(found: dict[int, tuple[bytes, bytes]], decoded: dict | None = None) -> tuple[dict, dict] | None:
     """The decoded :data:`_LIGHT_KEYWORDS` values (the raw header's decoding; _MISSING when
     absent) and the stored position strings, or None where a value would not decode (the raw
-    header then raises when the value is asked for, as before)."""
+    header then raises when the value is asked for, as before). ``decoded``: values already
+    decoded from the same bytes, by (tag, stored VR, bytes), shared with the other headers of a
+    series (UIDs, orientation, matrix size are the same in every file; read-only)."""
     from .dicom_rawheader import RawElement
 
     values: dict = dict.fromkeys(_LIGHT_ABSENT, _MISSING)
     strings: dict = {}
+    if decoded is None:
+        decoded = {}
     for tag, (keyword, vr) in _light_tags().items():
         item = found.get(tag)
         if item is None:
             values[keyword] = _MISSING
             continue
-        stored_vr = item[0].decode("ascii")
-        if keyword == "Modality":
-            if stored_vr != "CS":
+        key = (tag, item[0], item[1])
+        value = decoded.get(key, _MISSING)
+        if value is _MISSING:
+            stored_vr = item[0].decode("ascii")
+            if keyword == "Modality":
+                if stored_vr != "CS":
+                    return None
+            value = decode_raw(RawElement(stored_vr, item[1]), vr)
+            if value is NotImplemented:
                 return None
-        value = decode_raw(RawElement(stored_vr, item[1]), vr)
-        if value is NotImplemented:
-            return None
+            decoded[key] = value
         values[keyword] = value
     position = found.get(0x00200032)
     if position is not None:
@@ -1035,16 +1115,17 @@ def _light_values(found: dict[int, tuple[bytes, bytes]]) -> tuple[dict, dict] | 
     return values, strings
 
 
-def _read_light(fp, file_size: int, path: str) -> LightHeader | None:
+def _read_light(fp, file_size: int, path: str, shared: dict | None = None) -> LightHeader | None:
     """A light header of ``_scan_light``'s files (reading more of the file when the header
-    is longer than the first read), or None to leave the file to the raw header reader."""
+    is longer than the first read), or None to leave the file to the raw header reader
+    (``shared``: see :func:`_light_values`)."""
     size = min(_FIRST_READ, file_size)
     while True:
         fp.seek(0)
         buf = fp.read(size)
         try:
             found = _scan_light(buf)
-            decoded = None if found is None else _light_values(found)
+            decoded = None if found is None else _light_values(found, shared)
         except _Short:
             if size >= file_size:
                 return None
@@ -1055,18 +1136,20 @@ def _read_light(fp, file_size: int, path: str) -> LightHeader | None:
         return None if decoded is None else LightHeader(None, path, *decoded)
 
 
-def read_light_header(path: str) -> LightHeader | None:
+def read_light_header(path: str, shared: dict | None = None) -> LightHeader | None:
     """A :class:`LightHeader` of ``path``, or None when the raw parser leaves the file to pydicom.
 
     The common file (explicit VR little endian, no sequence of undefined length) is scanned for
     the attributes a SEG reads alone (:func:`_scan_light`, twice as fast as parsing every element);
     any other goes through :func:`volumetry.io.dicom_rawheader.read_raw_header`, which decides.
+    ``shared`` (one dict for the files of a series): values decoded from equal bytes are decoded
+    once and shared (read-only) by the headers.
     """
     from .dicom_rawheader import read_raw_header
 
     with open(path, "rb") as fp:
         file_size = os.fstat(fp.fileno()).st_size
-        light = _read_light(fp, file_size, str(path))
+        light = _read_light(fp, file_size, str(path), shared)
         if light is not None:
             return light
         fp.seek(0)

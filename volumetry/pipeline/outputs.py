@@ -482,7 +482,7 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
     lesion_id)`` to the days its SEG's StudyDate moves back (pseudonymised dates); ``uid_map``
     (pseudonymised runs): see :func:`write_outputs`.
     Returns the number of NIfTI files written."""
-    from ..io.nifti import write_nifti
+    from ..io.nifti import nifti_mask_bytes
     from .tasks import unpack_mask
 
     for stale in list(Path(out_dir).glob("sub-*/ses-*/anat/.*.tmp*")):  # left by a run killed while writing
@@ -512,10 +512,13 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
         target.parent.mkdir(parents=True, exist_ok=True)
         vol = unpack_mask(mask["data"], mask["grid"])
         if not fresh:
+            # the bytes write_nifti writes for a boolean 3D mask (.nii.gz), hashed as written
+            # instead of read back
+            data = nifti_mask_bytes(vol)
             tmp = target.with_name("." + target.name.replace(".nii.gz", ".tmp.nii.gz"))
-            write_nifti(vol, tmp)
+            tmp.write_bytes(data)
             os.replace(tmp, target)
-            store.set_mask_file(scan["task_key"], rel, _file_sha256(target))
+            store.set_mask_file(scan["task_key"], rel, hashlib.sha256(data).hexdigest())
             n_written += 1
         if want_seg:
             try:
