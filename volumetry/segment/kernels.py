@@ -271,26 +271,29 @@ def shell_kernel(region, rbox, pad, outer_rows, gap_rows, allowed, img, out):
                     for jj in range(max(j - 1, l1) - l1, min(j + 2, h1) - l1):
                         cnt[kk, jj, s] += 1
                         cnt[kk, jj, e + 1] -= 1
+    # inner lies in the region's box grown by one voxel (box coordinates e..f)
+    e0, e1, e2 = max(rbox[0] - 1, l0) - l0, max(rbox[1] - 1, l1) - l1, max(rbox[2] - 1, l2) - l2
+    f0, f1, f2 = min(rbox[3] + 1, h0) - l0, min(rbox[4] + 1, h1) - l1, min(rbox[5] + 1, h2) - l2
     inner = np.zeros((bk, bj, bi), np.bool_)
-    for k in range(bk):
-        for j in range(bj):
+    for k in range(e0, f0):
+        for j in range(e1, f1):
             c = 0
-            for i in range(bi):
+            for i in range(e2, f2):
                 c += cnt[k, j, i]
                 inner[k, j, i] = c > 0
     # at most w + 1 runs of a row meet a window of 2 w + 1 voxels: a count is at most the sum over the
     # element's rows of w + 1, below 2 ** 15 (the caller checks)
     cout = np.zeros((bk, bj, bi + 1), np.int16)
     cgap = np.zeros((bk, bj, bi + 1), np.int16)
-    for k in range(bk):
-        for j in range(bj):
-            i = 0
-            while i < bi:
+    for k in range(e0, f0):
+        for j in range(e1, f1):
+            i = e2
+            while i < f2:
                 if not inner[k, j, i]:
                     i += 1
                     continue
                 a = i
-                while i < bi and inner[k, j, i]:
+                while i < f2 and inner[k, j, i]:
                     i += 1
                 b = i - 1
                 for r in range(outer_rows.shape[0]):
@@ -326,18 +329,16 @@ def shell_kernel(region, rbox, pad, outer_rows, gap_rows, allowed, img, out):
 
 
 @kernel()
-def _median_tail(part, h):
+def _median_tail(part, h, lower):
     """(median, ok) of the partitioned ``part`` (see :func:`median_of_partition`)."""
     n = part.size
-    for v in range(h, n):
-        if np.isnan(part[v]):
-            return part[h], False
+    nan = False
+    for v in range(h, n):  # no early exit: the loop vectorises
+        nan |= part[v] != part[v]
     upper = part[h]
+    if nan:
+        return upper, False
     if n % 2 == 0:
-        lower = part[0]
-        for v in range(1, h):
-            if part[v] > lower:
-                lower = part[v]
         # np.mean of the two: their sum in the dtype, divided by the count in float64, cast back
         buf = np.empty(1, part.dtype)
         buf[0] = lower + upper
@@ -346,14 +347,14 @@ def _median_tail(part, h):
     return upper, upper != 0
 
 
-@kernel(warm=lambda: (np.arange(5, dtype=np.float32), 2))
-def _median_tail_f32(part, h):
-    return _median_tail(part, h)
+@kernel(warm=lambda: (np.arange(5, dtype=np.float32), 2, np.float32(1)))
+def _median_tail_f32(part, h, lower):
+    return _median_tail(part, h, lower)
 
 
-@kernel(warm=lambda: (np.arange(5, dtype=np.float64), 2))
-def _median_tail_f64(part, h):
-    return _median_tail(part, h)
+@kernel(warm=lambda: (np.arange(5, dtype=np.float64), 2, np.float64(1)))
+def _median_tail_f64(part, h, lower):
+    return _median_tail(part, h, lower)
 
 
 def median_of_partition(part: np.ndarray, h: int):
@@ -362,8 +363,12 @@ def median_of_partition(part: np.ndarray, h: int):
     or for an even count the mean of it and the largest value below it (their sum in the
     dtype, halved in float64 and cast back, as ``np.mean`` does); None when numpy must decide
     (a NaN, or a median of 0: its sign).
+
+    The largest value below ``h`` is numpy's ``max`` (a NaN sorts above ``h``; which zero it
+    returns of -0 and +0 does not matter: the sum is then the other value, or a zero median).
     """
-    value, ok = (_median_tail_f32 if part.dtype == np.float32 else _median_tail_f64)(part, h)
+    lower = part[:h].max() if part.size % 2 == 0 else part[h]
+    value, ok = (_median_tail_f32 if part.dtype == np.float32 else _median_tail_f64)(part, h, lower)
     return part.dtype.type(value) if ok else None
 
 
