@@ -34,7 +34,7 @@ import frozen_region_growing as F
 from volumetry.phantoms import make_lesion_phantom, phantom_suite
 from volumetry.segment import Box, Prompt, api, common, kernels
 from volumetry.segment import region_growing as rg
-from volumetry.segment.common import CONN26, bbox, closing, connected_to_seeds_in_box, core, fill_holes, seed_balls, shell
+from volumetry.segment.common import bbox, closing, connected_to_seeds_in_box, core, fill_holes, seed_balls, shell
 from volumetry.segment.roi import make_roi
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"

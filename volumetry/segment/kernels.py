@@ -118,12 +118,14 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
     # state: 0 background, 1 in the closed box, 2 in the region (filled), 3 queued for the fill
     state = np.zeros(size, np.uint8)
     dil = np.zeros(size if closes else 1, np.uint8)
+    nclosed = 0
     for k in range(bk):
         for j in range(bj):
             f = ((k + p0) * PJ + j + p1) * PI + p2
             for i in range(bi):
                 if sm[k + lo0, j + lo1, i + lo2] > thr and (not use_allowed or allowed[k + lo0, j + lo1, i + lo2]):
                     state[f + i] = 1
+                    nclosed += 1
                     if closes:
                         for r in range(cl.size):
                             dil[f + i + cl[r]] = 1
@@ -142,6 +144,7 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
                             break
                     if v and (not use_allowed or allowed[k + lo0, j + lo1, i + lo2]):
                         state[f + i] = 1
+                        nclosed += 1
     # neighbour rows of the connectivity: (flat offset of the row, reach e along i)
     nrow = np.zeros(9, np.int64)
     ereach = np.full(9, -1, np.int64)
@@ -153,8 +156,8 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
         nrow[m] = (dk * PJ + dj) * PI
         ereach[m] = max(ereach[m], abs(di))
     # span flood fill from the seeds (a seed off the region: its anchors); the border stops it.
-    # state 3: in the box, queued (each voxel is queued at most once: the stack never overflows)
-    stack = np.empty(bk * bj * bi, np.int64)
+    # state 3: in the box, queued (each voxel of the closing is queued at most once: the stack never overflows)
+    stack = np.empty(nclosed, np.int64)
     top = 0
     for s in range(seeds.shape[0]):
         k, j, i = seeds[s, 0] - lo0, seeds[s, 1] - lo1, seeds[s, 2] - lo2
@@ -225,8 +228,8 @@ def _warm_shell():
     region = np.zeros((5, 6, 7), np.bool_)
     region[2, 3, 3] = True
     return (region, np.array([2, 3, 3, 3, 4, 4], np.int64), np.array([2, 2, 2], np.int64),
-            _read_only(np.zeros((1, 4), np.int64)), _read_only(np.zeros((0, 4), np.int64)), np.ones(region.shape, np.bool_),
-            np.zeros(region.shape, np.float32), np.zeros((1, 1, 1), np.bool_))
+            _read_only(np.zeros((1, 4), np.int64)), _read_only(np.zeros((0, 4), np.int64)),
+            np.ones(region.shape, np.bool_), np.zeros(region.shape, np.float32), np.zeros((1, 1, 1), np.bool_))
 
 
 @kernel(warm=_warm_shell)
@@ -236,8 +239,9 @@ def shell_kernel(region, rbox, pad, outer_rows, gap_rows, allowed, img, out):
     Voxels of the region's bounding box ``rbox`` grown by ``pad`` (clipped to the crop) that
     are not in the 26-neighbour dilation of the region (``inner``), are within an offset of
     ``outer_rows`` from an ``inner`` voxel but within none of ``gap_rows``, and are ``allowed``;
-    written into ``out`` when it is crop-shaped (all False), not when it is not. Rows ``(dk, dj, di, w)`` are the runs of
-    :func:`volumetry.segment.common._rows`: offsets ``(dk, dj, di - w .. di + w)``.
+    written into ``out`` when it is crop-shaped (all False), not when it is not. Rows
+    ``(dk, dj, di, w)`` are the runs of :func:`volumetry.segment.common._rows`: offsets
+    ``(dk, dj, di - w .. di + w)``.
 
     Each dilation is done run by run: a run ``a..b`` of a row (k, j) of the set covers
     ``a + di - w .. b + di + w`` of row ``(k + dk, j + dj)`` for each element row, counted
