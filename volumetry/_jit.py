@@ -13,6 +13,7 @@ Every kernel has a pure-numpy oracle in the tests that it must equal exactly
 from __future__ import annotations
 
 import logging
+import time
 from typing import Callable
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,17 @@ def warm_all() -> int:
     int
         Number of kernels warmed.
     """
-    for compiled, warm in _WARM:
+    t0 = time.perf_counter()
+    told = False
+    for n, (compiled, warm) in enumerate(_WARM):
         compiled(*warm())
-    log.debug("%d compiled kernels ready", len(_WARM))
+        if not told and time.perf_counter() - t0 > SLOW_S:  # not in the cache: numba compiles them
+            log.info("compiling the pipeline's kernels for this machine (once: later runs load them from "
+                     "numba's cache; about 20 s)")
+            told = True
+    log.debug("%d compiled kernels ready in %.2f s", len(_WARM), time.perf_counter() - t0)
     return len(_WARM)
+
+
+#: Seconds after which :func:`warm_all` says it is compiling (loading from the cache takes milliseconds).
+SLOW_S = 1.0

@@ -695,6 +695,12 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     by_key = {p.task.task_key: p for p in todo}
     tasks = [p.task for p in todo]
     n_jobs = max(1, min(int(jobs or os.cpu_count() or 1), len(tasks) or 1))
+    if tasks and dask_address is None:
+        # the compiled kernels, here and not in each worker: on a machine's first run they are compiled
+        # once (saying so) and the pool's workers then load them from numba's cache
+        from .._jit import warm_all
+
+        warm_all()
     if dask_address is not None:
         results: Iterable[TaskResult] = _execute_dask(tasks, dask_address)
     elif n_jobs == 1:
