@@ -25,9 +25,15 @@ LABELS = {("S01", "baseline"): ("15/01/2024", "15-01-2024"),
           ("S01", "w12"): ("V2_20240408", "20240408_w12"),
           ("S01", "w24"): ("w24 (2024.07.01)", "2024.07.01"),
           ("S02", "baseline"): ("2024_02_01", "01.02.2024"),
-          ("S02", "w12"): ("w12", "2024-04-25")}
+          ("S02", "w12"): ("MRI 25 Apr 2024", "25-APR-2024")}
 FORMS = ("%Y-%m-%d", "%Y%m%d", "%d/%m/%Y", "%m/%d/%Y", "%Y.%m.%d", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y",
-         "%Y_%m_%d", "%d%m%Y", "%d.%m.%y")
+         "%Y_%m_%d", "%d%m%Y", "%d.%m.%y", "%d %b %Y", "%d-%b-%Y", "%d%b%Y", "%b %d, %Y", "%d %B %Y")
+
+
+def _forms(day):
+    """``day`` written in every form of :data:`FORMS`, month names also in capitals (``25-APR-2024``)."""
+    out = {day.strftime(f) for f in FORMS}
+    return out | {t.upper() for t in out}
 
 
 def _study(root):
@@ -64,7 +70,7 @@ def runs(tmp_path_factory):
 def test_no_output_shows_a_real_date_in_any_form(runs):
     _, moved = runs
     real = {dt.date.fromisoformat(d) for visits in TRIAL.values() for (_, d, _, _) in visits.values()}
-    forms = {d.strftime(f) for d in real for f in FORMS}
+    forms = set().union(*(_forms(d) for d in real))
     assert len(moved.failures) == 1
     leaks = [(name, form) for name, text in output_texts(moved.out_dir) for form in forms if form in text]
     assert leaks == []
@@ -79,7 +85,8 @@ def test_dates_inside_labels_and_messages_move_in_their_own_form(runs):
     assert f"{dt.date(2024, 1, 15) - s01:%d/%m/%Y}" in visits
     assert f"V2_{dt.date(2024, 4, 8) - s01:%Y%m%d}" in visits
     assert f"w24 ({dt.date(2024, 7, 1) - s01:%Y.%m.%d})" in visits
-    assert f"{dt.date(2024, 2, 1) - s02:%Y_%m_%d}" in visits and "w12" in visits
+    assert f"{dt.date(2024, 2, 1) - s02:%Y_%m_%d}" in visits
+    assert f"MRI {dt.date(2024, 4, 25) - s02:%d %b %Y}" in visits
     message = moved.failures[0].line()
     assert f"/{dt.date(2024, 7, 1) - s01:%Y.%m.%d}/" in message, message
     # intervals, courses, volumes and responses are the plain run's
@@ -108,6 +115,15 @@ def test_shift_text_moves_every_written_date_and_nothing_else():
     assert label("08.01.24") == f"{day - d:%d.%m.%y}"
     assert label("course3 (2024-01-08)") == f"course3 ({day - d:%Y-%m-%d})"
     assert label("20240108") == (day - d).isoformat()  # a label that is a date: ISO, as before
+    # month names, in the writer's order, separators, padding, length and case
+    assert label("MRI 8 Jan 2024") == f"MRI {(day - d).day} {day - d:%b %Y}"
+    assert label("08-JAN-2024") == f"{day - d:%d-%b-%Y}".upper()
+    assert label("V2_08jan2024_T2") == f"V2_{f'{day - d:%d%b%Y}'.lower()}_T2"
+    assert label("Jan 08, 2024") == f"{day - d:%b %d, %Y}"
+    assert label("January 08 2024") == f"{day - d:%B %d %Y}"
+    assert label("2024-Jan-08") == f"{day - d:%Y-%b-%d}"
+    for text in ("may 2024", "Mayo 8 2024", "31 Feb 2024", "8 Janx 2024", "X8 Jan 2024"):
+        assert label(text) == text
     for text in ("baseline", "w12", "C1D1", "v0.3.0", "1.2.840.113619.2.408.5282380", "2024-13-45", "12345678"):
         assert label(text) == text
     assert Shown(pz, shift_dates=False).visit(ScanRow(subject_id="S9", visit="V2_20240108", image=None,

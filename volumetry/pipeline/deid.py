@@ -11,8 +11,8 @@ labels written as dates), shown as ``YYYY-MM-DD``. Intervals within a subject
 — days from baseline, course windows, responses — are unchanged. Other visit
 labels (``baseline``, ``w12``) are shown as written, except that a date written
 inside one (``V2_20240628``, ``08/01/2024``, ``2024.01.08``, ``course3 (2024-09-13)``:
-:data:`_DATE_TOKEN`'s forms) moves with the subject's dates in the form it was
-written in; failure messages move such dates too (an image folder named by date).
+:data:`_DATE_TOKEN`'s forms, and ``8 Jan 2024``, ``08-JAN-2024``, ``Jan 8, 2024``:
+:data:`_NAMED_DATE`'s) moves with the subject's dates in the form it was written in; failure messages move such dates too (an image folder named by date).
 """
 from __future__ import annotations
 
@@ -33,6 +33,19 @@ _DATE_TOKEN = re.compile(
     r"|(?P<a>\d{1,2})(?P<s2>[-./_]?)(?P<b>\d{1,2})(?P=s2)(?P<yy>(?:19|20)\d{2})"
     r"|(?P<a2>\d{1,2})(?P<s3>[-./])(?P<b2>\d{1,2})(?P=s3)(?P<y2>\d{2})"
     r")(?![\d])(?!\.\d)")
+#: An English month name or abbreviation (``Jan``, ``January``, ``Sept``), any case.
+_MONTH = (r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+          r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?")
+_MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december")
+#: A date written with the month's name: day first (``8 Jan 2024``, ``08-JAN-2024``, ``08Jan2024``),
+#: month first (``Jan 8, 2024``, ``January 08 2024``) or year first (``2024-Jan-08``); years 1900-2099.
+_NAMED_DATE = re.compile(
+    r"(?<![A-Za-z\d])(?:"
+    rf"(?P<d1>\d{{1,2}})(?P<p1>[-./_ ]?)(?P<m1>{_MONTH})(?P<q1>, |[-./_ ]?)(?P<y1>(?:19|20)\d{{2}})"
+    rf"|(?P<m2>{_MONTH})(?P<p2>[-./_ ]?)(?P<d2>\d{{1,2}})(?P<q2>, ?|[-./_ ])(?P<y2>(?:19|20)\d{{2}})"
+    rf"|(?P<y3>(?:19|20)\d{{2}})(?P<p3>[-./_ ]?)(?P<m3>{_MONTH})(?P<q3>[-./_ ]?)(?P<d3>\d{{1,2}})"
+    r")(?![A-Za-z\d])", re.IGNORECASE)
 
 
 class Shown:
@@ -95,7 +108,8 @@ class Shown:
         if not self._shift or not isinstance(text, str):
             return text
         days = _dt.timedelta(days=self.shift_days(subject_id))
-        return _DATE_TOKEN.sub(lambda m: _moved_token(m, days, hint), text)
+        text = _DATE_TOKEN.sub(lambda m: _moved_token(m, days, hint), text)
+        return _NAMED_DATE.sub(lambda m: _moved_named(m, days), text)
 
     def replacements(self, row: ScanRow) -> list[tuple[str, str]]:
         """``(real, shown)`` texts of ``row`` that a message for the outputs must not show as they are:
@@ -154,3 +168,32 @@ def _moved_token(m: "re.Match", days: _dt.timedelta, hint: _dt.date | None) -> s
         return f"{fmt(first, len(a))}{sep}{fmt(second, len(b))}{sep}{year_text}"
     except ValueError:
         return m.group(0)
+
+
+def _moved_named(m: "re.Match", days: _dt.timedelta) -> str:
+    """The month-name date ``m`` (of :data:`_NAMED_DATE`) moved back by ``days`` in its own form
+    (order, separators, day padding, the month's length and case), or unchanged when it is not a
+    valid date."""
+    g = m.groupdict()
+    n = next(i for i in (1, 2, 3) if g[f"m{i}"] is not None)
+    day_text, month_text, year_text = g[f"d{n}"], g[f"m{n}"], g[f"y{n}"]
+    month = next(i for i, name in enumerate(_MONTHS, 1) if name.startswith(month_text[:3].lower()))
+    try:
+        moved = _dt.date(int(year_text), month, int(day_text)) - days
+    except ValueError:
+        return m.group(0)
+    name = _MONTHS[moved.month - 1]
+    if len(month_text) > 3 and month_text.lower() == _MONTHS[month - 1]:
+        pass  # the full name
+    elif month_text.lower() == "sept" and moved.month == 9:
+        name = "sept"
+    else:
+        name = name[:3]
+    if month_text.isupper():
+        name = name.upper()
+    elif month_text[0].isupper():
+        name = name.capitalize()
+    day = f"{moved.day:0{len(day_text)}d}"
+    parts = {"d": day, "m": name, "y": f"{moved.year:04d}", "p": g[f"p{n}"], "q": g[f"q{n}"]}
+    order = {1: "dpmqy", 2: "mpdqy", 3: "ypmqd"}[n]
+    return "".join(parts[c] for c in order)
