@@ -112,5 +112,11 @@ class Pseudonymizer:
         digest = hmac.new(self._key, b"uid\x00" + str(real).encode("utf-8"), hashlib.sha256).digest()
         return "2.25." + str(int.from_bytes(digest[:UID_BITS // 8], "big"))
 
+    def path_key(self, real_path: str) -> str:
+        """Keyed digest (64 hex digits) of a file's resolved path: the results database's key of
+        the file's remembered SHA-256 in a pseudonymised folder (a plain SHA-256 of the path would
+        confirm a guessed path, and paths often hold names and dates)."""
+        return hmac.new(self._key, b"path\x00" + real_path.encode("utf-8", "surrogateescape"), hashlib.sha256).hexdigest()
+
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymizer(<key hidden>)"

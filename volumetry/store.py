@@ -43,7 +43,7 @@ import sqlite3
 import stat
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from ._version import __version__
 from .errors import InputError
@@ -438,10 +438,20 @@ class FileHashCache:
     whose ctime is within :data:`RACY_NS` of that read is used in this run only, not
     stored (the next run reads the file again). Call it as ``cache(path) -> hex digest``;
     :meth:`save` stores the new digests in one transaction.
+
+    Parameters
+    ----------
+    store : ResultStore
+    path_key : callable, optional
+        Maps a resolved path to its key in the table (default: its SHA-256; pseudonymised runs
+        pass :meth:`volumetry.pseudonym.Pseudonymizer.path_key`). The path itself is never stored.
     """
 
-    def __init__(self, store: "ResultStore") -> None:
+    def __init__(self, store: "ResultStore", path_key: Callable[[str], str] | None = None) -> None:
         self.store = store
+        # the key of a path in the table: its SHA-256, or (pseudonymised runs) a keyed digest, so
+        # that the table cannot confirm a guessed path (paths often hold names and dates)
+        self.path_key = path_key or (lambda real: hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest())
         self.known = {r["path_key"]: dict(r) for r in store.conn.execute("SELECT * FROM file_hashes")}
         self.new: dict[str, tuple] = {}
         self.n_read = 0
@@ -451,8 +461,7 @@ class FileHashCache:
         from .pipeline.tasks import file_sha256
 
         real, st = self._real_path(path)
-        # the path itself is not stored (it may hold names): its SHA-256 is the key
-        p = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()
+        p = self.path_key(real)  # the path itself is not stored (it may hold names)
         sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         row = self.known.get(p)
         if row is not None and (row["size"], row["mtime_ns"], row["ctime_ns"], row["inode"]) == sig:

@@ -598,7 +598,7 @@ def _run_locked(study_obj: Study, cfg: PipelineConfig, out_dir: Path, t_start: f
     store = ResultStore(out_dir / DB_NAME)
     try:
         t_plan = time.perf_counter()
-        file_hashes = FileHashCache(store)
+        file_hashes = FileHashCache(store, path_key=pz.path_key if pseudonymize else None)
         planned = plan(study_obj, cfg, ident_of, file_hashes)
         file_hashes.save()
         t_plan = time.perf_counter() - t_plan
