@@ -86,3 +86,44 @@ def test_tree_batch_goes_on_past_a_truncated_file(tmp_path):
     assert t.loc["2024-01-15", "status"] == "ok" and t.loc["2024-01-15", "volume_ml"] > 0
     assert t.loc["2024-04-08", "status"] == "failed" and bad.name in t.loc["2024-04-08", "reason"]
     assert [f.visit for f in s.failures] == ["2024-04-08"]
+
+
+def _float_pixel_series(folder, n=3):
+    """A series whose pixels are FloatPixelData (a parametric map's kind), which volumetry does not read."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True)
+    series = generate_uid()
+    for k in range(n):
+        meta = FileMetaDataset()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.30"  # Parametric Map Storage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID, ds.PatientID = "MR", series, "1.2.3", "P1"
+        ds.Rows = ds.Columns = 4
+        ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.BitsAllocated = 1, "MONOCHROME2", 32
+        ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing = [0, 0, k], [1, 0, 0, 0, 1, 0], [1, 1]
+        ds.FloatPixelData = np.full(16, 1.5, np.float32).tobytes()
+        ds.save_as(folder / f"{k}.dcm", enforce_file_format=True)
+    return series
+
+
+def test_float_pixel_data_is_named_not_called_no_image(tmp_path):
+    _float_pixel_series(tmp_path / "map")
+    # before: "no DICOM image found in .../map"
+    with pytest.raises(DicomReadError, match=r"0\.dcm holds float pixel data .*convert this one to NIfTI.*2 more"):
+        load_dicom(tmp_path / "map")
+    with pytest.raises(DicomReadError, match=r"1\.dcm holds float pixel data"):
+        load_dicom(tmp_path / "map" / "1.dcm")
+
+
+def test_a_float_pixel_series_beside_a_scan_fails_only_itself(study):
+    root, uids = study
+    clean = load_dicom(root, series_uid=uids["t2fs"])
+    _float_pixel_series(root / "adc-map")
+    assert {s.series_uid for s in index_dicom(root)} == set(uids.values())
+    assert np.array_equal(load_dicom(root, series_uid=uids["t2fs"]).array, clean.array)

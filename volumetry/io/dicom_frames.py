@@ -32,6 +32,8 @@ UNCOMPRESSED_LE = frozenset({"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"})
 #: Explicit VR little endian (element header of PixelData is 12 bytes, not 8).
 EXPLICIT_LE = "1.2.840.10008.1.2.1"
 _PIXEL_TAG = b"\xe0\x7f\x10\x00"
+#: FloatPixelData (7FE0,0008) and DoubleFloatPixelData (7FE0,0009), little endian.
+_FLOAT_PIXEL_TAGS = (b"\xe0\x7f\x08\x00", b"\xe0\x7f\x09\x00")
 #: Deflated explicit VR little endian: the whole data set is zlib-compressed.
 DEFLATED_LE = "1.2.840.10008.1.2.1.99"
 #: Philips private "scale slope" / "scale intercept" (the floating-point scaling).
@@ -240,7 +242,12 @@ def _describe_unchecked_series(ds, path: str, pixel_pos: int, elem_head: bytes, 
     deflated = meta is not None and meta.get("TransferSyntaxUID") == DEFLATED_LE
     if deflated:  # the stream pydicom read is inflated: file offsets mean nothing, pydicom decodes later
         elem_head = _PIXEL_TAG if _is_image(ds) else b""
-    if "PixelData" not in ds and "FloatPixelData" not in ds and elem_head[:4] != _PIXEL_TAG:
+    if elem_head[:4] in _FLOAT_PIXEL_TAGS or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        raise DicomReadError(
+            f"DICOM file {path} holds float pixel data (FloatPixelData or DoubleFloatPixelData: a parametric "
+            "map or another computed image), which volumetry does not read; give the scanner's original "
+            "series, or convert this one to NIfTI and give that file")
+    if "PixelData" not in ds and elem_head[:4] != _PIXEL_TAG:
         if not elem_head and _is_image(ds):
             raise DicomReadError(
                 f"DICOM file {path} ends before its pixel data (the header stops after {pixel_pos} bytes); "

@@ -309,7 +309,17 @@ def build_stacks(headers: list[FileHeader], broken: list[tuple[str, DicomReadErr
     another slice (a broken export) is kept, with a note in its stack.
     ``broken`` (from :func:`read_headers`): the errors of unreadable files, by series;
     every stack of such a series carries them in ``broken`` and fails when loaded.
+
+    Raises
+    ------
+    DicomReadError
+        Every image file is such a file (truncated, or float pixel data, which is not
+        read): the first one's error, instead of no stack ("no DICOM image").
     """
+    if broken and not headers:
+        exc = broken[0][1]
+        more = f" (and {len(broken) - 1} more file(s) that cannot be read either)" if len(broken) > 1 else ""
+        raise DicomReadError(f"{exc}{more}") from exc
     errors: dict[str, list[str]] = defaultdict(list)
     for uid, exc in broken:
         errors[uid].append(str(exc))
@@ -367,7 +377,8 @@ def index_dicom(root: str | Path) -> list[SeriesStack]:
     DicomReadError
         If ``root`` does not exist, or a DICOM file's header is unreadable (the
         message names the file). A file whose header is read but whose pixel data
-        is truncated fails only its series: its stacks carry the error in ``broken``.
+        is truncated fails only its series: its stacks carry the error in ``broken``; when no
+        file can be read so, the first one's error is raised (see :func:`build_stacks`).
     """
     broken: list = []
     return build_stacks(read_headers(root, broken=broken), broken)
