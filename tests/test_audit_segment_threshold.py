@@ -72,3 +72,24 @@ def test_a_box_inside_a_large_lesion_fails_for_every_method(method):
     res = segment(image, prompt, method=method)
     # threshold returned the box's thresholded noise (flagged outside-box only) before
     assert res.status == "failed" and res.volume_ml is None and "lesion" in res.reason
+
+
+def test_threshold_records_its_contrast_and_flags_a_low_one():
+    from volumetry.segment.common import noise_sigma
+    from volumetry.segment.roi import make_roi
+
+    # lesion 60 above a background with noise SD 20: about 3 noise SD, above threshold's minimum (2)
+    # and below the low-contrast flag's 4 (before: no contrast_sd, so threshold never flagged it)
+    image, truth, true_ml, centres = ellipsoid_phantom(spacing=(1.0, 1.0, 1.0), shape=(30, 40, 40),
+                                                       radii=((8.0, 8.0, 8.0),), lesion=160.0, noise=20.0)
+    prompt = Prompt.from_points(centres, "lps", image, box=[centres[0] - 11, centres[0] + 11])
+    res = segment(image, prompt, method="threshold")
+    assert res.ok, res.reason
+    roi = make_roi(image, prompt, 0.0)
+    assert res.qc["noise_sd"] == noise_sigma(roi.array)
+    assert res.qc["contrast_sd"] == (res.qc["lesion_median"] - res.qc["background_median"]) / res.qc["noise_sd"]
+    assert 2.0 < res.qc["contrast_sd"] < 4.0 and "low-contrast" in res.flags
+    # a clear lesion: about 13 noise SD, not flagged
+    image, truth, true_ml, centres = ellipsoid_phantom(spacing=(1.0, 1.0, 1.0), shape=(30, 40, 40))
+    clear = segment(image, Prompt.from_points(centres, "lps", image), method="threshold")
+    assert clear.ok and clear.qc["contrast_sd"] > 8 and "low-contrast" not in clear.flags

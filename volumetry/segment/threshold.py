@@ -78,6 +78,8 @@ def threshold(roi: Roi, params: dict) -> MethodOutput:
     background = float(np.median(roi.array[inside & ~region])) if (inside & ~region).any() else np.nan
     qc.update(lesion_median=lesion, background_median=background)
     sigma = noise_sigma(roi.array)
+    # as region_growing records them: the low-contrast flag (segment.qc) reads contrast_sd
+    qc.update(noise_sd=sigma, contrast_sd=(lesion - background) / sigma)
     if not lesion - background > MIN_CONTRAST_SD * sigma:
         # an image that is all lesion, or a tiny lesion in a search region reaching the image's edge everywhere
         contrast = "fills all of it" if not np.isfinite(background) else \
