@@ -227,13 +227,16 @@ def _assess_subject(df, cfg: PipelineConfig):
 
 def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineConfig, out_dir: Path,
                   sources: dict | None = None, pseudonymized: bool = False, date_shifts: dict | None = None,
-                  uid_map=None) -> dict:
+                  uid_map=None, source_files: dict | None = None) -> dict:
     """Write the tables and masks of a run into ``out_dir``.
 
     ``uid_map`` (pseudonymised runs): real DICOM UID → pseudo UID
     (:meth:`volumetry.pseudonym.Pseudonymizer.uid`). The store then holds pseudo series UIDs;
     ``sources`` give the real ones where the runner knows them, and the others are found
     again in the source folder (:func:`real_series_uid`). The SEGs reference pseudo UIDs.
+    ``source_files`` (in memory only, never written): maps a scan's identifiers to the files
+    the runner loaded it from in this run; its SEG uses them (the store holds none when
+    pseudonymising) instead of listing the source folder again (:func:`seg_sources`).
 
     Returns
     -------
@@ -257,7 +260,8 @@ def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineC
         Path(written.pop("volumes_csv")).unlink(missing_ok=True)
     if cfg.outputs["masks"]:
         n = write_masks(store, idents, out_dir, sources=sources if cfg.outputs["seg"] else None,
-                        pseudonymized=pseudonymized, date_shifts=date_shifts, uid_map=uid_map)
+                        pseudonymized=pseudonymized, date_shifts=date_shifts, uid_map=uid_map,
+                        source_files=source_files)
         written["masks"] = out_dir
         log.info("masks: %d written or refreshed", n)
     written["database"] = out_dir / "results.sqlite"
@@ -474,13 +478,15 @@ def _image_info_of(store: ResultStore, task_key: str) -> dict:
 
 
 def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sources: dict | None = None,
-                pseudonymized: bool = False, date_shifts: dict | None = None, uid_map=None) -> int:
+                pseudonymized: bool = False, date_shifts: dict | None = None, uid_map=None,
+                source_files: dict | None = None) -> int:
     """Write (or refresh) the NIfTI mask of every successful scan, and its DICOM SEG
     (``…_desc-lesion_mask.dcm``) when the scan's image is a DICOM series and
     ``sources`` maps the scan to ``(image path, series_uid)``; remove the stale
     masks of a scan that failed. ``date_shifts`` maps a scan's ``(subject_id, visit,
     lesion_id)`` to the days its SEG's StudyDate moves back (pseudonymised dates); ``uid_map``
-    (pseudonymised runs): see :func:`write_outputs`.
+    (pseudonymised runs) and ``source_files`` (the files each scan computed in this run was
+    loaded from): see :func:`write_outputs`.
     Returns the number of NIfTI files written."""
     from ..io.nifti import nifti_mask_bytes
     from .tasks import unpack_mask
@@ -529,7 +535,8 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
                 if image_info.get("volume_index") is not None:  # the volume of a multi-volume series
                     source = (*source[:2], int(image_info["volume_index"]))
                 write_seg_for(vol, source, seg_target, scan["subject_id"], scan["lesion_id"], pseudonymized,
-                              files=image_info.get("files"), cache=seg_cache,
+                              files=(source_files or {}).get(ident) or image_info.get("files"),
+                              cache=seg_cache,
                               date_shift_days=(date_shifts or {}).get(ident, 0), uid_map=uid_map)
             except Exception as exc:  # noqa: BLE001 -- the NIfTI mask and the tables stand; say why no SEG
                 log.warning("%s %s lesion %s: no DICOM SEG written (%s: %s)", scan["subject_id"], scan["visit"],

@@ -654,7 +654,8 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     """Compute, record and write. ``uid_of`` (pseudonymised runs): maps a real DICOM UID to its
     pseudo UID (:meth:`volumetry.pseudonym.Pseudonymizer.uid`); the database and every output
     then hold only pseudo UIDs, while the real ones stay in memory (``loaded``) for re-reading
-    the source series (SEG, report)."""
+    the source series (SEG, report), as do the files each computed scan was read from
+    (``loaded_files``: its SEG references them without listing the source folder again)."""
     from . import outputs
 
     pseudonymize = shown is not None
@@ -709,6 +710,9 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
         results = _execute_pool(tasks, n_jobs)
     bar = _Progress(len(tasks), progress)
     loaded: dict[tuple, str] = {}  # the real series (or stack) UID each computed scan was loaded from
+    # the files each computed scan was read from, in memory only (a pseudonymised run stores no path:
+    # paths often hold names): its DICOM SEG references them without listing the source folder again
+    loaded_files: dict[tuple, list[str]] = {}
     try:
         for res in results:
             p = by_key[res.task_key]
@@ -719,6 +723,8 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
             _record(store, run_id, p, res, cfg, study, shown, uid_of=uid_of)
             if (res.image or {}).get("series_uid"):
                 loaded[p.ident] = str(res.image["series_uid"])
+            if (res.image or {}).get("files"):  # as the worker returned them (_record strips a copy)
+                loaded_files[p.ident] = list(res.image["files"])
             timings["record"] = timings.get("record", 0.0) + time.perf_counter() - t_rec
             computed.append(p.ident)
             what = (f"{res.measurement.get('volume_ml'):.2f} mL" if res.ok and res.measurement
@@ -740,7 +746,8 @@ def _run(store: ResultStore, run_id: int, study: Study, planned: list[_Planned],
     date_shifts = ({p.ident: shown.shift_days(p.row.subject_id) for p in planned}
                    if shown is not None and shown.shifts_dates else None)
     written = outputs.write_outputs(store, table, idents, cfg, out_dir, sources=sources,
-                                    pseudonymized=pseudonymize, date_shifts=date_shifts, uid_map=uid_of)
+                                    pseudonymized=pseudonymize, date_shifts=date_shifts, uid_map=uid_of,
+                                    source_files=loaded_files)
     timings["write"] += time.perf_counter() - t0
 
     failures = []

@@ -456,7 +456,7 @@ def _image_info(img: Volume, volume: int | None = None) -> dict:
     """Geometry and series of a loaded image; ``volume_index`` is the volume asked for
     (None: the image's only one), ``files`` the files it was read from (for a DICOM
     series, those of that volume, in slice order: a DICOM SEG of the mask references
-    them; the runner drops them when pseudonymising, as paths often hold names)."""
+    them; the runner keeps them in memory only when pseudonymising, as paths often hold names)."""
     meta = img.meta or {}
     return {
         **img.describe(),
