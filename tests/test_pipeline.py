@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from volumetry.config import validate_pipeline
+from volumetry.errors import ConfigError
 from volumetry.image import Volume
 from volumetry.pipeline import run_study
 from volumetry.store import ResultStore
@@ -458,3 +459,25 @@ def test_rerun_rewrites_identical_tables(trial, tmp_path):
     assert (out / "volumes.csv").read_bytes() == csv1
     assert (out / "summary.csv").read_bytes() == summary1
     pd.testing.assert_frame_equal(again.table, first.table, check_exact=True)
+
+
+def test_response_confirmation_is_a_pipeline_option(tmp_path):
+    root = tmp_path / "study"
+    make_tiny_trial(root)
+    cfg = tiny_config()
+    assert cfg.response["confirm"] is False  # the default: as before
+    plain = run_study(root, cfg, tmp_path / "plain", jobs=1, progress=False)
+    confirmed_cfg = validate_pipeline({**cfg.to_dict(), "response": {"criteria": "vascular-anomaly", "confirm": True}},
+                                      source="confirm.yaml")
+    confirmed = run_study(root, confirmed_cfg, tmp_path / "confirm", jobs=1, progress=False)
+    a, b = voxel_rows(plain.table), voxel_rows(confirmed.table)
+    # S01 is PR at w12 (-39 %) and w24 (-66 %): the w24 scan confirms w12; w24 awaits a later scan
+    assert a.loc[("S01", "w12"), "response"] == b.loc[("S01", "w12"), "response"] == "PR"
+    assert a["response_confirmed"].isna().all()  # no confirmation rule: empty
+    assert b.loc[("S01", "w12"), "response_confirmed"] == True  # noqa: E712 (pandas boolean)
+    assert pd.isna(b.loc[("S01", "w24"), "response_confirmed"])
+    # volumes and percent changes do not depend on it
+    pd.testing.assert_series_equal(a["percent_change"], b["percent_change"])
+    with pytest.raises(ConfigError, match="response.confirm"):
+        validate_pipeline({**cfg.to_dict(), "response": {"criteria": "vascular-anomaly", "confirm": "yes"}},
+                          source="bad.yaml")

@@ -103,6 +103,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
     "response": {
         "criteria": Key((str,), "vascular-anomaly", "response criteria name (volumetry.longitudinal)"),
+        "confirm": Key((bool,), False, "a CR/PR counts in the best overall response only when the next evaluable "
+                       "scan confirms it (column response_confirmed); unconfirmed, it counts as SD"),
     },
     "outputs": {
         "tables": Key(

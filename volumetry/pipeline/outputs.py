@@ -222,7 +222,8 @@ def _assess_subject(df, cfg: PipelineConfig):
     (each subject is assessed on its own rows only)."""
     from ..longitudinal import assess as _assess
 
-    return _assess(df, criteria=cfg.response["criteria"], schedule=course_schedule(cfg))
+    return _assess(df, criteria=cfg.response["criteria"], confirm=cfg.response["confirm"],
+                   schedule=course_schedule(cfg))
 
 
 def write_outputs(store: ResultStore, table, idents: list[tuple], cfg: PipelineConfig, out_dir: Path,
