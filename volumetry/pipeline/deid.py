@@ -183,12 +183,8 @@ def _moved_named(m: "re.Match", days: _dt.timedelta) -> str:
     except ValueError:
         return m.group(0)
     name = _MONTHS[moved.month - 1]
-    if len(month_text) > 3 and month_text.lower() == _MONTHS[month - 1]:
-        pass  # the full name
-    elif month_text.lower() == "sept" and moved.month == 9:
-        name = "sept"
-    else:
-        name = name[:3]
+    if len(month_text) <= 3 or month_text.lower() != _MONTHS[month - 1]:  # an abbreviation ("May" too)
+        name = "sept" if month_text.lower() == "sept" and moved.month == 9 else name[:3]
     if month_text.isupper():
         name = name.upper()
     elif month_text[0].isupper():
