@@ -136,65 +136,12 @@ def inplane_lengths(crop, c0, c1, n0, n1, margin, pairwise_max):
     cx = np.empty(nk * cap, dtype=np.int64)
     cy = np.empty(nk * cap, dtype=np.int64)
     count = np.zeros(nk, dtype=np.int64)
-    rows = np.empty((nj + 2, 2), dtype=np.int64)
+    rows = np.empty((nj + 2, 2), dtype=np.int64)  # first and last edge of each row / column
     cols = np.empty((ni + 2, 2), dtype=np.int64)
     for k in range(nk):
         base = k * cap
-        n = 0
-        # horizontal edges h[r, c] (padded rows r = 1..nj, c = 0..ni): p[r, c] != p[r, c + 1]
-        for r in range(nj + 2):
-            rows[r, 0] = -1
-        for c in range(ni + 1):
-            cols[c, 0] = -1
-        for r in range(1, nj + 1):
-            for c in range(ni + 1):
-                left = crop[k, r - 1, c - 1] if c >= 1 else False
-                right = crop[k, r - 1, c] if c < ni else False
-                if left != right:
-                    if rows[r, 0] < 0:
-                        rows[r, 0] = c
-                    rows[r, 1] = c
-                    if cols[c, 0] < 0:
-                        cols[c, 0] = r
-                    cols[c, 1] = r
-        for r in range(1, nj + 1):
-            if rows[r, 0] < 0:
-                continue
-            for e in range(2):
-                c = rows[r, e]
-                if e == 1 and c == rows[r, 0]:
-                    break
-                if r == cols[c, 0] or r == cols[c, 1]:
-                    cx[base + n] = 2 * c + 1
-                    cy[base + n] = 2 * r
-                    n += 1
-        # vertical edges v[r, c] (r = 0..nj, padded columns c = 1..ni): p[r, c] != p[r + 1, c]
-        for r in range(nj + 1):
-            rows[r, 0] = -1
-        for c in range(ni + 2):
-            cols[c, 0] = -1
-        for r in range(nj + 1):
-            for c in range(1, ni + 1):
-                up = crop[k, r - 1, c - 1] if r >= 1 else False
-                down = crop[k, r, c - 1] if r < nj else False
-                if up != down:
-                    if rows[r, 0] < 0:
-                        rows[r, 0] = c
-                    rows[r, 1] = c
-                    if cols[c, 0] < 0:
-                        cols[c, 0] = r
-                    cols[c, 1] = r
-        for r in range(nj + 1):
-            if rows[r, 0] < 0:
-                continue
-            for e in range(2):
-                c = rows[r, e]
-                if e == 1 and c == rows[r, 0]:
-                    break
-                if r == cols[c, 0] or r == cols[c, 1]:
-                    cx[base + n] = 2 * c
-                    cy[base + n] = 2 * r + 1
-                    n += 1
+        n = _edge_candidates(crop, k, False, rows, cols, cx, cy, base) - base
+        n = _edge_candidates(crop, k, True, rows, cols, cx, cy, base + n) - base
         count[k] = n
     # bounds of the slices holding candidates, measured from the largest down
     slices = np.flatnonzero(count)
@@ -245,6 +192,52 @@ def inplane_lengths(crop, c0, c1, n0, n1, margin, pairwise_max):
         lengths[k] = np.sqrt(best)
         longest = max(longest, lengths[k])
     return lengths
+
+
+@kernel()
+def _edge_candidates(crop, k, vertical, rows, cols, cx, cy, at):
+    """Write the candidates of slice ``k`` among its horizontal or its vertical edges to
+    ``cx, cy`` from ``at`` on (doubled coordinates); return the position after the last.
+
+    Horizontal edges ``h[r, c]`` (padded rows r = 1..nj, c = 0..ni): ``p[r, c] != p[r, c + 1]``,
+    mid-point ``(c + 1/2, r)``; vertical edges ``v[r, c]`` (r = 0..nj, padded columns
+    c = 1..ni): ``p[r, c] != p[r + 1, c]``, mid-point ``(c, r + 1/2)``. A candidate is the
+    first or last edge of its row and of its column.
+    """
+    nj, ni = crop.shape[1], crop.shape[2]
+    r0 = 0 if vertical else 1
+    c0 = 1 if vertical else 0
+    for r in range(nj + 2):
+        rows[r, 0] = -1
+    for c in range(ni + 2):
+        cols[c, 0] = -1
+    for r in range(r0, nj + 1):
+        for c in range(c0, ni + 1):
+            if vertical:
+                a = crop[k, r - 1, c - 1] if r >= 1 else False
+                b = crop[k, r, c - 1] if r < nj else False
+            else:
+                a = crop[k, r - 1, c - 1] if c >= 1 else False
+                b = crop[k, r - 1, c] if c < ni else False
+            if a != b:
+                if rows[r, 0] < 0:
+                    rows[r, 0] = c
+                rows[r, 1] = c
+                if cols[c, 0] < 0:
+                    cols[c, 0] = r
+                cols[c, 1] = r
+    for r in range(r0, nj + 1):
+        if rows[r, 0] < 0:
+            continue
+        for e in range(2):
+            c = rows[r, e]
+            if e == 1 and c == rows[r, 0]:
+                break
+            if r == cols[c, 0] or r == cols[c, 1]:
+                cx[at] = 2 * c if vertical else 2 * c + 1
+                cy[at] = 2 * r + 1 if vertical else 2 * r
+                at += 1
+    return at
 
 
 @kernel()
