@@ -273,3 +273,54 @@ def _hull(x, y, hx, hy):
         hy[h] = sy[t]
         h += 1
     return h - 1 if h > 1 else h
+
+
+def _warm_line_extremes() -> tuple:
+    return (np.array([[1, 2, 2], [2, 1, 2], [2, 2, 1], [2, 2, 3], [3, 2, 2], [2, 3, 2]], dtype=np.int64),)
+
+
+@kernel(warm=_warm_line_extremes)
+def line_extremes(lattice):
+    """Points that are first or last on each of their three axis-parallel lines.
+
+    A point lying strictly between two other points of the set on a line is a convex
+    combination of them, so it is not a vertex of the set's convex hull: every hull
+    vertex is first or last, along each axis, among the points sharing its other two
+    coordinates. Exact (integer coordinates).
+
+    Parameters
+    ----------
+    lattice : numpy.ndarray of int64
+        ``(n, 3)`` non-negative integer coordinates (e.g. twice the ``[k, j, i]`` index of a
+        marching-cubes vertex at level 0.5 on a binary mask).
+
+    Returns
+    -------
+    numpy.ndarray of bool
+        ``(n,)``: the point is first or last on all three of its lines.
+    """
+    n = lattice.shape[0]
+    keep = np.ones(n, dtype=np.bool_)
+    if n == 0:
+        return keep
+    size = np.zeros(3, dtype=np.int64)
+    for p in range(n):
+        for a in range(3):
+            if lattice[p, a] + 1 > size[a]:
+                size[a] = lattice[p, a] + 1
+    for a in range(3):
+        b = 1 if a == 0 else 0
+        c = 1 if a == 2 else 2
+        lo = np.full((size[b], size[c]), size[a], dtype=np.int64)
+        hi = np.full((size[b], size[c]), -1, dtype=np.int64)
+        for p in range(n):
+            u, v, w = lattice[p, b], lattice[p, c], lattice[p, a]
+            if w < lo[u, v]:
+                lo[u, v] = w
+            if w > hi[u, v]:
+                hi[u, v] = w
+        for p in range(n):
+            w = lattice[p, a]
+            if w != lo[lattice[p, b], lattice[p, c]] and w != hi[lattice[p, b], lattice[p, c]]:
+                keep[p] = False
+    return keep

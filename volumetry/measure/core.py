@@ -230,9 +230,9 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
 
     mesh_ml = diams = axes = ell_ml = None
     try:
-        verts, faces = _mesh.surface_lps(crop, offset_ijk, matrix, mask.origin)
+        verts, faces, lattice = _mesh.surface(crop, offset_ijk, matrix, mask.origin)
         mesh_ml = _mesh.signed_volume_mm3(verts, faces, matrix) / 1000.0
-        d, ax = _diam.orthogonal_diameters(verts)
+        d, ax = _diam.orthogonal_diameters(verts, lattice=lattice)
         diams = d
         axes = tuple(tuple(float(x) for x in row) for row in ax)
         ell_ml = math.pi / 6.0 * d[0] * d[1] * d[2] / 1000.0

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from ._kernels import inplane_lengths
+from ._kernels import inplane_lengths, line_extremes
 
 #: Rows per block in the pairwise-distance search (bounds memory to ~block² floats).
 _BLOCK = 2048
@@ -42,6 +42,26 @@ def _hull_points(points: np.ndarray) -> np.ndarray:
         return pts[ConvexHull(pts).vertices]
     except (QhullError, ValueError):  # flat or collinear set: every (distinct) point is a candidate
         return np.unique(pts, axis=0)
+
+
+def _lattice_hull_points(points: np.ndarray, lattice: np.ndarray) -> np.ndarray:
+    """:func:`_hull_points` of a marching-cubes surface, its vertices first reduced exactly.
+
+    A vertex lying strictly between two others on an axis-parallel line of the lattice
+    (:func:`._kernels.line_extremes`) is not a hull vertex, so it is left out before qhull
+    runs; the hull's vertices are the same points in the same (input) order. Degenerate
+    cases go to :func:`_hull_points` on every point, as before.
+    """
+    pts = np.asarray(points, dtype=float)
+    if len(pts) <= pts.shape[1] + 1:
+        return _hull_points(pts)
+    sub = pts[line_extremes(np.ascontiguousarray(lattice, dtype=np.int64))]
+    if len(sub) <= pts.shape[1] + 1:
+        return _hull_points(pts)
+    try:
+        return sub[ConvexHull(sub).vertices]
+    except (QhullError, ValueError):
+        return _hull_points(pts)
 
 
 def max_feret(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -59,7 +79,11 @@ def max_feret(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     p, q : numpy.ndarray
         The two end points.
     """
-    pts = _hull_points(points)
+    return _max_feret_of(_hull_points(points))
+
+
+def _max_feret_of(pts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """:func:`max_feret` of points that are already its candidates (hull vertices), in their order."""
     centred = pts - pts.mean(axis=0)  # small coordinates: the Gram expansion stays exact enough
     sq = (centred ** 2).sum(axis=1)
     best, bp, bq = -1.0, pts[0], pts[0]
@@ -73,13 +97,19 @@ def max_feret(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     return float(np.sqrt(max(best, 0.0))), bp, bq
 
 
-def orthogonal_diameters(points: np.ndarray) -> tuple[tuple[float, float, float], np.ndarray]:
+def orthogonal_diameters(points: np.ndarray, lattice: np.ndarray | None = None
+                         ) -> tuple[tuple[float, float, float], np.ndarray]:
     """The three orthogonal diameters ``(L, W, H)`` of a 3D point set (see module doc).
 
     Parameters
     ----------
     points : numpy.ndarray
         ``(n, 3)`` surface points in LPS mm.
+    lattice : numpy.ndarray, optional
+        The points' exact lattice coordinates when they are the vertices of
+        :func:`volumetry.measure.mesh.surface` (its third output): the hull is then found
+        on the vertices that can be on it (:func:`_lattice_hull_points`), and, being the
+        hull's own vertices, they are not hulled again for ``L``. Same result, faster.
 
     Returns
     -------
@@ -89,8 +119,12 @@ def orthogonal_diameters(points: np.ndarray) -> tuple[tuple[float, float, float]
     axes : numpy.ndarray
         3×3, rows are the unit LPS directions of L, W and H.
     """
-    pts = _hull_points(points)
-    length, p, q = max_feret(pts)
+    if lattice is None:
+        pts = _hull_points(points)
+        length, p, q = max_feret(pts)
+    else:
+        pts = _lattice_hull_points(points, lattice)
+        length, p, q = _max_feret_of(pts)  # the vertices of a lattice hull are their own hull's
     u = (q - p) / length if length > 0 else np.array([1.0, 0.0, 0.0])
     # orthonormal basis (e1, e2) of the plane perpendicular to u
     helper = np.eye(3)[int(np.argmin(np.abs(u)))]

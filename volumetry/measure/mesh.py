@@ -48,12 +48,32 @@ def surface_lps(crop: np.ndarray, offset_ijk, matrix: np.ndarray, origin) -> tup
     ValueError
         If the crop holds no mask voxel (no surface).
     """
+    lps, faces, _ = surface(crop, offset_ijk, matrix, origin)
+    return lps, faces
+
+
+def surface(crop: np.ndarray, offset_ijk, matrix: np.ndarray, origin) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`surface_lps`, with the vertices' exact lattice coordinates too.
+
+    On a binary mask every marching-cubes vertex at level 0.5 is the mid-point of a
+    voxel edge, so twice its ``[k, j, i]`` index in the padded crop is an integer
+    triple; :func:`volumetry.measure.diameters.orthogonal_diameters` uses them to
+    discard, exactly, vertices that cannot be on the convex hull.
+
+    Returns
+    -------
+    vertices, faces : numpy.ndarray
+        As :func:`surface_lps`.
+    lattice : numpy.ndarray of int64
+        ``(n, 3)``: twice each vertex's ``[k, j, i]`` index in the crop padded by one voxel.
+    """
     padded = np.zeros(tuple(n + 2 for n in crop.shape), dtype=np.float32)  # one voxel of background around
     padded[1:-1, 1:-1, 1:-1] = crop
     verts_kji, faces, _, _ = marching_cubes(padded, level=ISO_LEVEL, method="lewiner")
     ijk = verts_kji[:, ::-1] + (np.asarray(offset_ijk, dtype=float) - 1.0)
     lps = ijk @ np.asarray(matrix, dtype=float).T + np.asarray(origin, dtype=float)
-    return lps, faces
+    lattice = np.rint(2.0 * verts_kji).astype(np.int64)  # k + 0.5 etc. are exact in float32
+    return lps, faces, lattice
 
 
 def signed_volume_mm3(vertices: np.ndarray, faces: np.ndarray, matrix: np.ndarray) -> float:
