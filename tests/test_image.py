@@ -69,3 +69,31 @@ def test_mask_on_another_grid_is_an_error():
     with pytest.raises(GeometryMismatchError, match="origin"):
         img.require_same_grid(moved)
     img.require_same_grid(img.with_array(np.ones((4, 4, 4), bool)))
+
+
+def test_same_grid_equals_the_tolerance_checks_alone():
+    """The exact-equality shortcuts of ``same_grid`` give the answer of the three allclose checks."""
+    from volumetry.image import GRID_DIRECTION_TOL, GRID_ORIGIN_TOL_MM, GRID_SPACING_TOL_MM
+
+    def reference(a, b):
+        return (a.size == b.size
+                and np.allclose(a.spacing, b.spacing, rtol=0, atol=GRID_SPACING_TOL_MM)
+                and np.allclose(a.origin, b.origin, rtol=0, atol=GRID_ORIGIN_TOL_MM)
+                and np.allclose(a.direction, b.direction, rtol=0, atol=GRID_DIRECTION_TOL))
+
+    rng = np.random.default_rng(3)
+    theta = 0.3
+    rot = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0], [0, 0, 1]])
+    base = Volume(np.zeros((3, 4, 5)), (0.7, 0.8, 3.0), (-10.0, 20.0, 33.3), rot)
+    seen = set()
+    for _ in range(400):
+        spacing = np.array(base.spacing) + rng.choice([0, 1, 10, 1000], 3) * GRID_SPACING_TOL_MM * rng.uniform(-1, 1, 3)
+        origin = np.array(base.origin) + rng.choice([0, 1, 10, 1000], 3) * GRID_ORIGIN_TOL_MM * rng.uniform(-1, 1, 3)
+        t = theta + rng.choice([0, 0.5, 2, 100]) * GRID_DIRECTION_TOL * rng.uniform(-1, 1)
+        direction = rot if t == theta else np.array([[np.cos(t), -np.sin(t), 0], [np.sin(t), np.cos(t), 0], [0, 0, 1]])
+        shape = (3, 4, 5) if rng.random() < 0.9 else (3, 4, 6)
+        other = Volume(np.zeros(shape), tuple(spacing), tuple(origin), direction)
+        expected = reference(base, other)
+        assert base.same_grid(other) == expected and other.same_grid(base) == reference(other, base)
+        seen.add(expected)
+    assert seen == {True, False}

@@ -132,11 +132,16 @@ class Volume:
 
     def same_grid(self, other: "Volume") -> bool:
         """True when ``other`` has the same size and geometry within the ``GRID_*`` tolerances."""
+        # spacing and origin are tuples of finite floats and the direction is finite (checked on
+        # construction): exactly equal values are within any tolerance, without numpy's allclose
         return (
             self.size == other.size
-            and np.allclose(self.spacing, other.spacing, rtol=0, atol=GRID_SPACING_TOL_MM)
-            and np.allclose(self.origin, other.origin, rtol=0, atol=GRID_ORIGIN_TOL_MM)
-            and np.allclose(self.direction, other.direction, rtol=0, atol=GRID_DIRECTION_TOL)
+            and (self.spacing == other.spacing
+                 or np.allclose(self.spacing, other.spacing, rtol=0, atol=GRID_SPACING_TOL_MM))
+            and (self.origin == other.origin
+                 or np.allclose(self.origin, other.origin, rtol=0, atol=GRID_ORIGIN_TOL_MM))
+            and (self.direction is other.direction or np.array_equal(self.direction, other.direction)
+                 or np.allclose(self.direction, other.direction, rtol=0, atol=GRID_DIRECTION_TOL))
         )
 
     def require_same_grid(self, other: "Volume", what: str = "mask") -> None:
