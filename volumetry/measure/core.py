@@ -245,7 +245,7 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
         ("intensity_mean", "intensity_sd", "intensity_median", "intensity_p5", "intensity_p95"))
     if image is not None:
         vals = image.array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][crop].astype(np.float64)
-        p5, med, p95 = _percentiles(vals)
+        p5, med, p95 = np.percentile(vals, [5, 50, 95])
         stats = {"intensity_mean": float(vals.mean()), "intensity_sd": float(vals.std()),
                  "intensity_median": float(med), "intensity_p5": float(p5), "intensity_p95": float(p95)}
 
@@ -269,39 +269,6 @@ def measure(mask: Volume, image: Volume | None = None, *, label: int | None = No
         flags=tuple(flags),
         **stats,
     )
-
-
-#: The percentiles of the intensity statistics, as ``np.percentile`` makes its quantiles of them.
-_PERCENTILES = np.true_divide(np.array([5, 50, 95]), 100)
-
-
-def _percentiles(vals: np.ndarray) -> tuple[float, float, float]:
-    """``np.percentile(vals, [5, 50, 95])`` (its default linear method), without its generic machinery.
-
-    The same order statistics (one partition), weights and interpolation as numpy's
-    ``_quantile`` and ``_lerp``: position ``(n - 1) q``, ``a + (b - a) g``, or
-    ``b - (b - a) (1 - g)`` when ``g >= 0.5``. Fewer than two values, or NaN, go to numpy itself.
-
-    Parameters
-    ----------
-    vals : numpy.ndarray
-        1D float64 intensities (left in their order: the mean and SD are summed in it).
-    """
-    n = vals.shape[0]
-    if n < 2:
-        return tuple(np.percentile(vals, [5, 50, 95]))
-    virtual = (n - 1) * _PERCENTILES
-    below = np.floor(virtual)
-    gamma = virtual - below
-    lo = below.astype(np.intp)
-    part = np.partition(vals, np.unique(np.concatenate(([0, n - 1], lo, lo + 1))))
-    if np.isnan(part[-1]):
-        return tuple(np.percentile(vals, [5, 50, 95]))
-    out = []
-    for a, b, g in zip(part[lo].tolist(), part[lo + 1].tolist(), gamma.tolist()):
-        diff = b - a
-        out.append(b - diff * (1 - g) if g >= 0.5 else a + diff * g)
-    return tuple(out)
 
 
 def _bounding_box(sel: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
