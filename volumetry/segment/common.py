@@ -7,7 +7,7 @@ import functools
 import numpy as np
 from scipy import ndimage
 
-from .kernels import median_of_partition
+from .kernels import COUNT_MAX_BINS, ROUNDER, counted_mad, median_of_partition, noise_diffs
 
 #: 6-connectivity (faces only): noise specks at a threshold percolate far less
 #: than with 26-connectivity.
@@ -67,9 +67,15 @@ def median(x: np.ndarray):
     n = x.size
     if n < 3 or not np.issubdtype(x.dtype, np.floating):
         return np.median(x)
+    return _median_of_partitioned(np.partition(x, n // 2), x)
+
+
+def _median_of_partitioned(part: np.ndarray, x: np.ndarray):
+    """:func:`median` of ``x`` (floating, at least 3 values) given ``part``, ``x``'s values partitioned
+    at ``part.size // 2`` (``np.partition``; ``part`` may be ``x`` itself, partitioned in place)."""
+    n = part.size
     h = n // 2
-    part = np.partition(x, h)
-    if x.dtype == np.float32 or x.dtype == np.float64:
+    if part.dtype == np.float32 or part.dtype == np.float64:
         value = median_of_partition(part, h)  # compiled; None: a NaN, or a median of 0 (its sign), below
         if value is not None:
             return value
@@ -100,10 +106,46 @@ def noise_sigma(a: np.ndarray, pad: np.ndarray | None = None) -> float:
 
     ``pad`` is ``padding_mask(a)`` when the caller has it already (it is computed otherwise).
     The differences are ``np.diff``'s (the same subtraction of the same slices), and the
-    estimates' median is ``np.median``'s (one value, or the mean of two: ``(x + y) / 2``)."""
-    ests = []
+    estimates' median is ``np.median``'s (one value, or the mean of two: ``(x + y) / 2``).
+
+    For float32 and float64 crops a compiled kernel takes the differences
+    (:func:`volumetry.segment.kernels.noise_diffs`) and, when they are small integers (a
+    scanner's stored values), counts their median absolute deviation exactly
+    (:func:`volumetry.segment.kernels.counted_mad`); other
+    differences have their medians taken by :func:`median`'s partition, in place. Crops of
+    other types, or whose differences are not all finite, take numpy's way
+    (:func:`_noise_sigma_numpy`): the same numbers either way."""
     if pad is None:
         pad = padding_mask(a)
+    if a.ndim != 3 or a.dtype not in ROUNDER or pad.shape != a.shape or pad.dtype != np.bool_:
+        return _noise_sigma_numpy(a, pad)
+    any_pad = bool(pad.any())
+    buf = np.empty(a.size, dtype=a.dtype)
+    rounder = ROUNDER[a.dtype]
+    ests = []
+    for ax in (1, 2):
+        if a.shape[ax] > 1:
+            n, finite, integers = noise_diffs(a, pad, any_pad, ax, buf, rounder)
+            if not finite:  # NaN or infinite differences (numpy's warnings and NaN rules): numpy's way
+                return _noise_sigma_numpy(a, pad)
+            if n < 10:
+                continue
+            d = buf[:n]
+            lo, hi = (int(d.min()), int(d.max())) if integers else (0, COUNT_MAX_BINS)
+            if hi - lo < COUNT_MAX_BINS:
+                value = a.dtype.type(counted_mad(d, lo, hi))
+            else:
+                d.partition(n // 2)
+                dev = np.abs(d - _median_of_partitioned(d, d))
+                dev.partition(n // 2)
+                value = _median_of_partitioned(dev, dev)
+            ests.append(value / _MAD_TO_SD)
+    return _combine_estimates(a, ests)
+
+
+def _noise_sigma_numpy(a: np.ndarray, pad: np.ndarray) -> float:
+    """:func:`noise_sigma` with numpy's diff, indexing and :func:`median` (any dtype, NaN, infinities)."""
+    ests = []
     any_pad = bool(pad.any())
     diff = np.not_equal if a.dtype == np.bool_ else np.subtract  # what np.diff applies
     for ax in (1, 2):
@@ -116,6 +158,12 @@ def noise_sigma(a: np.ndarray, pad: np.ndarray | None = None) -> float:
             if d.size < 10:
                 continue
             ests.append(median(np.abs(d - median(d))) / _MAD_TO_SD)
+    return _combine_estimates(a, ests)
+
+
+def _combine_estimates(a: np.ndarray, ests: list) -> float:
+    """The mean of the axes' estimates (``np.median`` of one or two), the crop's SD without one,
+    and at least a millionth of the crop's range."""
     if len(ests) == 2:
         s = float((ests[0] + ests[1]) / 2)
     elif ests:

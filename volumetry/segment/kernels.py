@@ -1,8 +1,8 @@
 """Compiled kernels of region growing (numba, see :mod:`volumetry._jit`).
 
 Each kernel computes exactly what the numpy code it stands in for computes
-(tests/test_segment_kernels.py holds frozen copies of that code and asserts
-equality voxel for voxel and bit for bit):
+(tests/test_segment_kernels.py and tests/test_segment_speed_v2.py hold frozen copies of that
+code and assert equality voxel for voxel and bit for bit):
 
 * :func:`grow_kernel`: threshold, bounding box, closing (:func:`common.closing`) and the
   components holding the seeds or their anchors (:func:`common.connected_to_seeds_in_box`)
@@ -14,9 +14,18 @@ equality voxel for voxel and bit for bit):
   because the balls hold every offset that is no longer along any axis than one of theirs.
 * :func:`core_values`, :func:`core_indices`: the values (and indices) of a region and of
   its one-voxel erosion (:func:`common.core`), in C order as boolean indexing gives them.
-* :func:`fill_slices_kernel`: slice-by-slice hole filling (:func:`common.fill_holes`).
+* :func:`fill_slices_kernel`: slice-by-slice hole filling (:func:`common.fill_holes`); a slice
+  none of whose rows has a gap between region voxels has no hole and is skipped.
 * :func:`median_of_partition`: the end of :func:`common.median` after ``np.partition``
   (the same two middle values, averaged as ``np.mean`` does).
+* :func:`noise_diffs`, :func:`counted_mad`: the first differences of :func:`common.noise_sigma`
+  and, for integer differences, their median absolute deviation counted from a histogram.
+* :func:`design_kernel`, :func:`rows_kept`, :func:`field_exponent`: the design matrices of the
+  bias field's fit (``region_growing.lesion_field``) and the exponent of the field over the crop.
+
+The loops that run over whole rows of a box (the threshold and the closing of :func:`grow_kernel`)
+are written without a branch per voxel; the flood fills and scans that follow runs keep theirs
+(measured: a branch that follows a run is cheaper than a branch-free pass there).
 
 Array indices are ``(k, j, i)``; every box is given as ``lo`` (inclusive) and ``hi``
 (exclusive) corners.
@@ -115,49 +124,83 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
     cl = np.empty(cl_off.shape[0], np.int64)
     for r in range(cl_off.shape[0]):
         cl[r] = (cl_off[r, 0] * PJ + cl_off[r, 1]) * PI + cl_off[r, 2]
-    # state: 0 background, 1 in the closed box, 2 in the region (filled), 3 queued for the fill
+    # state: 0 background, 1 in the closed box, 2 in the region (filled), 3 queued for the fill;
+    # each loop below runs along a row of the box without a branch
     state = np.zeros(size, np.uint8)
-    dil = np.zeros(size if closes else 1, np.uint8)
     nclosed = 0
     for k in range(bk):
         for j in range(bj):
             f = ((k + p0) * PJ + j + p1) * PI + p2
+            row = sm[k + lo0, j + lo1, lo2:lo2 + bi]
+            srow = state[f:f + bi]
+            if use_allowed:
+                arow = allowed[k + lo0, j + lo1, lo2:lo2 + bi]
+                for i in range(bi):
+                    srow[i] = (row[i] > thr) & arow[i]
+            else:
+                for i in range(bi):
+                    srow[i] = row[i] > thr
+            c = 0
             for i in range(bi):
-                if sm[k + lo0, j + lo1, i + lo2] > thr and (not use_allowed or allowed[k + lo0, j + lo1, i + lo2]):
-                    state[f + i] = 1
-                    nclosed += 1
-                    if closes:
-                        for r in range(cl.size):
-                            dil[f + i + cl[r]] = 1
+                c += srow[i]
+            nclosed += c
     if closes:
-        # closing: the erosion of the dilation, on the box; then `allowed` again
+        # closing: the erosion of the dilation, on the box; then `allowed` again. The dilation
+        # dil[x] = any(state[x - c]) over the element's flat offsets c is one shifted range per offset,
+        # over the whole padded box (state is 0 outside the box); the erosion is all(dil[x + c])
+        dil = np.zeros(size, np.uint8)
+        for r in range(cl.size):
+            c = cl[r]
+            s0 = max(c, 0)
+            s1 = min(size, size + c)
+            dst = dil[s0:s1]
+            src = state[s0 - c:s1 - c]
+            for x in range(s1 - s0):
+                dst[x] |= src[x]
+        ero = np.empty(bi, np.uint8)
         for k in range(bk):
             for j in range(bj):
                 f = ((k + p0) * PJ + j + p1) * PI + p2
+                src = dil[f + cl[0]:f + cl[0] + bi]
                 for i in range(bi):
-                    if state[f + i]:
-                        continue
-                    v = True
-                    for r in range(cl.size):
-                        if not dil[f + i + cl[r]]:
-                            v = False
-                            break
-                    if v and (not use_allowed or allowed[k + lo0, j + lo1, i + lo2]):
-                        state[f + i] = 1
-                        nclosed += 1
+                    ero[i] = src[i]
+                for r in range(1, cl.size):
+                    src = dil[f + cl[r]:f + cl[r] + bi]
+                    for i in range(bi):
+                        ero[i] &= src[i]
+                srow = state[f:f + bi]
+                c = 0
+                if use_allowed:
+                    arow = allowed[k + lo0, j + lo1, lo2:lo2 + bi]
+                    for i in range(bi):
+                        v = ero[i] & (srow[i] ^ 1) & arow[i]
+                        srow[i] |= v
+                        c += v
+                else:
+                    for i in range(bi):
+                        v = ero[i] & (srow[i] ^ 1)
+                        srow[i] |= v
+                        c += v
+                nclosed += c
     # neighbour rows of the connectivity: (flat offset of the row, reach e along i)
     nrow = np.zeros(9, np.int64)
     ereach = np.full(9, -1, np.int64)
+    ndk = np.zeros(9, np.int64)
+    ndj = np.zeros(9, np.int64)
     for c in range(conn_off.shape[0]):
         dk, dj, di = conn_off[c, 0], conn_off[c, 1], conn_off[c, 2]
         if dk == 0 and dj == 0:
             continue
         m = (dk + 1) * 3 + dj + 1
         nrow[m] = (dk * PJ + dj) * PI
+        ndk[m] = dk
+        ndj[m] = dj
         ereach[m] = max(ereach[m], abs(di))
     # span flood fill from the seeds (a seed off the region: its anchors); the border stops it.
     # state 3: in the box, queued (each voxel of the closing is queued at most once: the stack never overflows)
     stack = np.empty(nclosed, np.int64)
+    sk = np.empty(nclosed, np.int64)  # the queued voxel's k and j in the crop
+    sj = np.empty(nclosed, np.int64)
     top = 0
     for s in range(seeds.shape[0]):
         k, j, i = seeds[s, 0] - lo0, seeds[s, 1] - lo1, seeds[s, 2] - lo2
@@ -166,6 +209,8 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
             if state[f] == 1:
                 state[f] = 3
                 stack[top] = f
+                sk[top] = k + lo0
+                sj[top] = j + lo1
                 top += 1
         elif anchor_start[0] >= 0:
             for a in range(anchor_start[s], anchor_start[s + 1]):
@@ -175,11 +220,12 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
                     if state[f] == 1:
                         state[f] = 3
                         stack[top] = f
+                        sk[top] = k + lo0
+                        sj[top] = j + lo1
                         top += 1
     n = 0
     r0, r1, r2 = nk, nj, ni
     s0, s1, s2 = -1, -1, -1
-    plane = PJ * PI
     while top > 0:
         top -= 1
         f = stack[top]
@@ -193,9 +239,9 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
             b += 1
         for x in range(a, b + 1):
             state[x] = 2
-        k = a // plane - p0 + lo0
-        j = (a % plane) // PI - p1 + lo1
-        i0 = a % PI - p2 + lo2
+        k = sk[top]
+        j = sj[top]
+        i0 = a - ((k - lo0 + p0) * PJ + j - lo1 + p1) * PI - p2 + lo2
         for x in range(b - a + 1):
             out[k, j, i0 + x] = True
         n += b - a + 1
@@ -216,6 +262,8 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
                 if cur and not prev and state[x] == 1:
                     state[x] = 3
                     stack[top] = x
+                    sk[top] = k + ndk[m]
+                    sj[top] = j + ndj[m]
                     top += 1
                 prev = cur
     if n:
@@ -447,6 +495,8 @@ def fill_slices_kernel(region, rbox):
     stack = np.empty(bj * bi, np.int64)
     filled = 0
     for k in range(l0, h0):
+        if not _row_gaps(region, k, l1, h1, l2, h2):
+            continue  # a hole's voxel has region voxels on both sides along its row: none here
         for j in range(bj):
             for i in range(bi):
                 state[(j + 1) * PI + i + 1] = 0 if region[k, j + l1, i + l2] else 1
@@ -473,6 +523,28 @@ def fill_slices_kernel(region, rbox):
                     region[k, j + l1, i + l2] = True
                     filled += 1
     return filled
+
+
+@kernel()
+def _row_gaps(region, k, l1, h1, l2, h2):
+    """Whether a row ``j`` (``l1 <= j < h1``) of slice ``k`` of ``region`` has a background voxel between
+    two of its region voxels (columns ``l2 .. h2 - 1``)."""
+    for j in range(l1, h1):
+        row = region[k, j, l2:h2]
+        n = 0
+        for i in range(row.size):
+            n += row[i]
+        if n == 0:
+            continue
+        a = 0
+        while not row[a]:
+            a += 1
+        b = row.size - 1
+        while not row[b]:
+            b -= 1
+        if b - a + 1 > n:
+            return True
+    return False
 
 
 def _warm_core_indices():
@@ -522,3 +594,162 @@ def core_indices(a, region, min_voxels):
                     vals[c] = a[k, j, i]
                     c += 1
     return idx, vals
+
+
+def _warm_noise():
+    a = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
+    return a, np.zeros(a.shape, np.bool_), False, 2, np.empty(a.size, np.float32), np.float32(1.5 * 2.0 ** 23)
+
+
+#: :func:`counted_mad`'s values: integers of at most this magnitude (exact in float32 with room for
+#: the doubled deviations and their sums) ...
+COUNT_MAX_ABS = 2.0 ** 20
+#: ... spanning fewer than this many integers (the histogram's bins).
+COUNT_MAX_BINS = 1 << 16
+#: ``(v + ROUNDER) - ROUNDER`` is ``v`` rounded to an integer (for ``|v| <= COUNT_MAX_ABS``), by dtype.
+ROUNDER = {np.dtype(np.float32): np.float32(1.5 * 2.0 ** 23), np.dtype(np.float64): np.float64(1.5 * 2.0 ** 52)}
+
+
+@kernel(warm=_warm_noise)
+def noise_diffs(a, pad, any_pad, axis, out, rounder):
+    """First differences of ``a`` along ``axis``, as :func:`volumetry.segment.common.noise_sigma` takes them.
+
+    The differences are ``a[upper] - a[lower]`` (``upper``/``lower``: the slices ``1:`` and ``:-1``
+    along ``axis``, 1 or 2), the pairs touching a ``pad`` voxel left out when ``any_pad``, in C order
+    (those of ``np.diff`` indexed by the pairs kept), written to ``out[:n]``.
+
+    Returns
+    -------
+    (int, bool, bool)
+        ``n``; whether every pair's difference (kept or not: numpy subtracts them all) is finite;
+        whether every kept one is an integer of magnitude at most :data:`COUNT_MAX_ABS`
+        (``rounder``: :data:`ROUNDER` of the dtype).
+    """
+    nk, nj, ni = a.shape
+    dj = 1 if axis == 1 else 0
+    di = 1 if axis == 2 else 0
+    n = 0
+    finite = True
+    for k in range(nk):
+        for j in range(nj - dj):
+            for i in range(ni - di):
+                v = a[k, j + dj, i + di] - a[k, j, i]
+                finite &= abs(v) < np.inf  # False for NaN too
+                out[n] = v
+                n += not (any_pad and (pad[k, j + dj, i + di] or pad[k, j, i]))
+    if not finite:
+        return n, False, False
+    odd = False
+    for x in range(n):
+        v = out[x]
+        odd |= ((v + rounder) - rounder != v) | (abs(v) > COUNT_MAX_ABS)
+    return n, True, not odd
+
+
+def _warm_counted():
+    return np.arange(12, dtype=np.float32), -3, 20
+
+
+@kernel(warm=_warm_counted)
+def counted_mad(d, lo, hi):
+    """Median absolute deviation ``median(|d - median(d)|)`` of integer values ``lo <= d <= hi``, counted.
+
+    ``d``: at least one value, each an integer of magnitude at most :data:`COUNT_MAX_ABS`, the span
+    ``hi - lo`` below :data:`COUNT_MAX_BINS`. Every number here is exact (integers and halves; a median
+    is the mean of at most two of them), so it is the value numpy's median gives in ``d``'s dtype.
+
+    Returns
+    -------
+    float
+        The MAD (a multiple of 0.25).
+    """
+    n = d.size
+    size = hi - lo + 1
+    hist = np.zeros(size, np.int64)
+    for x in range(n):
+        hist[np.int64(d[x]) - lo] += 1
+    h = n // 2
+    even = n % 2 == 0
+    # twice the median: d_(h-1) + d_(h) for an even count, 2 d_(h) otherwise (ranks from 0)
+    m2 = 2 * (_rank_value(hist, h) + lo)
+    if even:
+        m2 = _rank_value(hist, h - 1) + _rank_value(hist, h) + 2 * lo
+    # twice the absolute deviations, |2 d - 2 m|, counted from the histogram of d
+    dev = np.zeros(2 * size + 2, np.int64)
+    for b in range(size):
+        if hist[b]:
+            dev[abs(2 * (b + lo) - m2)] += hist[b]
+    mad2 = np.float64(_rank_value(dev, h))
+    if even:
+        return (np.float64(_rank_value(dev, h - 1)) + mad2) / 4.0
+    return mad2 / 2.0
+
+
+@kernel()
+def _rank_value(hist, r):
+    """The bin holding the value of rank ``r`` (0: the smallest) of the values counted in ``hist``."""
+    c = 0
+    for b in range(hist.size):
+        c += hist[b]
+        if c > r:
+            return b
+    return hist.size - 1
+
+
+def _warm_design():
+    idx3 = np.zeros((3, 2), np.int64)
+    return idx3, np.ones(3), np.zeros(3), np.empty((4, 2)).T
+
+
+@kernel(warm=_warm_design)
+def design_kernel(idx3, sp, x0, design):
+    """Fill ``design`` ``(n, 4)`` with ``np.column_stack([np.ones(n), idx * sp - x0])`` (``idx``: the
+    ``(n, 3)`` transpose of ``idx3``), the same products and differences as numpy's."""
+    for r in range(idx3.shape[1]):
+        design[r, 0] = 1.0
+        for c in range(3):
+            design[r, c + 1] = np.float64(idx3[c, r]) * sp[c] - x0[c]
+
+
+def _warm_rows_kept():
+    design = np.empty((4, 3)).T  # Fortran-ordered, as lesion_field builds it
+    design[...] = 1.0
+    return design, np.ones(3), np.ones(3, np.bool_), np.empty((3, 4)), np.empty(3)
+
+
+@kernel(warm=_warm_rows_kept)
+def rows_kept(design, y, keep, design_kept, y_kept):
+    """``design[keep]`` and ``y[keep]`` into ``design_kept`` and ``y_kept`` (``keep.sum()`` rows)."""
+    m = 0
+    for r in range(keep.size):
+        if keep[r]:
+            for c in range(design.shape[1]):
+                design_kept[m, c] = design[r, c]
+            y_kept[m] = y[r]
+            m += 1
+
+
+def _warm_field():
+    return np.zeros(3), np.ones(3), np.zeros(3), np.empty((2, 3, 4))
+
+
+@kernel(warm=_warm_field)
+def field_exponent(g, sp, x0, out):
+    """``out[k, j, i] = ((0 + g0 u_k) + g1 v_j) + g2 w_i`` with ``u_k = k sp0 - x0_0`` (and so on): the
+    broadcast sum ``sum(g_c * (np.arange(n_c) * sp_c - x0_c))`` (Python's ``sum``, from 0) of the
+    lesion's bias field, term by term as numpy computes it."""
+    nk, nj, ni = out.shape
+    u = np.empty(nk)
+    v = np.empty(nj)
+    w = np.empty(ni)
+    for k in range(nk):
+        u[k] = 0.0 + g[0] * (np.float64(k) * sp[0] - x0[0])
+    for j in range(nj):
+        v[j] = g[1] * (np.float64(j) * sp[1] - x0[1])
+    for i in range(ni):
+        w[i] = g[2] * (np.float64(i) * sp[2] - x0[2])
+    for k in range(nk):
+        for j in range(nj):
+            s = u[k] + v[j]
+            for i in range(ni):
+                out[k, j, i] = s + w[i]

@@ -29,7 +29,8 @@ from scipy import ndimage
 
 from .common import (MethodOutput, _ball_rows, _shell_balls, ball, core, median, noise_sigma,
                      padding_mask, seed_balls, shell, smooth)
-from .kernels import core_indices, core_values, fill_slices_kernel, grow_kernel, shell_kernel
+from .kernels import (core_indices, core_values, design_kernel, field_exponent, fill_slices_kernel, grow_kernel,
+                      rows_kept, shell_kernel)
 from .roi import Roi
 
 log = logging.getLogger(__name__)
@@ -148,17 +149,25 @@ def lesion_field(a: np.ndarray, region: np.ndarray, spacing_kji, min_voxels: int
     sp = np.asarray(spacing_kji, float)
     x = idx * sp
     x0 = x.mean(axis=0)
-    design = np.column_stack([np.ones(len(x)), x - x0])
+    # np.column_stack([np.ones(len(x)), x - x0]): the same values in the same (Fortran) layout
+    design = np.empty((4, len(x))).T
+    design_kernel(idx3, sp, x0, design)
     y = np.log(vals)
     coef = np.linalg.lstsq(design, y, rcond=None)[0]
     res = y - design @ coef
     mad = median(np.abs(res - median(res))) * 1.4826
     keep = np.abs(res) <= 2.5 * max(mad, 1e-9)
-    if np.count_nonzero(keep) >= min_voxels:
-        coef = np.linalg.lstsq(design[keep], y[keep], rcond=None)[0]
+    m = np.count_nonzero(keep)
+    if m >= min_voxels:
+        # design[keep] and y[keep] (C-ordered, as boolean indexing gives them)
+        design_kept, y_kept = np.empty((m, 4)), np.empty(m)
+        rows_kept(design, y, keep, design_kept, y_kept)
+        coef = np.linalg.lstsq(design_kept, y_kept, rcond=None)[0]
     g = coef[1:]
-    grids = np.meshgrid(*(np.arange(n) * d - c for n, d, c in zip(a.shape, sp, x0)), indexing="ij", sparse=True)
-    field = np.exp(sum(gi * gr for gi, gr in zip(g, grids))).astype(np.float32)
+    # np.exp(sum(g_c * (arange(n_c) * sp_c - x0_c))) over the crop's grid, summed in the same order
+    field = np.empty(a.shape)
+    field_exponent(g, sp, x0, field)
+    field = np.exp(field, out=field).astype(np.float32)
     return field, float(np.linalg.norm(g) * 10 * 100)
 
 
@@ -258,6 +267,7 @@ class _Grower:
 
     def __init__(self, sm: np.ndarray, roi: Roi, closing_mm: float, anchors: list[np.ndarray]):
         self.sm = sm
+        self.max_value = float(np.finfo(sm.dtype).max) if sm.dtype.kind == "f" else -1.0
         self.closing_offsets = _closing_offsets(float(closing_mm), tuple(float(x) for x in roi.spacing_kji))
         self.seeds = np.asarray(roi.seeds, dtype=np.int64).reshape(-1, 3)
         sizes = [len(b) for b in anchors]
@@ -271,8 +281,11 @@ class _Grower:
         """(region, number of voxels, bounding box (lo k, j, i, hi k, j, i) of the region)."""
         region = np.zeros(self.sm.shape, dtype=bool)
         rbox = np.zeros(6, dtype=np.int64)
-        with np.errstate(over="ignore"):
+        if abs(threshold) <= self.max_value:
             thr = self.sm.dtype.type(threshold)  # numpy compares `sm > threshold` in sm's dtype
+        else:
+            with np.errstate(over="ignore"):  # beyond the dtype's range (or NaN): inf, quietly
+                thr = self.sm.dtype.type(threshold)
         use = allowed is not None
         n = grow_kernel(self.sm, thr, np.ascontiguousarray(allowed) if use else _NOWHERE, use,
                         self.closing_offsets, _CONNECTIVITY_OFFSETS[connectivity], self.seeds, self.anchors,
