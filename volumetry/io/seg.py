@@ -505,6 +505,25 @@ def _write_atomically(out_path: Path, write: Callable[[Path], Any]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _write_bytes_atomically(out_path: Path, data: bytes) -> None:
+    """:func:`_write_atomically` of ``data`` with plain file calls (the parent folder made only when
+    it is missing; the temporary file removed only when it was not renamed)."""
+    parent = out_path.parent
+    if not os.path.isdir(parent):
+        parent.mkdir(parents=True, exist_ok=True)
+    tmp = os.path.join(parent, "." + out_path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as fp:
+            fp.write(data)
+        os.replace(tmp, out_path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
 def write_seg(
     mask: Volume,
     source_dicom_files: Sequence[Any],
@@ -620,7 +639,7 @@ def write_seg(
             f"the mask has {int(np.count_nonzero(arr & uncovered))} foreground voxels on slices that none of the "
             f"{len(datasets)} source files covers; pass every file of the series"
         )
-    pixel_array = np.stack([fmap.view(arr) for fmap in plane_maps]).astype(np.uint8)
+    pixel_array = np.stack([fmap.view(arr) for fmap in plane_maps]).view(np.uint8)  # 0/1 (arr is bool)
     a0 = frames[0].affine
     spacing_rc = (float(np.linalg.norm(a0[:3, 1])), float(np.linalg.norm(a0[:3, 0])))  # (between rows, columns)
     orientation = np.r_[a0[:3, 0] / spacing_rc[1], a0[:3, 1] / spacing_rc[0]]
@@ -639,12 +658,12 @@ def write_seg(
                 refs=sources.fast_refs(), memo=sources.fast_memo)
         if built is not None:
             if uid_map is None:
-                _write_atomically(out_path, lambda tmp: tmp.write_bytes(seg_fast.encode(built)))
+                _write_bytes_atomically(out_path, seg_fast.encode(built))
             else:
                 mapping = _source_uid_map(sources.datasets, uid_map)
                 data = seg_fast.encode(built, uid_mapping=mapping)  # the UIDs mapped while encoding
                 if data is not None:
-                    _write_atomically(out_path, lambda tmp: tmp.write_bytes(data))
+                    _write_bytes_atomically(out_path, data)
                 else:  # a source UID the encoder does not reach: map the data set read back
                     import io
 
@@ -653,8 +672,9 @@ def write_seg(
                     ds = pydicom.dcmread(io.BytesIO(seg_fast.encode(built)))
                     map_source_uids(ds, mapping)
                     _write_atomically(out_path, ds.save_as)
-            log.info("wrote DICOM SEG %s (%d frames, %d mask voxels; fast path)", out_path, pixel_array.shape[0],
-                     int(np.count_nonzero(arr)))
+            if log.isEnabledFor(logging.INFO):
+                log.info("wrote DICOM SEG %s (%d frames, %d mask voxels; fast path)", out_path, pixel_array.shape[0],
+                         int(np.count_nonzero(arr)))
             return out_path
         log.debug("%s: SEG written by highdicom (outside the fast path's cases)", out_path)
     datasets = sources.full_datasets()  # highdicom needs pydicom data sets (light headers are re-read)
@@ -824,9 +844,10 @@ def _map_frames(sources: SegSources, grid: Volume) -> list[_FrameMap]:
         return cached
     datasets, names, frames = sources.datasets, sources.names, sources.frames
     shape = grid.array.shape
-    dims = {(int(datasets[fr.dataset_index].Rows), int(datasets[fr.dataset_index].Columns)) for fr in frames}
+    used = sorted({fr.dataset_index for fr in frames})
+    dims = {(int(datasets[d].Rows), int(datasets[d].Columns)) for d in used}
     maps = _map_frames_batched(frames, grid, dims.pop()) if len(dims) == 1 else None
-    if maps is None or not all(fm.inside(shape) for fm in maps):
+    if maps is None:
         maps = []
         for fr in frames:
             ds = datasets[fr.dataset_index]
@@ -852,7 +873,6 @@ def _planes_of(sources: SegSources, grid: Volume) -> tuple[list[_FrameMap], list
     cached = sources._maps.get(key)
     if cached is not None:
         return cached
-    covered = np.zeros(grid.array.shape, dtype=bool)
     plane_maps, positions, seen = [], [], set()
     for fr, fmap in zip(sources.frames, _map_frames(sources, grid)):
         if fmap in seen:  # another volume (dynamic, echo) of a multi-frame source at the same place
@@ -860,14 +880,34 @@ def _planes_of(sources: SegSources, grid: Volume) -> tuple[list[_FrameMap], list
         seen.add(fmap)
         plane_maps.append(fmap)
         positions.append(fr.affine[:3, 3])
-        fmap.view(covered)[...] = True
-    cached = (plane_maps, positions, None if covered.all() else ~covered)
+    uncovered = None
+    if not _cover_every_slice(plane_maps, grid.array.shape):
+        covered = np.zeros(grid.array.shape, dtype=bool)
+        for fmap in plane_maps:
+            fmap.view(covered)[...] = True
+        uncovered = None if covered.all() else ~covered
+    cached = (plane_maps, positions, uncovered)
     sources._maps[key] = cached
     return cached
 
 
+def _cover_every_slice(plane_maps: Sequence[_FrameMap], shape_kji: tuple[int, int, int]) -> bool:
+    """True when the frames (each inside the grid) are whole slices of the grid along one axis, one
+    at every index of it: then they cover every voxel (False: look voxel by voxel)."""
+    size = shape_kji[::-1]  # (ni, nj, nk)
+    fixed_axes, indices = set(), set()
+    for fmap in plane_maps:
+        if fmap.cols != size[fmap.col[0]] or fmap.rows != size[fmap.row[0]]:
+            return False
+        fixed = 3 - fmap.col[0] - fmap.row[0]
+        fixed_axes.add(fixed)
+        indices.add(fmap.start[fixed])
+    return len(fixed_axes) == 1 and len(indices) == size[fixed_axes.pop()]
+
+
 def _map_frames_batched(frames: list[_Frame], grid: Volume, rows_cols: tuple[int, int]) -> list[_FrameMap] | None:
-    """The frame maps of :func:`_map_frame` for all frames at once, or None if any frame fails a check."""
+    """The frame maps of :func:`_map_frame` for all frames at once, or None if any frame fails a check
+    or reaches outside the grid (:meth:`_FrameMap.inside`, decided from the corners' indices)."""
     rows, cols = rows_cols
     inv = np.linalg.inv(grid.affine)
     m = np.einsum("ij,njk->nik", inv, np.stack([fr.affine for fr in frames]))
@@ -889,6 +929,9 @@ def _map_frames_batched(frames: list[_Frame], grid: Volume, rows_cols: tuple[int
     if np.abs((t - t_round) * spacing).max() > SEG_GRID_TOL_MM:
         return None
     n = np.arange(len(frames))
+    size = np.array(grid.array.shape[::-1], dtype=float)  # (ni, nj, nk)
+    if np.any(t_round < 0) or np.any(t_round >= size):
+        return None
     for c, r in ((cols - 1, 0), (0, rows - 1), (cols - 1, rows - 1)):
         p = m @ np.array([c, r, 0.0, 1.0])
         expect = t_round.copy()
@@ -896,8 +939,13 @@ def _map_frames_batched(frames: list[_Frame], grid: Volume, rows_cols: tuple[int
         expect[n, axes[1][0]] += axes[1][1] * r
         if np.abs((p[:, :3] - expect) * spacing).max() > SEG_GRID_TOL_MM:
             return None
-    return [_FrameMap(tuple(int(v) for v in t_round[i]), (int(axes[0][0][i]), int(axes[0][1][i])),
-                      (int(axes[1][0][i]), int(axes[1][1][i])), rows, cols) for i in n]
+        if np.any(expect < 0) or np.any(expect >= size):  # the frame's corners bound its pixels
+            return None
+    starts = t_round.astype(np.int64).tolist()
+    col_axes, col_signs = axes[0][0].tolist(), axes[0][1].astype(np.int64).tolist()
+    row_axes, row_signs = axes[1][0].tolist(), axes[1][1].astype(np.int64).tolist()
+    return [_FrameMap(tuple(starts[i]), (col_axes[i], col_signs[i]), (row_axes[i], row_signs[i]), rows, cols)
+            for i in range(len(frames))]
 
 
 def _build_seg(hd, datasets, pixel_array, geometry, description, series_number, omit_empty_frames,

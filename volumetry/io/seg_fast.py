@@ -18,14 +18,19 @@ highdicom would reject or transform); the caller then uses highdicom.
 ``tests/test_seg_fast.py`` proves, case by case, that both writers give the
 same data set except UIDs and creation dates/times.
 
-What does not change between SEGs is made once: the attributes copied from a
-series' first header and its acquisition-equipment item (per series, in the
-``memo`` that :class:`volumetry.io.seg.SegSources` keeps), highdicom's
-orientation / pixel-measure items (per stored source values), a lesion's
-segment description (per label) and highdicom's own equipment item (all but
-its date/time), each encoded once. ``tests/test_seg_speed_equality.py``
+What does not change between SEGs is made once: what is read and checked from a
+series' first header, the attributes copied from it and the constant ones
+(encoded once per character set), its acquisition-equipment item, the placing
+of the planes among the sources with the encoded references and per-frame items
+(per series, in the ``memo`` that :class:`volumetry.io.seg.SegSources` keeps:
+the lesions of one series share them), highdicom's orientation / pixel-measure
+items (per stored source values), the acquisition-equipment item of one
+equipment (all but its date/time), a lesion's segment description (per label),
+highdicom's own equipment item (all but its date/time) and elements of plain
+string or integer values, each encoded once. ``tests/test_seg_speed_equality.py``
 checks that the files are byte for byte those of the writer before this
-(``tests/seg_reference``).
+(``tests/seg_reference``), ``tests/test_seg_write_cache_equality.py`` those of
+the writer before the per-series caches (``tests/seg_frozen_write``).
 """
 from __future__ import annotations
 
@@ -274,34 +279,83 @@ def _copied_tags_from_standard(sop_class_uid: str) -> tuple[int, ...]:
     return tuple(tags)
 
 
-def _acquisition_equipment(dataset):
+def _acquisition_item(dataset) -> "_PreEncoded | None":
     """``highdicom.ContributingEquipment.for_image_acquisition(dataset)`` for a source of
-    :data:`FAST_SOP_CLASSES` (image IODs: highdicom's pixel-data look-up in the standard's
-    tables, the slow part, is known to pass); None where highdicom raises."""
+    :data:`FAST_SOP_CLASSES` (image IODs: highdicom's pixel-data look-up in the standard's tables, the
+    slow part, is known to pass), as the item that encodes it; None where highdicom raises.
+
+    The attributes other than ContributionDateTime (the equipment: manufacturer, model, software,
+    serial number, institution, station) are made into highdicom's item once per values
+    (:func:`_acquisition_template`) and encoded once per character set; the acquisition date and
+    time, which changes with every scan, is added as highdicom sets it.
+    """
+    from pydicom.valuerep import DT
+
+    try:
+        manufacturer = dataset.get("Manufacturer")
+        if manufacturer is None or manufacturer == "":
+            return None
+        contribution_datetime = dataset.get("AcquisitionDateTime")
+        if contribution_datetime is None:
+            date, time = dataset.get("AcquisitionDate"), dataset.get("AcquisitionTime")
+            if isinstance(date, datetime.date) and isinstance(time, datetime.time):
+                contribution_datetime = datetime.datetime.combine(dataset.AcquisitionDate, dataset.AcquisitionTime)
+        values = (manufacturer, dataset.get("ManufacturerModelName"), dataset.get("SoftwareVersions"),
+                  dataset.get("DeviceSerialNumber"), dataset.get("InstitutionName"),
+                  dataset.get("InstitutionalDepartmentName"), dataset.get("InstitutionAddress"),
+                  dataset.get("StationName"))
+        key = tuple(_value_key(v) for v in values)
+        template = _ACQUISITION_TEMPLATES.get(key)
+        if template is None:
+            if len(_ACQUISITION_TEMPLATES) >= 64:
+                _ACQUISITION_TEMPLATES.clear()
+            template = _ACQUISITION_TEMPLATES[key] = _acquisition_template(values)
+        # as highdicom sets it (``self.ContributionDateTime = DT(contribution_datetime)``)
+        when = None if contribution_datetime is None else \
+            _data_element("ContributionDateTime", DT(contribution_datetime)).value
+    except Exception:  # noqa: BLE001 -- highdicom leaves the item out on any error
+        return None
+    return _AcquisitionItem(template, when)
+
+
+#: :func:`_acquisition_template` by the values it is made of (:func:`_value_key`).
+_ACQUISITION_TEMPLATES: dict = {}
+
+
+def _acquisition_template(values: tuple) -> "_EquipmentParts":
+    """highdicom's acquisition-equipment item of these values without ContributionDateTime (raises where
+    highdicom raises)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
-    manufacturer = dataset.get("Manufacturer")
-    if manufacturer is None or manufacturer == "":
-        return None
-    contribution_datetime = dataset.get("AcquisitionDateTime")
-    if contribution_datetime is None:
-        date, time = dataset.get("AcquisitionDate"), dataset.get("AcquisitionTime")
-        if isinstance(date, datetime.date) and isinstance(time, datetime.time):
-            contribution_datetime = datetime.datetime.combine(dataset.AcquisitionDate, dataset.AcquisitionTime)
-    return hd.ContributingEquipment(
-        manufacturer=manufacturer,
-        purpose_of_reference=codes.DCM.AcquisitionEquipment,
-        manufacturer_model_name=dataset.get("ManufacturerModelName"),
-        software_versions=dataset.get("SoftwareVersions"),
-        device_serial_number=dataset.get("DeviceSerialNumber"),
-        institution_name=dataset.get("InstitutionName"),
-        institutional_department_name=dataset.get("InstitutionalDepartmentName"),
-        institution_address=dataset.get("InstitutionAddress"),
-        station_name=dataset.get("StationName"),
-        contribution_datetime=contribution_datetime,
+    manufacturer, model, software, serial, institution, department, address, station = values
+    return _EquipmentParts(hd.ContributingEquipment(
+        manufacturer=manufacturer, purpose_of_reference=codes.DCM.AcquisitionEquipment,
+        manufacturer_model_name=model, software_versions=software, device_serial_number=serial,
+        institution_name=institution, institutional_department_name=department, institution_address=address,
+        station_name=station, contribution_datetime=None,
         contribution_description="Acquisition equipment of the source image(s)",
-    )
+    ))
+
+
+class _EquipmentParts:
+    """A contributing-equipment item without ContributionDateTime (0018,A002), its elements before and
+    after that tag encoded once per character set (read-only)."""
+
+    def __init__(self, item) -> None:
+        if 0x0018A002 in item:
+            raise RuntimeError("the equipment item already holds a ContributionDateTime")
+        self.item = item
+        self._parts: dict = {}
+
+    def parts(self, encodings) -> tuple[bytes, bytes]:
+        key = None if encodings is None else tuple(encodings)
+        if key not in self._parts:
+            elements = list(self.item)
+            self._parts[key] = (
+                b"".join(_encode_element(int(e.tag), e.VR, e.value, encodings) for e in elements if e.tag < 0x0018A002),
+                b"".join(_encode_element(int(e.tag), e.VR, e.value, encodings) for e in elements if e.tag > 0x0018A002))
+        return self._parts[key]
 
 
 class _PreEncoded:
@@ -323,6 +377,21 @@ class _EncodedOnce(_PreEncoded):
         if key not in self._encoded:
             self._encoded[key] = _encode_item(self.dataset, encodings)
         return self._encoded[key]
+
+
+class _AcquisitionItem(_PreEncoded):
+    """An acquisition-equipment item (:func:`_acquisition_item`): its template's elements and the scan's
+    ContributionDateTime (None: absent)."""
+
+    def __init__(self, template: _EquipmentParts, contribution_datetime) -> None:
+        self.template = template
+        self.contribution_datetime = contribution_datetime
+
+    def encode_item(self, encodings) -> bytes:
+        before, after = self.template.parts(encodings)
+        if self.contribution_datetime is None:
+            return before + after
+        return before + _encode_element(0x0018A002, "DT", self.contribution_datetime, encodings) + after
 
 
 _SHARED_ITEMS: dict[int, _EncodedOnce] = {}
@@ -478,6 +547,8 @@ def _strings(value: Any) -> list[str]:
 def source_ref(ds) -> SourceRef | None:
     """The :class:`SourceRef` of a single-frame source header (pydicom data set or
     :class:`~volumetry.io.seg.LightHeader`), or None when the fast path does not apply to it."""
+    if type(ds) is LightHeader and ds._raw is None and "ImagePositionPatient" in ds._strings:
+        return _light_source_ref(ds._cache, ds._strings["ImagePositionPatient"])
     try:
         if "PerFrameFunctionalGroupsSequence" in ds or int(ds.get("NumberOfFrames", 1) or 1) != 1:
             return None
@@ -497,10 +568,38 @@ def source_ref(ds) -> SourceRef | None:
         return None
 
 
+def _light_source_ref(values: dict, position: tuple[str, ...]) -> SourceRef | None:
+    """:func:`source_ref` of a light header read with its values decoded (``values``: keyword -> value,
+    _MISSING when absent; ``position``: the stored ImagePositionPatient strings): the same checks and
+    values, read from the dict."""
+    try:
+        n_frames = values["NumberOfFrames"]
+        if int((1 if n_frames is _MISSING else n_frames) or 1) != 1:
+            return None
+        wanted = [values[k] for k in ("SOPClassUID", "ImageOrientationPatient", "SOPInstanceUID", "SeriesInstanceUID",
+                                      "StudyInstanceUID", "Rows", "Columns")]
+        if any(v is _MISSING for v in wanted):
+            return None  # an attribute the data set lacks (AttributeError)
+        sop_class, orientation, sop_instance, series, study, rows, cols = wanted
+        sop_class = str(sop_class)
+        if sop_class not in FAST_SOP_CLASSES:
+            return None
+        pos = [_ds_string(v) for v in position]
+        ori = tuple(float(v) for v in orientation)
+        if len(pos) != 3 or len(ori) != 6:
+            return None
+        for_uid = values["FrameOfReferenceUID"]
+        for_uid = None if for_uid is _MISSING else for_uid
+        return SourceRef(sop_class, str(sop_instance), str(series), str(study),
+                         None if for_uid is None else str(for_uid), int(rows), int(cols), tuple(pos), ori)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
 # ----------------------------------------------------------------------------- the data set
 @dataclass
 class FastSeg:
-    """A SEG ready to encode: top-level pydicom data set + the bulk parts' inputs."""
+    """A SEG ready to encode: top-level data set + the bulk parts' inputs."""
 
     top: Any
     sources: list[SourceRef]
@@ -508,6 +607,267 @@ class FastSeg:
     frame_positions: list[tuple[str, str, str]]
     pixel_bytes: bytes
     sop_instance_uid: str
+    #: the parts shared with the other SEGs of the same source header and planes (:class:`_Shared`), whose
+    #: encoded bytes :func:`encode` keeps; None: every part is encoded for this SEG
+    shared: Any = None
+
+
+class _SourceHead:
+    """What :func:`plan` reads from the first source header before placing the planes (checked once
+    per header, kept in the memo): patient values, lossy flag, highdicom's orientation and pixel
+    measures made of its values."""
+
+    def __init__(self, sex, patient_values: tuple, lossy, orientation: tuple, measures: tuple) -> None:
+        self.sex = sex
+        self.patient_values = patient_values
+        self.lossy = lossy
+        self.source_orientation, self.orientation_items = orientation
+        self.source_measures, self.measures_items = measures
+        #: the pixel measures made for the first SEG (``measures_items`` None) were taken by its planes
+        self.measures_taken = False
+
+
+def _source_head(src, memo: dict) -> _SourceHead | None:
+    """The :class:`_SourceHead` of ``src`` (kept in ``memo``), or None when the fast path does not
+    apply to it (a value highdicom would reject or transform)."""
+    if "head" in memo:
+        return memo["head"]
+    from pydicom.valuerep import DA
+
+    head = None
+    try:
+        sex = src.PatientSex
+        if sex not in (None, "") and str(sex) not in ("M", "F", "O"):
+            memo["head"] = None
+            return None
+        patient_values = (src.PatientID, src.PatientName, DA(src.PatientBirthDate), src.AccessionNumber,
+                          src.StudyID, src.StudyDate, src.StudyTime, src.Modality, src.SliceThickness,
+                          src.PixelSpacing, src.ImageOrientationPatient)
+        lossy = getattr(src, "LossyImageCompression", "00")
+    except (AttributeError, ValueError, TypeError):
+        memo["head"] = None
+        return None
+    if not (lossy == "01" or not str(src.Modality).replace("_", "").isalnum()):
+        head = _SourceHead(sex, patient_values, lossy, _source_orientation(src.ImageOrientationPatient),
+                           _source_measures(src.PixelSpacing, src.SliceThickness,
+                                            src.get("SpacingBetweenSlices", None)))
+    memo["head"] = head
+    return head
+
+
+class _Planes:
+    """Where the planes of a SEG sit among its sources (:func:`_planes`): the same for every SEG of one
+    source header, sources and planes (the lesions of one series); read-only but for what it makes
+    on first use (the pixel measures and dimension organisation of its planes, the encoded
+    references and per-frame items)."""
+
+    def __init__(self, plane_values: np.ndarray, sort_index: np.ndarray, frame_sources: list, frame_positions: list):
+        self.plane_values = plane_values
+        self.sort_index = sort_index
+        self.frame_sources = frame_sources
+        self.frame_positions = frame_positions
+        self._measures: list | None = None
+        self._is_3d: bool | None = None
+        #: encoded (ReferencedSeriesSequence, SourceImageSequence, PerFrameFunctionalGroupsSequence), by the
+        #: sources' (SOP class, SOP instance, series) UIDs (the pseudonymised SEGs' are the mapped ones)
+        self.bulk: dict = {}
+
+    def measures_items(self, src, head: _SourceHead) -> list:
+        """The SEG's PixelMeasuresSequence items: the source's when they hold SpacingBetweenSlices, else
+        made of its values with the spacing of these planes added (as highdicom does), made once."""
+        if head.measures_items is not None:
+            return head.measures_items
+        if self._measures is None:
+            from highdicom.spatial import get_volume_positions
+            from pydicom.valuerep import format_number_as_ds
+
+            if head.measures_taken:
+                content, _ = _source_measures(src.PixelSpacing, src.SliceThickness,
+                                              src.get("SpacingBetweenSlices", None))
+            else:  # the content made (by the same call) when the header was read: its PixelSpacing stays
+                content, head.measures_taken = head.source_measures, True
+            slice_spacing, _ = get_volume_positions(
+                image_positions=self.plane_values, image_orientation=head.source_orientation[0].ImageOrientationPatient)
+            if slice_spacing is not None:
+                content[0].SpacingBetweenSlices = format_number_as_ds(slice_spacing)
+            self._measures = [_EncodedOnce(item) for item in content]
+        return self._measures
+
+    def is_3d(self, head: _SourceHead) -> bool:
+        """True when highdicom's DimensionOrganizationType of these planes is "3D" (evenly spaced)."""
+        if self._is_3d is None:
+            from highdicom.spatial import get_volume_positions
+
+            self._is_3d = False
+            if len(self.plane_values) > 1:
+                spacing, _ = get_volume_positions(image_positions=self.plane_values,
+                                                  image_orientation=head.source_orientation[0].ImageOrientationPatient,
+                                                  sort=False)
+                self._is_3d = spacing is not None and spacing > 0.0
+        return self._is_3d
+
+
+def _planes(head: _SourceHead, refs: list, positions, orientation, pixel_spacing, memo: dict) -> _Planes | None:
+    """The :class:`_Planes` of ``positions`` among ``refs`` (kept in ``memo`` by the plane values, the
+    orientation and pixel spacing given and the sources), or None when highdicom would not keep the
+    source's orientation and pixel measures or a plane is not on a source image."""
+    import highdicom as hd
+    from highdicom.spatial import _are_orientations_equal, _get_slice_distances, get_normal_vector
+
+    orientation_values = tuple(float(v) for v in orientation)
+    spacing_values = [float(v) for v in pixel_spacing]
+    # plane position values: the floats given to highdicom (DS(float, auto_format) keeps the float)
+    plane_values = np.array([[float(v) for v in p] for p in positions])
+    key = ("planes", orientation_values, tuple(spacing_values), plane_values.shape, plane_values.tobytes())
+    refs_key = tuple(refs)
+    hit = memo.get(key)
+    if hit is not None and hit[0] == refs_key:
+        return hit[1]
+    found = None
+    # highdicom keeps the source's orientation and pixel measures when ours equal them
+    if _are_orientations_equal(orientation_values, head.source_orientation.cosines) and \
+            np.allclose(spacing_values, head.source_measures[0].PixelSpacing, rtol=1e-4):
+        src_positions = np.array([[float(v) for v in r.position] for r in refs])
+        distances = np.linalg.norm(plane_values[:, None, :] - src_positions, axis=-1)
+        min_d = distances.min(axis=1)
+        if np.all(min_d < _SPATIAL_MATCH_MM):
+            n_planes = len(plane_values)
+            matched = [list(np.nonzero(distances[i] == min_d[i])[0]) for i in range(n_planes)]
+            normal = get_normal_vector(head.source_orientation[0].ImageOrientationPatient,
+                                       index_convention=hd.spatial.VOLUME_INDEX_CONVENTION)
+            _, sort_index = np.unique(_get_slice_distances(plane_values, normal), return_index=True)
+            if len(sort_index) == n_planes:
+                frame_sources = [matched[i] for i in sort_index]
+                found = _Planes(plane_values, sort_index, frame_sources, [refs[m[0]].position for m in frame_sources])
+    memo[key] = (refs_key, found)
+    return found
+
+
+#: Top-level attributes :func:`plan` sets from its own arguments (or per SEG): none is copied from the
+#: source (``tests/test_seg_write_cache_equality.py`` checks it), so the attributes that are
+#: (:func:`_base_top`) can be set before them and keep the values they would have had after.
+_PER_SEG_KEYWORDS = (
+    "SeriesInstanceUID", "SeriesNumber", "SeriesDescription", "Manufacturer", "ManufacturerModelName",
+    "DeviceSerialNumber", "SoftwareVersions", "SOPInstanceUID", "InstanceCreationDate", "InstanceCreationTime",
+    "ContentDate", "ContentTime", "ContributingEquipmentSequence", "SegmentSequence", "Rows", "Columns",
+    "DimensionIndexSequence", "SharedFunctionalGroupsSequence", "DimensionOrganizationSequence",
+    "DimensionOrganizationType", "NumberOfFrames",
+)
+
+
+def _base_top(src, sop_class_uid: str, head: _SourceHead, memo: dict) -> _Top | None:
+    """The top-level attributes of a SEG of ``src`` that do not depend on :func:`plan`'s other
+    arguments (from the source header, or constant), as highdicom sets them (made once, kept in
+    ``memo``; read-only), or None when one copied attribute has an ambiguous VR."""
+    key = ("base", sop_class_uid)
+    if key in memo:
+        return memo[key]
+    from highdicom.valuerep import _check_specific_character_set
+    from pydicom.valuerep import DA, TM
+
+    patient_values = head.patient_values
+    top = _Top()
+    # highdicom.base.SOPClass
+    top.PatientID = patient_values[0]
+    top.PatientName = patient_values[1]
+    top.PatientBirthDate = patient_values[2]
+    top.PatientSex = head.sex
+    top.StudyInstanceUID = str(src.StudyInstanceUID)
+    top.AccessionNumber = patient_values[3]
+    top.StudyID = patient_values[4]
+    top.StudyDate = DA(patient_values[5]) if patient_values[5] is not None else None
+    top.StudyTime = TM(patient_values[6]) if patient_values[6] is not None else None
+    top.ReferringPhysicianName = getattr(src, "ReferringPhysicianName", None)
+    top.Modality = "SEG"
+    top.SOPClassUID = SEG_SOP_CLASS
+    top.InstanceNumber = 1
+    charset = src.get("SpecificCharacterSet")
+    if charset is not None:
+        top.SpecificCharacterSet = _check_specific_character_set(charset)
+    # copy_specimen_information, copy_patient_and_study_information
+    copied = _copied_elements(src, sop_class_uid, memo)
+    if copied is None:
+        memo[key] = None
+        return None  # an ambiguous VR: pydicom's writer resolves it in the highdicom path
+    for tag, vr, value in copied:
+        top[tag] = (vr, value)
+    # Segmentation
+    top.SegmentationType = "BINARY"
+    top.ContentLabel = f"{src.Modality}_SEG"
+    top.ContentDescription = None
+    # _init_multiframe_image
+    top.FrameOfReferenceUID = src.FrameOfReferenceUID
+    top.PositionReferenceIndicator = getattr(src, "PositionReferenceIndicator", None)
+    top.BitsAllocated = 1
+    top.SamplesPerPixel = 1
+    top.PhotometricInterpretation = "MONOCHROME2"
+    top.BitsStored = 1
+    top.HighBit = 0
+    top.PixelRepresentation = 0
+    top.ImageType = ["DERIVED", "PRIMARY"]
+    top.PresentationLUTShape = "IDENTITY"
+    top.LossyImageCompression = head.lossy
+    top.SegmentsOverlap = "NO"
+    memo[key] = top
+    return top
+
+
+class _Shared:
+    """What a :class:`FastSeg` shares with the other SEGs of its source header and planes: the
+    attributes of :func:`_base_top` with their encoded bytes (per character set), and the
+    :class:`_Planes` with its encoded references and per-frame items."""
+
+    def __init__(self, base: _Top, planes: _Planes, encoded: dict) -> None:
+        self.base = base
+        self.planes = planes
+        #: character set (encodings) -> {tag: bytes} of base's elements (kept with ``base`` in the memo)
+        self.encoded = encoded
+
+
+@functools.lru_cache(maxsize=1)
+def _bulk_tag_set() -> frozenset[int]:
+    return frozenset(_BULK_TAGS)
+
+
+@functools.lru_cache(maxsize=256)
+def _settable(keyword: str) -> bool:
+    """True when an override of ``keyword`` is an attribute the fast path sets (not a bulk one)."""
+    from pydicom.datadict import tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    return tag is not None and tag not in _bulk_tag_set()
+
+
+def _override_element(keyword: str, value: Any) -> tuple[int, tuple[str, Any]]:
+    """``(tag, (VR, value))`` of the element pydicom's ``setattr(dataset, keyword, value)`` makes; the
+    conversion of a plain string is made once per keyword and string (read-only)."""
+    if type(value) is str:
+        return _override_string(keyword, value)
+    elem = _data_element(keyword, value)
+    return int(elem.tag), (elem.VR, elem.value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _override_string(keyword: str, value: str) -> tuple[int, tuple[str, Any]]:
+    elem = _data_element(keyword, value)
+    return int(elem.tag), (elem.VR, elem.value)
+
+
+def _refs_agree(refs: list, memo: dict) -> bool:
+    """True when every source has a :class:`SourceRef`, a frame of reference, and the study, series,
+    matrix size, frame of reference and orientation of the first (decided once per sources)."""
+    refs_key = tuple(refs)
+    hit = memo.get("refs")
+    if hit is not None and hit[0] == refs_key:
+        return hit[1]
+    ok = not any(r is None for r in refs)
+    if ok:
+        first = refs[0]
+        ok = first.frame_of_reference_uid is not None and \
+            len({(r.study_uid, r.series_uid, r.rows, r.cols, r.frame_of_reference_uid) for r in refs}) == 1 and \
+            not any(r.orientation != first.orientation for r in refs)  # highdicom refuses sources without one
+    memo["refs"] = (refs_key, ok)
+    return ok
 
 
 def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[np.ndarray], *,
@@ -541,93 +901,47 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
     refs : sequence of SourceRef, optional
         :func:`source_ref` of ``datasets`` when already computed.
     memo : dict, optional
-        What is derived from the first source header alone (the attributes copied from it, its
-        acquisition equipment), kept for the next SEG of the same header (several lesions of one
-        series: :class:`volumetry.io.seg.SegSources` keeps one); emptied when the header is another.
+        What is derived from the first source header (checks, the attributes copied from it, its
+        acquisition equipment, the placing of the planes among the sources and their encoded
+        references), kept for the next SEG of the same header (several lesions of one series:
+        :class:`volumetry.io.seg.SegSources` keeps one); emptied when the header is another. The
+        source headers are read-only meanwhile.
 
     Returns
     -------
     FastSeg or None
     """
     import highdicom as hd
-    from highdicom.spatial import (_are_orientations_equal, _get_slice_distances, get_normal_vector,
-                                   get_volume_positions)
-    from highdicom.valuerep import _check_specific_character_set
-    from pydicom.valuerep import DA, TM, format_number_as_ds
-
-    from pydicom.datadict import tag_for_keyword
+    from pydicom.valuerep import DA, TM
 
     src = datasets[0]
-
     for kw in overrides or {}:
-        tag = tag_for_keyword(kw)
-        if tag is None or tag in _BULK_TAGS:
+        if not _settable(kw):
             return None
+    memo = _memo_for(memo, src)
     refs = list(refs) if refs is not None else [source_ref(ds) for ds in datasets]
-    if any(r is None for r in refs):
+    if not _refs_agree(refs, memo):
         return None
     first = refs[0]
-    if first.frame_of_reference_uid is None:
-        return None
-    if len({(r.study_uid, r.series_uid, r.rows, r.cols, r.frame_of_reference_uid) for r in refs}) != 1:
-        return None
-    if any(r.orientation != first.orientation for r in refs):
-        return None  # highdicom refuses sources without a shared orientation
     n_planes, rows, cols = pixel_array.shape
     if (rows, cols) != (first.rows, first.cols) or n_planes != len(positions) or n_planes == 0:
         return None
-    try:
-        sex = src.PatientSex
-        if sex not in (None, "") and str(sex) not in ("M", "F", "O"):
-            return None
-        patient_values = (src.PatientID, src.PatientName, DA(src.PatientBirthDate), src.AccessionNumber,
-                          src.StudyID, src.StudyDate, src.StudyTime, src.Modality, src.SliceThickness,
-                          src.PixelSpacing, src.ImageOrientationPatient)
-        lossy = getattr(src, "LossyImageCompression", "00")
-    except (AttributeError, ValueError, TypeError):
+    head = _source_head(src, memo)
+    if head is None:
         return None
-    if lossy == "01" or not str(src.Modality).replace("_", "").isalnum():
-        return None
-
     # --- geometry as highdicom derives it (spatial locations preserved, source values copied)
-    source_orientation, orientation_items = _source_orientation(src.ImageOrientationPatient)
-    source_measures, measures_items = _source_measures(src.PixelSpacing, src.SliceThickness,
-                                                       src.get("SpacingBetweenSlices", None))
-    # highdicom keeps the source's orientation and pixel measures when ours equal them
-    if not _are_orientations_equal(tuple(float(v) for v in orientation), source_orientation.cosines):
+    planes = _planes(head, refs, positions, orientation, pixel_spacing, memo)
+    if planes is None:
         return None
-    if not np.allclose([float(v) for v in pixel_spacing], source_measures[0].PixelSpacing, rtol=1e-4):
-        return None
-    # plane position values: the floats given to highdicom (DS(float, auto_format) keeps the float)
-    plane_values = np.array([[float(v) for v in p] for p in positions])
-    src_positions = np.array([[float(v) for v in r.position] for r in refs])
-    distances = np.linalg.norm(plane_values[:, None, :] - src_positions, axis=-1)
-    min_d = distances.min(axis=1)
-    if not np.all(min_d < _SPATIAL_MATCH_MM):
-        return None
-    matched = [list(np.nonzero(distances[i] == min_d[i])[0]) for i in range(n_planes)]
-    normal = get_normal_vector(source_orientation[0].ImageOrientationPatient,
-                               index_convention=hd.spatial.VOLUME_INDEX_CONVENTION)
-    _, sort_index = np.unique(_get_slice_distances(plane_values, normal), return_index=True)
-    if len(sort_index) != n_planes:
+    base = _base_top(src, first.sop_class_uid, head, memo)
+    if base is None:
         return None
 
     now = now or datetime.datetime.now()
-    top = _Top()
+    top = _Top(base)
     # highdicom.base.SOPClass
-    top.PatientID = patient_values[0]
-    top.PatientName = patient_values[1]
-    top.PatientBirthDate = patient_values[2]
-    top.PatientSex = sex
-    top.StudyInstanceUID = str(src.StudyInstanceUID)
-    top.AccessionNumber = patient_values[3]
-    top.StudyID = patient_values[4]
-    top.StudyDate = DA(patient_values[5]) if patient_values[5] is not None else None
-    top.StudyTime = TM(patient_values[6]) if patient_values[6] is not None else None
-    top.ReferringPhysicianName = getattr(src, "ReferringPhysicianName", None)
     top.SeriesInstanceUID = str(series_uid)
     top.SeriesNumber = int(series_number)
-    top.Modality = "SEG"
     if series_description is not None:
         top.SeriesDescription = series_description
     top.Manufacturer = manufacturer
@@ -635,51 +949,22 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
     top.DeviceSerialNumber = device_serial_number
     top.SoftwareVersions = software_versions
     top.SOPInstanceUID = str(sop_uid)
-    top.SOPClassUID = SEG_SOP_CLASS
-    top.InstanceNumber = 1
     top.InstanceCreationDate = DA(now.date())
     top.InstanceCreationTime = TM(now.time())
-    charset = src.get("SpecificCharacterSet")
-    if charset is not None:
-        top.SpecificCharacterSet = _check_specific_character_set(charset)
     top.ContentDate = DA(now.date())
     top.ContentTime = TM(now.time())
-    memo = _memo_for(memo, src)
-    # copy_specimen_information, copy_patient_and_study_information
-    copied = _copied_elements(src, first.sop_class_uid, memo)
-    if copied is None:
-        return None  # an ambiguous VR: pydicom's writer resolves it in the highdicom path
-    for tag, vr, value in copied:
-        top[tag] = (vr, value)
-    # contributing equipment
-    equipment = []
-    if "acquisition" not in memo:
-        try:
-            acquisition = _acquisition_equipment(src)
-        except Exception:  # noqa: BLE001 -- highdicom leaves the item out on any error
-            acquisition = None
-        memo["acquisition"] = None if acquisition is None else _EncodedOnce(acquisition)
-    if memo["acquisition"] is not None:
-        equipment.append(memo["acquisition"])
-    equipment.append(_HighdicomEquipment(datetime.datetime.now()))  # ContributingEquipment.for_highdicom()
-    top.ContributingEquipmentSequence = equipment
+    # contributing equipment (left out: an override replaces it)
+    if "ContributingEquipmentSequence" not in (overrides or {}):
+        equipment = []
+        if "acquisition" not in memo:
+            memo["acquisition"] = _acquisition_item(src)
+        if memo["acquisition"] is not None:
+            equipment.append(memo["acquisition"])
+        equipment.append(_HighdicomEquipment(datetime.datetime.now()))  # ContributingEquipment.for_highdicom()
+        top.ContributingEquipmentSequence = equipment
     # Segmentation
-    top.SegmentationType = "BINARY"
-    top.ContentLabel = f"{src.Modality}_SEG"
-    top.ContentDescription = None
     top.SegmentSequence = [_encoded_once(description)]  # the lesion's description, shared (read-only)
     # _init_multiframe_image
-    top.FrameOfReferenceUID = src.FrameOfReferenceUID
-    top.PositionReferenceIndicator = getattr(src, "PositionReferenceIndicator", None)
-    top.BitsAllocated = 1
-    top.SamplesPerPixel = 1
-    top.PhotometricInterpretation = "MONOCHROME2"
-    top.BitsStored = 1
-    top.HighBit = 0
-    top.PixelRepresentation = 0
-    top.ImageType = ["DERIVED", "PRIMARY"]
-    top.PresentationLUTShape = "IDENTITY"
-    top.LossyImageCompression = lossy
     top.Rows = rows
     top.Columns = cols
     dim_uid = hd.UID()
@@ -694,14 +979,8 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
         dim_items.append(item)
     top.DimensionIndexSequence = dim_items
     shared = _Top()
-    shared.PlaneOrientationSequence = orientation_items
-    if measures_items is None:  # built for this SEG: highdicom adds the spacing of its planes
-        slice_spacing, _ = get_volume_positions(image_positions=plane_values,
-                                                image_orientation=source_orientation[0].ImageOrientationPatient)
-        if slice_spacing is not None:
-            source_measures[0].SpacingBetweenSlices = format_number_as_ds(slice_spacing)
-        measures_items = source_measures
-    shared.PixelMeasuresSequence = measures_items
+    shared.PlaneOrientationSequence = head.orientation_items
+    shared.PixelMeasuresSequence = planes.measures_items(src, head)
     ident = _Top()
     ident.ReferencedSegmentNumber = 1
     shared.SegmentIdentificationSequence = [ident]
@@ -709,24 +988,31 @@ def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[n
     org = _Top()
     org.DimensionOrganizationUID = dim_uid
     top.DimensionOrganizationSequence = [org]
-    if n_planes > 1:
-        spacing, _ = get_volume_positions(image_positions=plane_values,
-                                          image_orientation=source_orientation[0].ImageOrientationPatient,
-                                          sort=False)
-        if spacing is not None and spacing > 0.0:
-            top.DimensionOrganizationType = "3D"
+    if planes.is_3d(head):
+        top.DimensionOrganizationType = "3D"
     top.NumberOfFrames = n_planes
-    top.SegmentsOverlap = "NO"
     for keyword, value in (overrides or {}).items():
-        top.add(_data_element(keyword, value))
+        tag, entry = _override_element(keyword, value)
+        top[tag] = entry
 
-    planes = np.ascontiguousarray(pixel_array[sort_index], dtype=np.uint8)
-    pixel_bytes = np.packbits(planes.ravel() != 0, bitorder="little").tobytes()
+    pixel_bytes = _pixel_bytes(pixel_array, planes.sort_index)
+    return FastSeg(top, refs, planes.frame_sources, planes.frame_positions, pixel_bytes, str(sop_uid),
+                   _Shared(base, planes, memo.setdefault(("encoded", first.sop_class_uid), {})))
+
+
+def _pixel_bytes(pixel_array: np.ndarray, sort_index: np.ndarray) -> bytes:
+    """The SEG's PixelData: the planes in ``sort_index`` order, one bit per pixel (nonzero: 1), little
+    bit order, padded as highdicom pads an odd length (with the character "0")."""
+    if pixel_array.dtype == np.uint8 or pixel_array.dtype == np.bool_:  # packbits packs ``value != 0``
+        in_order = len(sort_index) == len(pixel_array) and bool(np.all(sort_index == np.arange(len(sort_index))))
+        planes = pixel_array if in_order else pixel_array[sort_index]
+        pixel_bytes = np.packbits(planes.reshape(-1), bitorder="little").tobytes()
+    else:
+        planes = np.ascontiguousarray(pixel_array[sort_index], dtype=np.uint8)
+        pixel_bytes = np.packbits(planes.ravel() != 0, bitorder="little").tobytes()
     if len(pixel_bytes) % 2:
         pixel_bytes += b"0"  # highdicom pads an odd length with the character "0"
-    frame_sources = [matched[i] for i in sort_index]
-    frame_positions = [refs[m[0]].position for m in frame_sources]
-    return FastSeg(top, refs, frame_sources, frame_positions, pixel_bytes, str(sop_uid))
+    return pixel_bytes
 
 
 def encode(seg: FastSeg, uid_mapping: Mapping[str, str] | None = None) -> bytes | None:
@@ -792,8 +1078,9 @@ def _mapped_seg(seg: FastSeg, mapping: Mapping[str, str]) -> FastSeg:
     import dataclasses
 
     top = _Top()
-    for tag, (vr, value) in seg.top.items():
-        top[tag] = (vr, _mapped_value(vr, value, mapping))
+    for tag, entry in seg.top.items():
+        mapped = _mapped_value(entry[0], entry[1], mapping)
+        top[tag] = entry if mapped is entry[1] else (entry[0], mapped)  # unchanged: its encoded bytes are kept
     sources = [dataclasses.replace(r, sop_class_uid=mapping.get(r.sop_class_uid, r.sop_class_uid),
                                    sop_instance_uid=mapping.get(r.sop_instance_uid, r.sop_instance_uid),
                                    series_uid=mapping.get(r.series_uid, r.series_uid),
@@ -822,6 +1109,69 @@ def _encode(seg: FastSeg) -> bytes:
 
     charset = top.get(0x00080005, (None, None))[1]
     encodings = convert_encodings(charset or "ISO_IR 6")
+    bulk = dict(zip((0x00081115, 0x00082112, 0x52009230), _references(seg)))
+    bulk[0x7FE00010] = _el(0x7FE00010, "OB", seg.pixel_bytes)
+    parts = _top_elements(seg, encodings)
+    parts += bulk.items()
+    parts.sort(key=lambda p: p[0])
+    fp.write(b"".join(p[1] for p in parts))
+    return fp.getvalue()
+
+
+def _top_elements(seg: FastSeg, encodings) -> list[tuple[int, bytes]]:
+    """``(tag, encoded element)`` of every attribute of ``seg.top``; those it shares unchanged with
+    the other SEGs of its source header (:class:`_Shared`) are encoded once per character set, and
+    so are plain strings and integers (:func:`_plain_element`)."""
+    top = seg.top
+    shared = seg.shared
+    enc_key = tuple(encodings)
+    if shared is None:
+        return [(tag, _plain_element(tag, vr, value, encodings, enc_key)) for tag, (vr, value) in top.items()]
+    base = shared.base
+    done = shared.encoded.setdefault(enc_key, {})
+    parts = []
+    for tag, entry in top.items():
+        if base.get(tag) is entry:
+            data = done.get(tag)
+            if data is None:
+                data = done[tag] = _plain_element(tag, entry[0], entry[1], encodings, enc_key)
+        else:
+            data = _plain_element(tag, entry[0], entry[1], encodings, enc_key)
+        parts.append((tag, data))
+    return parts
+
+
+#: Encoded elements of plain values (:func:`_plain_element`), by (tag, VR, type, value, encodings).
+_PLAIN_ELEMENTS: dict = {}
+
+
+def _plain_element(tag: int, vr: str, value: Any, encodings, enc_key: tuple) -> bytes:
+    """:func:`_encode_element` of one element, kept when its value is a plain ``str`` or ``int`` (not a
+    UID: those are new in every SEG): the same bytes for the same tag, VR, value and character set
+    (constants, the source's study values, the overrides), encoded once per process."""
+    kind = type(value)
+    if (kind is not str and kind is not int) or vr == "UI":
+        return _encode_element(tag, vr, value, encodings)
+    key = (tag, vr, kind, value, enc_key)
+    data = _PLAIN_ELEMENTS.get(key)
+    if data is None:
+        if len(_PLAIN_ELEMENTS) >= 4096:
+            _PLAIN_ELEMENTS.clear()
+        data = _PLAIN_ELEMENTS[key] = _encode_element(tag, vr, value, encodings)
+    return data
+
+
+def _references(seg: FastSeg) -> tuple[bytes, bytes, bytes]:
+    """The encoded ReferencedSeriesSequence, SourceImageSequence and PerFrameFunctionalGroupsSequence
+    of ``seg``; made once per planes and source UIDs (:class:`_Planes`) when ``seg`` shares them."""
+    planes = None if seg.shared is None else seg.shared.planes
+    key = None
+    if planes is not None and seg.frame_sources is planes.frame_sources and \
+            seg.frame_positions is planes.frame_positions:
+        key = tuple((r.sop_class_uid, r.sop_instance_uid, r.series_uid) for r in seg.sources)
+        hit = planes.bulk.get(key)
+        if hit is not None:
+            return hit
     purpose = _encoded_dataset("purpose")
     derivation = _encoded_dataset("derivation")
     ref_items = [_el(0x00081150, "UI", _text(r.sop_class_uid, b"\0")) +
@@ -829,18 +1179,15 @@ def _encode(seg: FastSeg) -> bytes:
     by_series: dict[str, list[bytes]] = {}
     for r, item in zip(seg.sources, ref_items):
         by_series.setdefault(r.series_uid, []).append(item)
-    bulk = {
-        0x00081115: _sq(0x00081115, [_sq(0x0008114A, items) + _el(0x0020000E, "UI", _text(uid, b"\0"))
-                                     for uid, items in by_series.items()]),
-        0x00082112: _sq(0x00082112, ref_items),
-        0x52009230: _sq(0x52009230, _frame_items(seg, ref_items, purpose, derivation)),
-        0x7FE00010: _el(0x7FE00010, "OB", seg.pixel_bytes),
-    }
-    parts = [(tag, _encode_element(tag, vr, value, encodings)) for tag, (vr, value) in top.items()]
-    parts += bulk.items()
-    parts.sort(key=lambda p: p[0])
-    fp.write(b"".join(p[1] for p in parts))
-    return fp.getvalue()
+    made = (_sq(0x00081115, [_sq(0x0008114A, items) + _el(0x0020000E, "UI", _text(uid, b"\0"))
+                             for uid, items in by_series.items()]),
+            _sq(0x00082112, ref_items),
+            _sq(0x52009230, _frame_items(seg, ref_items, purpose, derivation)))
+    if key is not None:
+        if len(planes.bulk) >= 8:
+            planes.bulk.clear()
+        planes.bulk[key] = made
+    return made
 
 
 def _frame_items(seg: FastSeg, ref_items: list[bytes], purpose: bytes, derivation: bytes) -> list[bytes]:

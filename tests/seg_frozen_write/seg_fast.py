@@ -1,0 +1,1157 @@
+"""Fast DICOM SEG encoder: the instance highdicom builds, written without building it.
+
+highdicom's ``Segmentation`` spends tens of milliseconds per instance on IOD
+table look-ups, spatial checks done per source image and pydicom's generic
+writer, while a volumetry SEG always has the same structure: one BINARY
+segment over single-frame source images whose every frame sits on a source
+image (spatial locations preserved). This module reproduces, for that case
+only, the data set highdicom 0.28 makes (same attributes, VRs and values —
+including highdicom's implementation UID and its contributing-equipment item,
+since the file is highdicom's instance encoded another way) and encodes the
+bulky parts (references, per-frame functional groups, pixel data) directly as
+explicit VR little endian bytes. The small top-level attributes are written
+by pydicom.
+
+:func:`plan` decides whether the fast path applies and returns None otherwise
+(enhanced or unusual sources, a frame not on a source image, values
+highdicom would reject or transform); the caller then uses highdicom.
+``tests/test_seg_fast.py`` proves, case by case, that both writers give the
+same data set except UIDs and creation dates/times.
+
+What does not change between SEGs is made once: the attributes copied from a
+series' first header and its acquisition-equipment item (per series, in the
+``memo`` that :class:`volumetry.io.seg.SegSources` keeps), highdicom's
+orientation / pixel-measure items (per stored source values), a lesion's
+segment description (per label) and highdicom's own equipment item (all but
+its date/time), each encoded once. ``tests/test_seg_speed_equality.py``
+checks that the files are byte for byte those of the writer before this
+(``tests/seg_reference``).
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import os
+import struct
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from volumetry.io.dicom_values import decode_raw
+
+#: Classic single-frame image storage SOP classes handled by the fast path
+#: (MR, CT); anything else goes through highdicom.
+FAST_SOP_CLASSES = frozenset({"1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.2"})
+
+#: Segmentation Storage SOP class.
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+_EXPLICIT_LE = "1.2.840.10008.1.2.1"
+_SPATIAL_MATCH_MM = 1e-3  # highdicom's plane-to-source matching distance
+
+#: Top-level tags written here from per-frame data (an override naming one sends the SEG to highdicom).
+_BULK_TAGS = (0x00081115, 0x00082112, 0x52009230, 0x7FE00010)
+_LONG_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "UC", "UN", "UR", "UT", "SV", "UV"})
+_ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
+_u16 = struct.Struct("<H").pack
+_u32 = struct.Struct("<I").pack
+
+
+# ----------------------------------------------------------------------------- encoding
+def _el(tag: int, vr: str, value: bytes) -> bytes:
+    """One explicit-VR little-endian element (``value`` already padded to even length)."""
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr in _LONG_VRS:
+        return head + b"\0\0" + _u32(len(value)) + value
+    return head + _u16(len(value)) + value
+
+
+def _sq(tag: int, items: Sequence[bytes]) -> bytes:
+    """A sequence of defined length whose items (encoded bodies) have defined lengths (as pydicom writes)."""
+    body = b"".join(_ITEM + _u32(len(it)) + it for it in items)
+    return _el(tag, "SQ", body)
+
+
+def _text(value: str, pad: bytes = b" ") -> bytes:
+    b = value.encode("ascii")
+    return b + pad if len(b) % 2 else b
+
+
+@functools.lru_cache(maxsize=4096)
+def _ds_string(value: str) -> str:
+    """The string pydicom's ``DS(value, auto_format=True)`` keeps for a decimal string (highdicom's
+    plane position values): the stripped string when it is a valid DS, else the number reformatted."""
+    from pydicom.valuerep import format_number_as_ds, is_valid_ds
+
+    text = value.strip()
+    return text if is_valid_ds(text) else format_number_as_ds(float(text))
+
+
+_STRING_VRS = frozenset({"AE", "AS", "CS", "UI", "UR"})
+_TEXT_VRS = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN"})
+_BINARY = {"US": "H", "UL": "I", "SS": "h", "SL": "i", "FL": "f", "FD": "d"}
+
+
+class _Top(dict):
+    """``tag -> (VR, value)``, filled by keyword like a pydicom ``Dataset`` (values stored as
+    given; :func:`_encode_element` writes them as pydicom's writer would)."""
+
+    def __setattr__(self, keyword: str, value: Any) -> None:
+        tag, vr = _tag_vr(keyword)
+        self[tag] = (vr, value)
+
+    def add(self, elem) -> None:
+        self[int(elem.tag)] = (elem.VR, elem.value)
+
+
+@functools.lru_cache(maxsize=None)
+def _tag_vr(keyword: str) -> tuple[int, str]:
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise AttributeError(f"unknown DICOM keyword {keyword!r}")
+    return int(tag), dictionary_VR(tag)
+
+
+def _data_element(keyword: str, value: Any):
+    """The element pydicom's ``setattr(dataset, keyword, value)`` makes (value converted to its VR)."""
+    from pydicom.dataelem import DataElement
+
+    tag, vr = _tag_vr(keyword)
+    return DataElement(tag, vr, value)
+
+
+def _is_multi(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
+
+
+def _encode_element(tag: int, vr: str, value: Any, encodings) -> bytes:
+    """One element as pydicom's ``write_data_element`` encodes it (explicit VR little endian);
+    the values it does not write here (dates and times, non-ASCII text, other VRs) are written
+    by pydicom itself."""
+    if value is None or (isinstance(value, (str, bytes)) and len(value) == 0) or \
+            (_is_multi(value) and len(value) == 0):
+        return _el(tag, vr, b"")
+    if vr == "SQ":
+        return _sq(tag, [_encode_item(item, encodings) for item in value])
+    values = list(value) if _is_multi(value) else [value]
+    if vr in _STRING_VRS or vr in _TEXT_VRS:
+        try:
+            raw = "\\".join(str(v) for v in values).encode("ascii")
+        except UnicodeEncodeError:
+            return _pydicom_element(tag, vr, value, encodings)
+        pad = b"\0" if vr == "UI" else b" "
+        return _el(tag, vr, raw + pad if len(raw) % 2 else raw)
+    if vr in ("DS", "IS"):
+        text = "\\".join(getattr(v, "original_string", None) or str(v) for v in values)
+        return _el(tag, vr, _text(text))
+    fmt = _BINARY.get(vr)
+    if fmt is not None:
+        return _el(tag, vr, struct.pack("<" + fmt * len(values), *values))
+    if vr == "AT":
+        return _el(tag, vr, b"".join(struct.pack("<HH", int(t) >> 16, int(t) & 0xFFFF) for t in values))
+    if vr in ("DA", "TM", "DT") and not _is_multi(value):
+        # pydicom writes a date/time's original string (a str, or the one its DA/TM/DT object keeps)
+        text = value if isinstance(value, str) else getattr(value, "original_string", None)
+        if isinstance(text, str):
+            return _el(tag, vr, _text(text))
+    if vr == "OB" and isinstance(value, bytes):
+        return _el(tag, vr, value + b"\0" if len(value) % 2 else value)
+    return _pydicom_element(tag, vr, value, encodings)
+
+
+def _encode_item(item, encodings) -> bytes:
+    if isinstance(item, _PreEncoded):
+        return item.encode_item(encodings)
+    if isinstance(item, dict):
+        return b"".join(_encode_element(tag, vr, value, encodings) for tag, (vr, value) in sorted(item.items()))
+    return b"".join(_encode_element(int(e.tag), e.VR, e.value, encodings) for e in item)
+
+
+def _pydicom_element(tag: int, vr: str, value: Any, encodings) -> bytes:
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_data_element(fp, DataElement(tag, vr, value), encodings)
+    return fp.getvalue()
+
+
+@functools.lru_cache(maxsize=None)
+def _encoded_dataset(key: str) -> bytes:
+    """Body bytes of a constant highdicom data set (code items), encoded once by pydicom."""
+    from highdicom.image import _PURPOSE_CODE
+    from highdicom.seg.sop import _DERIVATION_CODE
+
+    return _encode_body({"purpose": _PURPOSE_CODE, "derivation": _DERIVATION_CODE}[key], None)
+
+
+def _encode_body(ds, encodings) -> bytes:
+    """Elements of a pydicom data set as explicit VR little endian bytes (pydicom's writer)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    fp = DicomBytesIO()
+    fp.is_little_endian = True
+    fp.is_implicit_VR = False
+    write_dataset(fp, ds, parent_encoding=encodings or "iso8859")
+    return fp.getvalue()
+
+
+#: Root attributes highdicom 0.28 copies from an MR or CT image (the Specimen module of the Image
+#: IE and every module of the Patient and Study IEs of those IODs), so that the fast path does not
+#: load highdicom's tables of the standard (0.2 s); ``tests/test_seg_fast.py`` checks this list
+#: against the tables.
+COPIED_KEYWORDS = (
+    "ContainerIdentifier", "IssuerOfTheContainerIdentifierSequence", "AlternateContainerIdentifierSequence",
+    "ContainerTypeCodeSequence", "ContainerDescription", "ContainerComponentSequence",
+    "SpecimenDescriptionSequence", "ReferencedPatientSequence", "PatientName", "PatientID",
+    "IssuerOfPatientID", "TypeOfPatientID", "IssuerOfPatientIDQualifiersSequence",
+    "SourcePatientGroupIdentificationSequence", "GroupOfPatientsIdentificationSequence", "PatientBirthDate",
+    "PatientBirthTime", "PatientBirthDateInAlternativeCalendar", "PatientDeathDateInAlternativeCalendar",
+    "PatientAlternativeCalendar", "PatientSex", "QualityControlSubject", "StrainDescription",
+    "StrainNomenclature", "StrainStockSequence", "StrainAdditionalInformation", "StrainCodeSequence",
+    "GeneticModificationsSequence", "OtherPatientNames", "OtherPatientIDsSequence",
+    "ReferencedPatientPhotoSequence", "EthnicGroupCodeSequence", "PatientSpeciesDescription",
+    "PatientSpeciesCodeSequence", "PatientBreedDescription", "PatientBreedCodeSequence",
+    "BreedRegistrationSequence", "ResponsiblePerson", "ResponsiblePersonRole", "ResponsibleOrganization",
+    "PatientComments", "PatientIdentityRemoved", "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence", "ClinicalTrialSponsorName", "ClinicalTrialProtocolID",
+    "ClinicalTrialProtocolName", "IssuerOfClinicalTrialProtocolID", "OtherClinicalTrialProtocolIDsSequence",
+    "ClinicalTrialSiteID", "ClinicalTrialSiteName", "IssuerOfClinicalTrialSiteID", "ClinicalTrialSubjectID",
+    "IssuerOfClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID", "IssuerOfClinicalTrialSubjectReadingID",
+    "ClinicalTrialProtocolEthicsCommitteeName", "ClinicalTrialProtocolEthicsCommitteeApprovalNumber",
+    "StudyDate", "StudyTime", "AccessionNumber", "IssuerOfAccessionNumberSequence", "ReferringPhysicianName",
+    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianName",
+    "ConsultingPhysicianIdentificationSequence", "StudyDescription", "ProcedureCodeSequence",
+    "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence", "NameOfPhysiciansReadingStudy",
+    "PhysiciansReadingStudyIdentificationSequence", "ReferencedStudySequence", "StudyInstanceUID", "StudyID",
+    "RequestingService", "RequestingServiceCodeSequence", "ReasonForPerformedProcedureCodeSequence",
+    "AdmittingDiagnosesDescription", "AdmittingDiagnosesCodeSequence", "PatientAge", "PatientSize",
+    "PatientSizeCodeSequence", "PatientBodyMassIndex", "MeasuredAPDimension", "MeasuredLateralDimension",
+    "PatientWeight", "MedicalAlerts", "Allergies", "Occupation", "SmokingStatus", "AdditionalPatientHistory",
+    "PregnancyStatus", "LastMenstrualDate", "PatientSexNeutered", "ReasonForVisit",
+    "ReasonForVisitCodeSequence", "AdmissionID", "IssuerOfAdmissionIDSequence", "ServiceEpisodeID",
+    "ServiceEpisodeDescription", "IssuerOfServiceEpisodeIDSequence", "PatientState",
+    "ClinicalTrialTimePointID", "ClinicalTrialTimePointDescription", "LongitudinalTemporalOffsetFromEvent",
+    "LongitudinalTemporalEventType", "ClinicalTrialTimePointTypeCodeSequence",
+    "IssuerOfClinicalTrialTimePointID", "ConsentForClinicalTrialUseSequence",
+)
+
+
+@functools.lru_cache(maxsize=8)
+def _copied_tags(sop_class_uid: str) -> tuple[int, ...]:
+    """Tags of the root attributes highdicom copies from a source of this SOP class (see
+    :data:`COPIED_KEYWORDS`; other SOP classes are looked up in highdicom's tables)."""
+    from pydicom.datadict import tag_for_keyword
+
+    if sop_class_uid in FAST_SOP_CLASSES:
+        return tuple(int(tag_for_keyword(k)) for k in COPIED_KEYWORDS)
+    return _copied_tags_from_standard(sop_class_uid)
+
+
+def _copied_tags_from_standard(sop_class_uid: str) -> tuple[int, ...]:
+    """Root attributes highdicom copies from a source of this SOP class (Specimen module of the
+    Image IE, then every module of the Patient and Study IEs), in highdicom's order, from its tables."""
+    from highdicom._standard_utils import get_iod_module_map, get_module_attribute_map, get_sop_class_iod_map
+    from pydicom.datadict import tag_for_keyword
+
+    iod_modules = get_iod_module_map()[get_sop_class_iod_map()[sop_class_uid]]
+    attributes = get_module_attribute_map()
+    keys = [m["key"] for m in iod_modules if m["ie"] == "Image" and m["key"] == "specimen"]
+    keys += [m["key"] for m in iod_modules if m["ie"] == "Patient"]
+    keys += [m["key"] for m in iod_modules if m["ie"] == "Study"]
+    tags = []
+    for key in keys:
+        for item in attributes[key]:
+            if len(item["path"]) == 0:
+                tags.append(int(tag_for_keyword(str(item["keyword"]))))
+    return tuple(tags)
+
+
+def _acquisition_equipment(dataset):
+    """``highdicom.ContributingEquipment.for_image_acquisition(dataset)`` for a source of
+    :data:`FAST_SOP_CLASSES` (image IODs: highdicom's pixel-data look-up in the standard's
+    tables, the slow part, is known to pass); None where highdicom raises."""
+    import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    manufacturer = dataset.get("Manufacturer")
+    if manufacturer is None or manufacturer == "":
+        return None
+    contribution_datetime = dataset.get("AcquisitionDateTime")
+    if contribution_datetime is None:
+        date, time = dataset.get("AcquisitionDate"), dataset.get("AcquisitionTime")
+        if isinstance(date, datetime.date) and isinstance(time, datetime.time):
+            contribution_datetime = datetime.datetime.combine(dataset.AcquisitionDate, dataset.AcquisitionTime)
+    return hd.ContributingEquipment(
+        manufacturer=manufacturer,
+        purpose_of_reference=codes.DCM.AcquisitionEquipment,
+        manufacturer_model_name=dataset.get("ManufacturerModelName"),
+        software_versions=dataset.get("SoftwareVersions"),
+        device_serial_number=dataset.get("DeviceSerialNumber"),
+        institution_name=dataset.get("InstitutionName"),
+        institutional_department_name=dataset.get("InstitutionalDepartmentName"),
+        institution_address=dataset.get("InstitutionAddress"),
+        station_name=dataset.get("StationName"),
+        contribution_datetime=contribution_datetime,
+        contribution_description="Acquisition equipment of the source image(s)",
+    )
+
+
+class _PreEncoded:
+    """A sequence item that encodes itself (:func:`_encode_item` asks it)."""
+
+    def encode_item(self, encodings) -> bytes:
+        raise NotImplementedError
+
+
+class _EncodedOnce(_PreEncoded):
+    """A data set that does not change (read-only), encoded once per character set."""
+
+    def __init__(self, dataset) -> None:
+        self.dataset = dataset
+        self._encoded: dict = {}
+
+    def encode_item(self, encodings) -> bytes:
+        key = None if encodings is None else tuple(encodings)
+        if key not in self._encoded:
+            self._encoded[key] = _encode_item(self.dataset, encodings)
+        return self._encoded[key]
+
+
+_SHARED_ITEMS: dict[int, _EncodedOnce] = {}
+
+
+def _encoded_once(dataset) -> _EncodedOnce:
+    """The :class:`_EncodedOnce` of a read-only data set shared between SEGs (a segment description
+    made once per label), by identity (the entry keeps the data set alive, so its id is not reused)."""
+    hit = _SHARED_ITEMS.get(id(dataset))
+    if hit is None or hit.dataset is not dataset:
+        if len(_SHARED_ITEMS) >= 256:
+            _SHARED_ITEMS.clear()
+        hit = _SHARED_ITEMS[id(dataset)] = _EncodedOnce(dataset)
+    return hit
+
+
+class _HighdicomEquipment(_PreEncoded):
+    """``highdicom.ContributingEquipment.for_highdicom()`` made at ``when``: its elements other
+    than ContributionDateTime are constants, encoded once (:func:`_highdicom_equipment_parts`)."""
+
+    def __init__(self, when: datetime.datetime) -> None:
+        from pydicom.valuerep import DT
+
+        # as highdicom sets it (``self.ContributionDateTime = DT(contribution_datetime)``)
+        self.contribution_datetime = _data_element("ContributionDateTime", DT(when)).value
+
+    def encode_item(self, encodings) -> bytes:
+        before, after = _highdicom_equipment_parts(None if encodings is None else tuple(encodings))
+        return before + _encode_element(0x0018A002, "DT", self.contribution_datetime, encodings) + after
+
+
+@functools.lru_cache(maxsize=8)
+def _highdicom_equipment_parts(encodings: tuple | None) -> tuple[bytes, bytes]:
+    """The encoded elements of ``ContributingEquipment.for_highdicom()`` before and after its
+    ContributionDateTime (0018,A002)."""
+    import highdicom as hd
+
+    item = hd.ContributingEquipment.for_highdicom()
+    if 0x0018A002 not in item:
+        raise RuntimeError("highdicom's contributing equipment item has no ContributionDateTime")
+    enc = None if encodings is None else list(encodings)
+    before = b"".join(_encode_element(int(e.tag), e.VR, e.value, enc) for e in item if e.tag < 0x0018A002)
+    after = b"".join(_encode_element(int(e.tag), e.VR, e.value, enc) for e in item if e.tag > 0x0018A002)
+    return before, after
+
+
+#: highdicom's PlaneOrientationSequence / PixelMeasuresSequence of a source, by the source values
+#: they are made of (:func:`_source_orientation`, :func:`_source_measures`); read-only.
+_SOURCE_CONTENT: dict = {}
+
+
+def _value_key(value) -> tuple:
+    """What highdicom's content made from a source value depends on: for each value its type,
+    repr, stored string and auto-format flag (pydicom's DS/IS keep the last two)."""
+    if _is_multi(value):
+        return ("multi", tuple(_value_key(v) for v in value))
+    return (type(value).__name__, repr(value), getattr(value, "original_string", None),
+            getattr(value, "auto_format", None))
+
+
+def _remember(key: tuple, content: tuple) -> tuple:
+    if len(_SOURCE_CONTENT) >= 256:
+        _SOURCE_CONTENT.clear()
+    _SOURCE_CONTENT[key] = content
+    return content
+
+
+def _source_orientation(image_orientation) -> tuple[Any, list]:
+    """``highdicom.PlaneOrientationSequence(coordinate_system="PATIENT", image_orientation=...)`` of a
+    source's ImageOrientationPatient (made once per value; read-only), and its items encoded once."""
+    import highdicom as hd
+
+    key = ("orientation", _value_key(image_orientation))
+    cached = _SOURCE_CONTENT.get(key)
+    if cached is None:
+        content = hd.PlaneOrientationSequence(coordinate_system="PATIENT", image_orientation=image_orientation)
+        cached = _remember(key, (content, [_EncodedOnce(item) for item in content]))
+    return cached
+
+
+def _source_measures(pixel_spacing, slice_thickness, spacing_between_slices) -> tuple[Any, list | None]:
+    """``highdicom.PixelMeasuresSequence`` of a source's values and its items encoded once; made once
+    per values (read-only) when it holds SpacingBetweenSlices, else made anew with None for the items
+    (the caller adds the spacing of its planes to it)."""
+    import highdicom as hd
+
+    key = ("measures", _value_key(pixel_spacing), _value_key(slice_thickness), _value_key(spacing_between_slices))
+    cached = _SOURCE_CONTENT.get(key)
+    if cached is None:
+        content = hd.PixelMeasuresSequence(pixel_spacing=pixel_spacing, slice_thickness=slice_thickness,
+                                           spacing_between_slices=spacing_between_slices)
+        if "SpacingBetweenSlices" not in content[0]:
+            return content, None
+        cached = _remember(key, (content, [_EncodedOnce(item) for item in content]))
+    return cached
+
+
+def _memo_for(memo: dict | None, src) -> dict:
+    """``memo`` (a new dict when None) holding values of the header ``src`` alone: emptied
+    when it held another header's."""
+    if memo is None:
+        return {}
+    if memo.get("source") is not src:
+        memo.clear()
+        memo["source"] = src
+    return memo
+
+
+def _copied_elements(src, sop_class_uid: str, memo: dict) -> list[tuple[int, str, Any]] | None:
+    """``(tag, VR, value)`` of the root attributes highdicom copies from ``src`` (present in it, in
+    :func:`_copied_tags` order), or None when one has an ambiguous VR; kept in ``memo``."""
+    key = ("copied", sop_class_uid)
+    if key not in memo:
+        present = src.keys()  # the data set's tags: ``tag in src`` without converting each tag
+        copied: list | None = []
+        for tag in _copied_tags(sop_class_uid):
+            if tag in present:
+                elem = src[tag]
+                if len(elem.VR) != 2:
+                    copied = None
+                    break
+                copied.append((int(elem.tag), elem.VR, elem.value))
+        memo[key] = copied
+    return memo[key]
+
+
+# ----------------------------------------------------------------------------- sources
+@dataclass(frozen=True)
+class SourceRef:
+    """What the SEG needs of one source image: UIDs and the stored position/orientation strings."""
+
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_uid: str
+    study_uid: str
+    frame_of_reference_uid: str | None
+    rows: int
+    cols: int
+    position: tuple[str, str, str]
+    orientation: tuple[float, ...]
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        value = [value]
+    out = []
+    for v in value:
+        s = getattr(v, "original_string", None)
+        out.append(str(s if s is not None else v).strip())
+    return out
+
+
+def source_ref(ds) -> SourceRef | None:
+    """The :class:`SourceRef` of a single-frame source header (pydicom data set or
+    :class:`~volumetry.io.seg.LightHeader`), or None when the fast path does not apply to it."""
+    try:
+        if "PerFrameFunctionalGroupsSequence" in ds or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+            return None
+        sop_class = str(ds.SOPClassUID)
+        if sop_class not in FAST_SOP_CLASSES:
+            return None
+        pos = [_ds_string(v) for v in (ds.raw_strings("ImagePositionPatient") if hasattr(ds, "raw_strings")
+                                       else _strings(ds.ImagePositionPatient))]
+        ori = tuple(float(v) for v in ds.ImageOrientationPatient)
+        if len(pos) != 3 or len(ori) != 6:
+            return None
+        for_uid = ds.get("FrameOfReferenceUID")
+        return SourceRef(sop_class, str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID),
+                         None if for_uid is None else str(for_uid), int(ds.Rows), int(ds.Columns),
+                         tuple(pos), ori)
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+# ----------------------------------------------------------------------------- the data set
+@dataclass
+class FastSeg:
+    """A SEG ready to encode: top-level pydicom data set + the bulk parts' inputs."""
+
+    top: Any
+    sources: list[SourceRef]
+    frame_sources: list[list[int]]  # per written frame (sorted), the matched source indices
+    frame_positions: list[tuple[str, str, str]]
+    pixel_bytes: bytes
+    sop_instance_uid: str
+
+
+def plan(datasets: Sequence[Any], pixel_array: np.ndarray, positions: Sequence[np.ndarray], *,
+         orientation: Sequence[float], pixel_spacing: Sequence[float], description, series_uid: str, sop_uid: str, series_number: int, series_description: str | None,
+         manufacturer: str, model_name: str, software_versions: str, device_serial_number: str,
+         overrides: Mapping[str, Any] | None, now: datetime.datetime | None = None,
+         refs: Sequence[SourceRef | None] | None = None, memo: dict | None = None) -> FastSeg | None:
+    """Build the SEG data set highdicom would build, or None when the fast path does not apply.
+
+    Parameters
+    ----------
+    datasets : sequence
+        Source headers in the order given to highdicom; the first one is a full pydicom
+        data set (its patient/study modules are copied), the others may be light headers.
+    pixel_array : numpy.ndarray
+        ``(frames, rows, columns)`` 0/1 planes in the order of ``positions``.
+    positions : sequence of numpy.ndarray
+        ImagePositionPatient (LPS mm) of each plane, as given to highdicom.
+    orientation : sequence of float
+        ImageOrientationPatient given to highdicom (row then column cosines).
+    pixel_spacing : sequence of float
+        PixelSpacing given to highdicom (mm, between rows then columns).
+    description : highdicom.seg.SegmentDescription
+    series_uid, sop_uid, series_number, series_description, manufacturer, model_name,
+    software_versions, device_serial_number
+        As given to ``highdicom.seg.Segmentation``.
+    overrides : mapping or None
+        Keywords set on the data set after it is built.
+    now : datetime, optional
+        Creation time (default: now).
+    refs : sequence of SourceRef, optional
+        :func:`source_ref` of ``datasets`` when already computed.
+    memo : dict, optional
+        What is derived from the first source header alone (the attributes copied from it, its
+        acquisition equipment), kept for the next SEG of the same header (several lesions of one
+        series: :class:`volumetry.io.seg.SegSources` keeps one); emptied when the header is another.
+
+    Returns
+    -------
+    FastSeg or None
+    """
+    import highdicom as hd
+    from highdicom.spatial import (_are_orientations_equal, _get_slice_distances, get_normal_vector,
+                                   get_volume_positions)
+    from highdicom.valuerep import _check_specific_character_set
+    from pydicom.valuerep import DA, TM, format_number_as_ds
+
+    from pydicom.datadict import tag_for_keyword
+
+    src = datasets[0]
+
+    for kw in overrides or {}:
+        tag = tag_for_keyword(kw)
+        if tag is None or tag in _BULK_TAGS:
+            return None
+    refs = list(refs) if refs is not None else [source_ref(ds) for ds in datasets]
+    if any(r is None for r in refs):
+        return None
+    first = refs[0]
+    if first.frame_of_reference_uid is None:
+        return None
+    if len({(r.study_uid, r.series_uid, r.rows, r.cols, r.frame_of_reference_uid) for r in refs}) != 1:
+        return None
+    if any(r.orientation != first.orientation for r in refs):
+        return None  # highdicom refuses sources without a shared orientation
+    n_planes, rows, cols = pixel_array.shape
+    if (rows, cols) != (first.rows, first.cols) or n_planes != len(positions) or n_planes == 0:
+        return None
+    try:
+        sex = src.PatientSex
+        if sex not in (None, "") and str(sex) not in ("M", "F", "O"):
+            return None
+        patient_values = (src.PatientID, src.PatientName, DA(src.PatientBirthDate), src.AccessionNumber,
+                          src.StudyID, src.StudyDate, src.StudyTime, src.Modality, src.SliceThickness,
+                          src.PixelSpacing, src.ImageOrientationPatient)
+        lossy = getattr(src, "LossyImageCompression", "00")
+    except (AttributeError, ValueError, TypeError):
+        return None
+    if lossy == "01" or not str(src.Modality).replace("_", "").isalnum():
+        return None
+
+    # --- geometry as highdicom derives it (spatial locations preserved, source values copied)
+    source_orientation, orientation_items = _source_orientation(src.ImageOrientationPatient)
+    source_measures, measures_items = _source_measures(src.PixelSpacing, src.SliceThickness,
+                                                       src.get("SpacingBetweenSlices", None))
+    # highdicom keeps the source's orientation and pixel measures when ours equal them
+    if not _are_orientations_equal(tuple(float(v) for v in orientation), source_orientation.cosines):
+        return None
+    if not np.allclose([float(v) for v in pixel_spacing], source_measures[0].PixelSpacing, rtol=1e-4):
+        return None
+    # plane position values: the floats given to highdicom (DS(float, auto_format) keeps the float)
+    plane_values = np.array([[float(v) for v in p] for p in positions])
+    src_positions = np.array([[float(v) for v in r.position] for r in refs])
+    distances = np.linalg.norm(plane_values[:, None, :] - src_positions, axis=-1)
+    min_d = distances.min(axis=1)
+    if not np.all(min_d < _SPATIAL_MATCH_MM):
+        return None
+    matched = [list(np.nonzero(distances[i] == min_d[i])[0]) for i in range(n_planes)]
+    normal = get_normal_vector(source_orientation[0].ImageOrientationPatient,
+                               index_convention=hd.spatial.VOLUME_INDEX_CONVENTION)
+    _, sort_index = np.unique(_get_slice_distances(plane_values, normal), return_index=True)
+    if len(sort_index) != n_planes:
+        return None
+
+    now = now or datetime.datetime.now()
+    top = _Top()
+    # highdicom.base.SOPClass
+    top.PatientID = patient_values[0]
+    top.PatientName = patient_values[1]
+    top.PatientBirthDate = patient_values[2]
+    top.PatientSex = sex
+    top.StudyInstanceUID = str(src.StudyInstanceUID)
+    top.AccessionNumber = patient_values[3]
+    top.StudyID = patient_values[4]
+    top.StudyDate = DA(patient_values[5]) if patient_values[5] is not None else None
+    top.StudyTime = TM(patient_values[6]) if patient_values[6] is not None else None
+    top.ReferringPhysicianName = getattr(src, "ReferringPhysicianName", None)
+    top.SeriesInstanceUID = str(series_uid)
+    top.SeriesNumber = int(series_number)
+    top.Modality = "SEG"
+    if series_description is not None:
+        top.SeriesDescription = series_description
+    top.Manufacturer = manufacturer
+    top.ManufacturerModelName = model_name
+    top.DeviceSerialNumber = device_serial_number
+    top.SoftwareVersions = software_versions
+    top.SOPInstanceUID = str(sop_uid)
+    top.SOPClassUID = SEG_SOP_CLASS
+    top.InstanceNumber = 1
+    top.InstanceCreationDate = DA(now.date())
+    top.InstanceCreationTime = TM(now.time())
+    charset = src.get("SpecificCharacterSet")
+    if charset is not None:
+        top.SpecificCharacterSet = _check_specific_character_set(charset)
+    top.ContentDate = DA(now.date())
+    top.ContentTime = TM(now.time())
+    memo = _memo_for(memo, src)
+    # copy_specimen_information, copy_patient_and_study_information
+    copied = _copied_elements(src, first.sop_class_uid, memo)
+    if copied is None:
+        return None  # an ambiguous VR: pydicom's writer resolves it in the highdicom path
+    for tag, vr, value in copied:
+        top[tag] = (vr, value)
+    # contributing equipment
+    equipment = []
+    if "acquisition" not in memo:
+        try:
+            acquisition = _acquisition_equipment(src)
+        except Exception:  # noqa: BLE001 -- highdicom leaves the item out on any error
+            acquisition = None
+        memo["acquisition"] = None if acquisition is None else _EncodedOnce(acquisition)
+    if memo["acquisition"] is not None:
+        equipment.append(memo["acquisition"])
+    equipment.append(_HighdicomEquipment(datetime.datetime.now()))  # ContributingEquipment.for_highdicom()
+    top.ContributingEquipmentSequence = equipment
+    # Segmentation
+    top.SegmentationType = "BINARY"
+    top.ContentLabel = f"{src.Modality}_SEG"
+    top.ContentDescription = None
+    top.SegmentSequence = [_encoded_once(description)]  # the lesion's description, shared (read-only)
+    # _init_multiframe_image
+    top.FrameOfReferenceUID = src.FrameOfReferenceUID
+    top.PositionReferenceIndicator = getattr(src, "PositionReferenceIndicator", None)
+    top.BitsAllocated = 1
+    top.SamplesPerPixel = 1
+    top.PhotometricInterpretation = "MONOCHROME2"
+    top.BitsStored = 1
+    top.HighBit = 0
+    top.PixelRepresentation = 0
+    top.ImageType = ["DERIVED", "PRIMARY"]
+    top.PresentationLUTShape = "IDENTITY"
+    top.LossyImageCompression = lossy
+    top.Rows = rows
+    top.Columns = cols
+    dim_uid = hd.UID()
+    dim_items = []
+    for pointer, group, label in ((0x0062000B, 0x0062000A, "Referenced Segment Number"),
+                                  (0x00200032, 0x00209113, "Image Position Patient")):
+        item = _Top()
+        item.DimensionOrganizationUID = dim_uid
+        item.DimensionIndexPointer = pointer
+        item.FunctionalGroupPointer = group
+        item.DimensionDescriptionLabel = label
+        dim_items.append(item)
+    top.DimensionIndexSequence = dim_items
+    shared = _Top()
+    shared.PlaneOrientationSequence = orientation_items
+    if measures_items is None:  # built for this SEG: highdicom adds the spacing of its planes
+        slice_spacing, _ = get_volume_positions(image_positions=plane_values,
+                                                image_orientation=source_orientation[0].ImageOrientationPatient)
+        if slice_spacing is not None:
+            source_measures[0].SpacingBetweenSlices = format_number_as_ds(slice_spacing)
+        measures_items = source_measures
+    shared.PixelMeasuresSequence = measures_items
+    ident = _Top()
+    ident.ReferencedSegmentNumber = 1
+    shared.SegmentIdentificationSequence = [ident]
+    top.SharedFunctionalGroupsSequence = [shared]
+    org = _Top()
+    org.DimensionOrganizationUID = dim_uid
+    top.DimensionOrganizationSequence = [org]
+    if n_planes > 1:
+        spacing, _ = get_volume_positions(image_positions=plane_values,
+                                          image_orientation=source_orientation[0].ImageOrientationPatient,
+                                          sort=False)
+        if spacing is not None and spacing > 0.0:
+            top.DimensionOrganizationType = "3D"
+    top.NumberOfFrames = n_planes
+    top.SegmentsOverlap = "NO"
+    for keyword, value in (overrides or {}).items():
+        top.add(_data_element(keyword, value))
+
+    planes = np.ascontiguousarray(pixel_array[sort_index], dtype=np.uint8)
+    pixel_bytes = np.packbits(planes.ravel() != 0, bitorder="little").tobytes()
+    if len(pixel_bytes) % 2:
+        pixel_bytes += b"0"  # highdicom pads an odd length with the character "0"
+    frame_sources = [matched[i] for i in sort_index]
+    frame_positions = [refs[m[0]].position for m in frame_sources]
+    return FastSeg(top, refs, frame_sources, frame_positions, pixel_bytes, str(sop_uid))
+
+
+def encode(seg: FastSeg, uid_mapping: Mapping[str, str] | None = None) -> bytes | None:
+    """The Part-10 file bytes (explicit VR little endian) of a :class:`FastSeg`.
+
+    ``uid_mapping`` (pseudonymised SEGs): every UI element whose value (or one of whose values)
+    is a key is written with the mapped UID(s), nested sequences and the references included:
+    the bytes :func:`volumetry.io.seg.map_source_uids` and pydicom's writer make of the SEG
+    read back (the file meta, the SEG's own UIDs, are left). None when a key still appears in
+    the bytes (a UID inside an item encoded once and shared, or in a text value; never in a
+    volumetry SEG of MR/CT sources): the caller then maps the data set read back.
+    """
+    if uid_mapping:
+        data = _encode(_mapped_seg(seg, uid_mapping))
+        for key in uid_mapping:
+            try:
+                found = key.encode("ascii") in data
+            except UnicodeEncodeError:
+                found = True
+            if found:
+                return None
+        return data
+    return _encode(seg)
+
+
+def _mapped_uid_value(value: Any, mapping: Mapping[str, str]) -> Any:
+    """A UI value as :func:`volumetry.io.seg.map_source_uids` leaves it (the value itself when unmapped)."""
+    if value is None:
+        return value
+    if isinstance(value, str):
+        return mapping[value] if value in mapping else value
+    if _is_multi(value) and any(str(v) in mapping for v in value):
+        return [mapping.get(str(v), str(v)) for v in value]
+    return value
+
+
+def _mapped_value(vr: str, value: Any, mapping: Mapping[str, str]) -> Any:
+    """``value`` of an element of VR ``vr`` with its source UIDs mapped (sequences item by item)."""
+    if vr == "UI":
+        return _mapped_uid_value(value, mapping)
+    if vr == "SQ" and value is not None and not isinstance(value, (str, bytes)):  # a list or a pydicom Sequence
+        return [_mapped_item(item, mapping) for item in value]
+    return value
+
+
+def _mapped_item(item: Any, mapping: Mapping[str, str]) -> Any:
+    """A sequence item with its source UIDs mapped; an item encoded once (:class:`_PreEncoded`)
+    is kept as it is (:func:`encode` checks the bytes)."""
+    if isinstance(item, _PreEncoded):
+        return item
+    out = _Top()
+    if isinstance(item, dict):
+        for tag, (vr, value) in item.items():
+            out[tag] = (vr, _mapped_value(vr, value, mapping))
+        return out
+    for elem in item:  # a pydicom data set (copied from the source): encoded in tag order, as the dict
+        out[int(elem.tag)] = (elem.VR, _mapped_value(elem.VR, elem.value, mapping))
+    return out
+
+
+def _mapped_seg(seg: FastSeg, mapping: Mapping[str, str]) -> FastSeg:
+    """A copy of ``seg`` whose data set and references hold the mapped UIDs (see :func:`encode`)."""
+    import dataclasses
+
+    top = _Top()
+    for tag, (vr, value) in seg.top.items():
+        top[tag] = (vr, _mapped_value(vr, value, mapping))
+    sources = [dataclasses.replace(r, sop_class_uid=mapping.get(r.sop_class_uid, r.sop_class_uid),
+                                   sop_instance_uid=mapping.get(r.sop_instance_uid, r.sop_instance_uid),
+                                   series_uid=mapping.get(r.series_uid, r.series_uid),
+                                   study_uid=mapping.get(r.study_uid, r.study_uid)) for r in seg.sources]
+    return dataclasses.replace(seg, top=top, sources=sources)
+
+
+def _encode(seg: FastSeg) -> bytes:
+    """:func:`encode` without UID mapping."""
+    from highdicom.version import __version__ as hd_version
+    from pydicom.charset import convert_encodings
+    from pydicom.filebase import DicomBytesIO
+
+    top = seg.top
+    # file meta information (group 2) as highdicom sets it and pydicom writes it
+    meta = b"".join((
+        _el(0x00020001, "OB", b"\x00\x01"),
+        _el(0x00020002, "UI", _text(SEG_SOP_CLASS, b"\0")),
+        _el(0x00020003, "UI", _text(seg.sop_instance_uid, b"\0")),
+        _el(0x00020010, "UI", _text(_EXPLICIT_LE, b"\0")),
+        _el(0x00020012, "UI", _text("1.2.826.0.1.3680043.9.7433.1.1", b"\0")),  # highdicom's
+        _el(0x00020013, "SH", _text(f"highdicom{hd_version}")),
+    ))
+    fp = DicomBytesIO()
+    fp.write(b"\0" * 128 + b"DICM" + _el(0x00020000, "UL", _u32(len(meta))) + meta)
+
+    charset = top.get(0x00080005, (None, None))[1]
+    encodings = convert_encodings(charset or "ISO_IR 6")
+    purpose = _encoded_dataset("purpose")
+    derivation = _encoded_dataset("derivation")
+    ref_items = [_el(0x00081150, "UI", _text(r.sop_class_uid, b"\0")) +
+                 _el(0x00081155, "UI", _text(r.sop_instance_uid, b"\0")) for r in seg.sources]
+    by_series: dict[str, list[bytes]] = {}
+    for r, item in zip(seg.sources, ref_items):
+        by_series.setdefault(r.series_uid, []).append(item)
+    bulk = {
+        0x00081115: _sq(0x00081115, [_sq(0x0008114A, items) + _el(0x0020000E, "UI", _text(uid, b"\0"))
+                                     for uid, items in by_series.items()]),
+        0x00082112: _sq(0x00082112, ref_items),
+        0x52009230: _sq(0x52009230, _frame_items(seg, ref_items, purpose, derivation)),
+        0x7FE00010: _el(0x7FE00010, "OB", seg.pixel_bytes),
+    }
+    parts = [(tag, _encode_element(tag, vr, value, encodings)) for tag, (vr, value) in top.items()]
+    parts += bulk.items()
+    parts.sort(key=lambda p: p[0])
+    fp.write(b"".join(p[1] for p in parts))
+    return fp.getvalue()
+
+
+def _frame_items(seg: FastSeg, ref_items: list[bytes], purpose: bytes, derivation: bytes) -> list[bytes]:
+    purpose_sq = _sq(0x0040A170, [purpose])
+    src_items = [item + _el(0x0028135A, "CS", b"YES ") + purpose_sq for item in ref_items]
+    derivation_sq = _sq(0x00089215, [derivation])
+    # FrameContentSequence: one item holding DimensionIndexValues (1, n): fixed lengths, so the
+    # bytes before the two numbers are the same for every frame
+    content_head = _sq(0x00209111, [_el(0x00209157, "UL", b"\0" * 8)])[:-8]
+    derivations: dict[int, bytes] = {}  # a frame made from one source image: its derivation item
+    out = []
+    for n, (matched, pos) in enumerate(zip(seg.frame_sources, seg.frame_positions), start=1):
+        if len(matched) == 1:
+            m = int(matched[0])
+            der = derivations.get(m)
+            if der is None:
+                der = derivations[m] = _sq(0x00089124, [_sq(0x00082112, [src_items[m]]) + derivation_sq])
+        else:
+            der = _sq(0x00089124, [_sq(0x00082112, [src_items[m] for m in matched]) + derivation_sq])
+        position = _sq(0x00209113, [_el(0x00200032, "DS", _text("\\".join(pos)))])
+        out.append(der + content_head + _u32(1) + _u32(n) + position)
+    return out
+
+
+# ----------------------------------------------------------------------------- light headers
+_MISSING = object()
+
+
+class LightHeader:
+    """Top-level attributes of a classic single-frame header, parsed by
+    :mod:`volumetry.io.dicom_rawheader` (sequences skipped), with the small part of
+    pydicom's ``Dataset`` interface that :mod:`volumetry.io.seg` uses on a source image
+    that is not the first one (whose modules are copied, so it is read by pydicom).
+
+    Made by :func:`read_light_header` either from a whole raw header (``raw``), or from the
+    values of :data:`_LIGHT_KEYWORDS` alone (``values``, decoded when the file was read, and
+    ``strings``, the stored text of the position); the raw header of such a one is parsed from
+    the file only if another attribute is asked for.
+    """
+
+    def __init__(self, raw, path: str, values: dict | None = None, strings: dict | None = None) -> None:
+        self._raw = raw
+        self.filename = path
+        self._cache: dict = {} if values is None else values  # keyword -> value (_MISSING: absent)
+        self._strings: dict = strings or {}
+
+    def _full(self):
+        """The whole raw header (parsed now if only the light values were read)."""
+        if self._raw is None:
+            from volumetry.io.dicom_rawheader import read_raw_header
+
+            with open(self.filename, "rb") as fp:
+                parsed = read_raw_header(fp, os.fstat(fp.fileno()).st_size)
+            if parsed is None:
+                raise AttributeError(f"{self.filename}: header no longer readable")
+            self._raw = parsed[0]
+        return self._raw
+
+    def __contains__(self, keyword) -> bool:
+        if isinstance(keyword, str) and keyword in self._cache:
+            return self._cache[keyword] is not _MISSING
+        return keyword in self._full()
+
+    def get(self, keyword, default=None):
+        if isinstance(keyword, str) and keyword in self._cache:
+            value = self._cache[keyword]
+            return default if value is _MISSING else value
+        raw = self._full()
+        if not (isinstance(keyword, str) and keyword in _LIGHT_DECODE):
+            return raw.get(keyword, default)
+        tag, vr = _tag_vr(keyword)
+        elem = raw.get_item(tag)
+        if elem is None:
+            return default
+        value = decode_raw(elem, vr)
+        self._cache[keyword] = value
+        return value
+
+    def __getattr__(self, keyword: str):
+        if keyword.startswith("_"):
+            raise AttributeError(keyword)
+        value = self.get(keyword, _MISSING)
+        if value is _MISSING:
+            raise AttributeError(f"{self.filename}: no {keyword}")
+        return value
+
+    def raw_strings(self, keyword: str) -> list[str]:
+        """The stored backslash-separated values of a text element, each stripped."""
+        if keyword in self._strings:
+            return list(self._strings[keyword])
+        elem = self._full().get_item(keyword)
+        if elem is None:
+            raise AttributeError(f"{self.filename}: no {keyword}")
+        return _raw_strings(elem.value)
+
+
+def _raw_strings(value: bytes) -> list[str]:
+    return [v.strip(" \0") for v in value.decode("latin-1").strip(" \0").split("\\")]
+
+
+#: Attributes a SEG reads from every source header, decoded straight from the raw bytes by
+#: :func:`volumetry.io.dicom_values.decode_raw` (numbers, UIDs, code strings; a single value unwrapped).
+_LIGHT_DECODE = frozenset({
+    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID", "Rows",
+    "Columns", "NumberOfFrames", "ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "ImageType",
+})
+#: Every attribute :mod:`volumetry.io.seg` reads from a source header that is not the first one:
+#: :data:`_LIGHT_DECODE` and Modality (a code string, decoded by its stored VR as the raw header does).
+_LIGHT_KEYWORDS = tuple(sorted(_LIGHT_DECODE)) + ("Modality",)
+#: Top-level tags whose presence makes the raw header reader leave a file to pydicom
+#: (enhanced multi-frame functional groups): absent from every light header.
+_LIGHT_ABSENT = ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence")
+_LONG_VR_BYTES = frozenset(vr.encode("ascii") for vr in _LONG_VRS)
+_group_elem = struct.Struct("<HH").unpack_from
+_u16_at = struct.Struct("<H").unpack_from
+_u32_at = struct.Struct("<I").unpack_from
+_element_head = struct.Struct("<HH2sH").unpack_from  # group, element, VR, 16-bit length (explicit VR)
+
+
+@functools.lru_cache(maxsize=1)
+def _light_tags() -> dict[int, tuple[str, str]]:
+    """tag -> (keyword, dictionary VR) of :data:`_LIGHT_KEYWORDS`."""
+    return {_tag_vr(kw)[0]: (kw, _tag_vr(kw)[1]) for kw in _LIGHT_KEYWORDS}
+
+
+@functools.lru_cache(maxsize=1)
+def _light_scan_tags() -> frozenset[int]:
+    """Tags :func:`_scan_light` keeps: :data:`_LIGHT_KEYWORDS` and SpecificCharacterSet."""
+    return frozenset(_light_tags()) | {0x00080005}
+
+
+#: Character sets of the files the raw header reader parses itself (others go to pydicom).
+_LIGHT_CHARSETS = frozenset({"", "ISO_IR 6", "ISO_IR 100", "ISO_IR 192"})
+_FIRST_READ = 8192
+
+
+class _Short(Exception):
+    """The buffer ends before the header does (read more of the file)."""
+
+
+class _Unhandled(Exception):
+    """Something the raw header reader itself must look at (the file is left to it)."""
+
+
+def _skip_undefined(buf: bytes, pos: int, explicit: bool) -> int:
+    """Position after the undefined-length sequence whose first item starts at ``pos``, by the
+    raw header reader's own walk (:func:`volumetry.io.dicom_rawheader._skip_sequence`)."""
+    from volumetry.io.dicom_rawheader import _NeedMore, _skip_sequence, _Unsupported
+
+    try:
+        return _skip_sequence(buf, pos, explicit)
+    except _NeedMore as exc:
+        raise _Short from exc
+    except _Unsupported as exc:
+        raise _Unhandled from exc
+
+
+def _scan_light(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
+    """``tag -> (VR, value bytes)`` of :data:`_LIGHT_KEYWORDS` in an explicit VR little endian
+    classic header, walking the top-level elements up to PixelData as
+    :func:`volumetry.io.dicom_rawheader.read_raw_header` does (sequences of undefined length skipped
+    by its own code) and accepting a file only where it would (preamble, transfer syntax, character
+    set, no mosaic, no enhanced functional groups, PixelData's head inside the buffer); None for
+    anything else (implicit VR, an item tag at the top level, an odd VR of a wanted tag), which is
+    then read by the raw header reader itself.
+
+    Raises
+    ------
+    _Short
+        If the buffer ends before PixelData.
+    """
+    n = len(buf)
+    if n < 144 or buf[128:132] != b"DICM":
+        return None
+    pos, ts = 132, None
+    while True:  # file meta information, group 0002, explicit VR little endian
+        if pos + 8 > n:
+            raise _Short
+        group, element = _group_elem(buf, pos)
+        if group != 0x0002:
+            break
+        vr = buf[pos + 4:pos + 6]
+        if vr in _LONG_VR_BYTES:
+            (length,) = _u32_at(buf, pos + 8)
+            start = pos + 12
+        else:
+            (length,) = _u16_at(buf, pos + 6)
+            start = pos + 8
+        if length == 0xFFFFFFFF:
+            return None
+        if start + length > n:
+            raise _Short
+        if element == 0x0010:
+            ts = buf[start:start + length]
+        pos = start + length
+    if ts is None or ts.decode("ascii").strip(" \0") != _EXPLICIT_LE:
+        return None
+    wanted = _light_scan_tags()
+    out: dict[int, tuple[bytes, bytes]] = {}
+    head = _element_head
+    long_vrs = _LONG_VR_BYTES
+    while True:
+        if pos + 8 > n:
+            raise _Short
+        group, element, vr, length = head(buf, pos)
+        tag = (group << 16) | element
+        if tag == 0x7FE00010:
+            break
+        if tag in (0x52009230, 0x52009229) or group == 0xFFFE:
+            return None
+        if vr in long_vrs:
+            if pos + 12 > n:
+                raise _Short
+            (length,) = _u32_at(buf, pos + 8)
+            start = pos + 12
+        else:
+            start = pos + 8
+        if length == 0xFFFFFFFF:  # a sequence of undefined length: skipped, as the raw header reader does
+            pos = _skip_undefined(buf, start, vr != b"UN")
+            continue
+        end = start + length
+        if end > n:
+            raise _Short
+        if tag in wanted:
+            if vr == b"SQ":
+                return None
+            out[tag] = (vr, buf[start:end])
+        pos = end
+    if pos + 12 > n:
+        raise _Short
+    charset = out.get(0x00080005)
+    if (charset[1].decode("ascii").strip(" \0") if charset is not None else "") not in _LIGHT_CHARSETS:
+        return None
+    image_type = out.get(0x00080008)
+    if image_type is not None and b"MOSAIC" in image_type[1].upper():
+        return None
+    return out
+
+
+def _light_values(found: dict[int, tuple[bytes, bytes]], decoded: dict | None = None) -> tuple[dict, dict] | None:
+    """The decoded :data:`_LIGHT_KEYWORDS` values (the raw header's decoding; _MISSING when
+    absent) and the stored position strings, or None where a value would not decode (the raw
+    header then raises when the value is asked for, as before). ``decoded``: values already
+    decoded from the same bytes, by (tag, stored VR, bytes), shared with the other headers of a
+    series (UIDs, orientation, matrix size are the same in every file; read-only)."""
+    from volumetry.io.dicom_rawheader import RawElement
+
+    values: dict = dict.fromkeys(_LIGHT_ABSENT, _MISSING)
+    strings: dict = {}
+    if decoded is None:
+        decoded = {}
+    for tag, (keyword, vr) in _light_tags().items():
+        item = found.get(tag)
+        if item is None:
+            values[keyword] = _MISSING
+            continue
+        key = (tag, item[0], item[1])
+        value = decoded.get(key, _MISSING)
+        if value is _MISSING:
+            stored_vr = item[0].decode("ascii")
+            if keyword == "Modality":
+                if stored_vr != "CS":
+                    return None
+            value = decode_raw(RawElement(stored_vr, item[1]), vr)
+            if value is NotImplemented:
+                return None
+            decoded[key] = value
+        values[keyword] = value
+    position = found.get(0x00200032)
+    if position is not None:
+        strings["ImagePositionPatient"] = tuple(_raw_strings(position[1]))
+    return values, strings
+
+
+def _read_light(fp, file_size: int, path: str, shared: dict | None = None) -> LightHeader | None:
+    """A light header of ``_scan_light``'s files (reading more of the file when the header
+    is longer than the first read), or None to leave the file to the raw header reader
+    (``shared``: see :func:`_light_values`)."""
+    size = min(_FIRST_READ, file_size)
+    while True:
+        fp.seek(0)
+        buf = fp.read(size)
+        try:
+            found = _scan_light(buf)
+            decoded = None if found is None else _light_values(found, shared)
+        except _Short:
+            if size >= file_size:
+                return None
+            size = min(size * 4, file_size)
+            continue
+        except (_Unhandled, struct.error, UnicodeDecodeError, ValueError, TypeError):
+            return None
+        return None if decoded is None else LightHeader(None, path, *decoded)
+
+
+def read_light_header(path: str, shared: dict | None = None) -> LightHeader | None:
+    """A :class:`LightHeader` of ``path``, or None when the raw parser leaves the file to pydicom.
+
+    The common file (explicit VR little endian, no sequence of undefined length) is scanned for
+    the attributes a SEG reads alone (:func:`_scan_light`, twice as fast as parsing every element);
+    any other goes through :func:`volumetry.io.dicom_rawheader.read_raw_header`, which decides.
+    ``shared`` (one dict for the files of a series): values decoded from equal bytes are decoded
+    once and shared (read-only) by the headers.
+    """
+    from volumetry.io.dicom_rawheader import read_raw_header
+
+    with open(path, "rb") as fp:
+        file_size = os.fstat(fp.fileno()).st_size
+        light = _read_light(fp, file_size, str(path), shared)
+        if light is not None:
+            return light
+        fp.seek(0)
+        parsed = read_raw_header(fp, file_size)
+    return None if parsed is None else LightHeader(parsed[0], str(path))
