@@ -360,8 +360,19 @@ class ResultStore:
 
     def set_mask_file(self, task_key: str, path: str, file_sha256: str) -> None:
         """Remember where the mask of ``task_key`` was written (relative path) and its file hash."""
+        self.set_mask_files([(task_key, path, file_sha256)])
+
+    def set_mask_files(self, written: Iterable[tuple[str, str, str]]) -> None:
+        """:meth:`set_mask_file` of every ``(task_key, path, file_sha256)`` in one transaction.
+
+        A run killed before it commits leaves the masks' earlier ``path``/``file_sha256``: the
+        next run finds those files not recorded as written and writes them again.
+        """
+        rows = [(path, sha, key) for key, path, sha in written]
+        if not rows:
+            return
         with self.transaction():
-            self.conn.execute("UPDATE masks SET path=?, file_sha256=? WHERE task_key=?", (path, file_sha256, task_key))
+            self.conn.executemany("UPDATE masks SET path=?, file_sha256=? WHERE task_key=?", rows)
 
     def mask(self, task_key: str) -> dict | None:
         """The stored mask row of ``task_key`` (``grid`` parsed), or None."""
@@ -390,6 +401,13 @@ class ResultStore:
         """The ``scans`` rows (all, or of the given ``(subject_id, visit, lesion_id)``), in that order."""
         if identities is None:
             return [dict(r) for r in self.conn.execute("SELECT * FROM scans ORDER BY subject_id, visit, lesion_id")]
+        identities = [tuple(ident) for ident in identities]
+        if len(identities) > _FEW and all(len(ident) == 3 and all(type(x) is str for x in ident)
+                                          for ident in identities):
+            # one query for the whole table instead of one per scan; text keys compare as SQLite's
+            # '=' does (BINARY collation: byte for byte), so the same rows come back, in that order
+            rows = {(r["subject_id"], r["visit"], r["lesion_id"]): r for r in self.conn.execute("SELECT * FROM scans")}
+            return [dict(rows[ident]) for ident in identities if ident in rows]
         out = []
         for ident in identities:
             row = self.conn.execute("SELECT * FROM scans WHERE subject_id=? AND visit=? AND lesion_id=?",
@@ -412,20 +430,39 @@ class ResultStore:
     def record_assessment(self, run_id: int, subject_id: str, lesion_id: str, assess_key: str, data: Any,
                           pipeline_hash: str) -> None:
         """Upsert the assessment of one subject's lesion (one transaction)."""
+        self.record_assessments(run_id, [(subject_id, lesion_id, assess_key, data)], pipeline_hash)
+
+    def record_assessments(self, run_id: int, assessments: Iterable[tuple[str, str, str, Any]],
+                           pipeline_hash: str) -> None:
+        """:meth:`record_assessment` of every ``(subject_id, lesion_id, assess_key, data)`` in one
+        transaction (a run killed before it commits recorded none of them: the next run assesses
+        those subjects again)."""
+        now = utc_now()
+        rows = [(subject_id, lesion_id, assess_key, json.dumps(data, default=_json_default), pipeline_hash,
+                 __version__, run_id, now) for subject_id, lesion_id, assess_key, data in assessments]
+        if not rows:
+            return
         with self.transaction():
-            self.conn.execute(
+            self.conn.executemany(
                 "INSERT INTO assessments (subject_id, lesion_id, assess_key, data, pipeline_hash, package_version,"
                 " run_id, created_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(subject_id, lesion_id) DO UPDATE SET"
                 " assess_key=excluded.assess_key, data=excluded.data, pipeline_hash=excluded.pipeline_hash,"
                 " package_version=excluded.package_version, run_id=excluded.run_id, created_at=excluded.created_at",
-                (subject_id, lesion_id, assess_key, json.dumps(data, default=_json_default), pipeline_hash,
-                 __version__, run_id, utc_now()))
+                rows)
 
     def count(self, table: str) -> int:
         """Number of rows of one table."""
         if table not in ("runs", "scans", "masks", "measurements", "failures", "assessments", "file_hashes"):
             raise ValueError(f"no table {table!r}")
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+#: ``type(Path())``: a path of exactly this type needs no ``Path(path)`` (an equal copy).
+_PATH_TYPE = type(Path())
+
+#: Up to this many identities, :meth:`ResultStore.scans` asks for each row (a table of many scans is
+#: not read for one or two); more are read in one query.
+_FEW = 4
 
 
 class FileHashCache:
@@ -485,15 +522,20 @@ class FileHashCache:
         ``..``, or a file that cannot be examined takes the plain way (``resolve`` then
         ``os.stat``, same errors).
         """
-        path = Path(path)
+        if type(path) is not _PATH_TYPE:
+            path = Path(path)
         name = path.name
         if name not in ("", ".", "..") and path.is_absolute():
+            text = str(path)
             try:
-                st = os.lstat(path)
+                st = os.lstat(text)
             except OSError:
                 st = None
             if st is not None and not stat.S_ISLNK(st.st_mode):
-                parent = os.fspath(path.parent)
+                # str(path.parent) of an absolute path with a name: the text before its last separator
+                cut = text.rfind(os.sep)
+                parent = (text[:cut] or os.sep) if os.sep == "/" and cut >= 0 and not text.startswith("//") \
+                    else os.fspath(path.parent)
                 folder = self._folders.get(parent)
                 if folder is None:
                     folder = self._folders[parent] = str(path.parent.resolve())

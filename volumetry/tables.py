@@ -373,7 +373,7 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, *, summary: bool = True)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a folder; give an output folder")
     out.mkdir(parents=True, exist_ok=True)
-    table = conform(df)
+    table = df if _is_conformed(df) else conform(df)  # conformed already: the same table (only read here)
     names = {"volumes_csv": "volumes.csv", "volumes_parquet": "volumes.parquet", "summary_csv": "summary.csv"}
     for name in names.values():
         safe_join(out, name)  # a link to a file outside the output folder is refused, never written through

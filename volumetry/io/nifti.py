@@ -20,6 +20,7 @@ mm; an unset unit is read as mm (as ITK does). A 2D file is read as one slice.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -326,8 +327,6 @@ def nifti_mask_bytes(volume: Volume, *, description: str = "", gzip: bool = True
     import struct
     import zlib
 
-    import nibabel as nib
-
     arr = volume.array
     if arr.dtype == bool:
         arr = arr.view(np.uint8)  # numpy booleans are bytes 0/1: no copy ...
@@ -337,7 +336,25 @@ def nifti_mask_bytes(volume: Volume, *, description: str = "", gzip: bool = True
     if arr.dtype != np.uint8 or arr.ndim != 3:
         raise InputError(f"nifti_mask_bytes writes 3D uint8/boolean volumes, got {arr.dtype} {arr.shape}")
     shape = arr.shape[::-1]  # (ni, nj, nk)
-    affine_ras = lps_to_ras_affine(volume.affine)
+    affine_ras = np.ascontiguousarray(lps_to_ras_affine(volume.affine))
+    head = _mask_header(shape, affine_ras.dtype.str, affine_ras.shape, affine_ras.tobytes(), description)
+    data = memoryview(np.ascontiguousarray(arr)).cast("B")  # [k, j, i] C order = [i, j, k] Fortran order
+    if not gzip:
+        return head + data.tobytes()
+    co = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+    body = co.compress(head) + co.compress(data) + co.flush()
+    crc = zlib.crc32(data, zlib.crc32(head))
+    return _GZIP_HEADER + body + struct.pack("<II", crc, (len(head) + len(data)) & 0xFFFFFFFF)
+
+
+@functools.lru_cache(maxsize=32)
+def _mask_header(shape: tuple, dtype: str, affine_shape: tuple, affine_bytes: bytes, description: str) -> bytes:
+    """The 352 bytes before the data of :func:`nifti_mask_bytes` (the header and an empty extension
+    flag) for a grid: made once per grid (the lesions of one scan share it), from the affine's bytes
+    (the same array, so the same header)."""
+    import nibabel as nib
+
+    affine_ras = np.frombuffer(affine_bytes, dtype=np.dtype(dtype)).reshape(affine_shape)
     hdr = nib.Nifti1Header()
     hdr.set_data_shape(shape)
     hdr.set_data_dtype(np.uint8)
@@ -351,14 +368,7 @@ def nifti_mask_bytes(volume: Volume, *, description: str = "", gzip: bool = True
     hdr["vox_offset"] = 352
     hdr["scl_slope"] = 1.0
     hdr["scl_inter"] = 0.0
-    head = hdr.binaryblock + b"\0\0\0\0"
-    data = memoryview(np.ascontiguousarray(arr)).cast("B")  # [k, j, i] C order = [i, j, k] Fortran order
-    if not gzip:
-        return head + data.tobytes()
-    co = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
-    body = co.compress(head) + co.compress(data) + co.flush()
-    crc = zlib.crc32(data, zlib.crc32(head))
-    return _GZIP_HEADER + body + struct.pack("<II", crc, (len(head) + len(data)) & 0xFFFFFFFF)
+    return hdr.binaryblock + b"\0\0\0\0"
 
 
 def read_itk(path: str | Path) -> Volume:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from pathlib import Path
 
 from .._version import __version__
@@ -45,8 +46,11 @@ def mask_relpath(subject_id: str, visit: str, lesion_id: str, several_lesions: b
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
+    """SHA-256 of a written mask's bytes (read into one buffer on Python 3.11+)."""
     with open(path, "rb") as fh:
+        if hasattr(hashlib, "file_digest"):
+            return hashlib.file_digest(fh, "sha256").hexdigest()
+        h = hashlib.sha256()
         while chunk := fh.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -103,7 +107,7 @@ def assess(store: ResultStore, run_id: int, idents: list[tuple], cfg: PipelineCo
     """
     import pandas as pd
 
-    from ..tables import conform
+    from ..tables import table_from_rows
 
     scans = store.scans(idents)
     by_subject: dict[str, list[dict]] = {}
@@ -135,12 +139,13 @@ def assess(store: ResultStore, run_id: int, idents: list[tuple], cfg: PipelineCo
                         subject, visit, ", ".join(sorted(lesions)), OVERLAP_FLAG)
         rows.extend(r for s in subject_scans for r in _scan_rows(store, s, cfg, overlaps))
     if todo:
-        # one call for every subject to re-assess (the assessment is per subject inside)
-        table = _assess_subject(conform(pd.DataFrame.from_records(rows)), cfg)
+        # one call for every subject to re-assess (the assessment is per subject inside); the rows
+        # conformed as conform(pandas.DataFrame.from_records(rows)) conforms them, without the frame
+        table = _assess_subject(table_from_rows(rows), cfg)
         by_subject_records = _records_by_subject(table)
-        for subject, key in todo.items():
-            store.record_assessment(run_id, subject, "*", key, by_subject_records.get(subject, []), cfg.sha256)
-            assessed.append(subject)
+        store.record_assessments(run_id, [(subject, "*", key, by_subject_records.get(subject, []))
+                                          for subject, key in todo.items()], cfg.sha256)
+        assessed.extend(todo)
         frames.append(table)
     return _ordered_table(frames, idents), assessed
 
@@ -150,22 +155,27 @@ def _ordered_table(frames: list, idents: list[tuple]):
     order (subject, then ``idents`` order, lesion, method)."""
     import pandas as pd
 
-    from ..tables import conform
+    from ..tables import _is_conformed, conform
 
     if not frames:
         return conform(pd.DataFrame(columns=["subject_id", "lesion_id", "visit", "method"]))
     # conform is idempotent and keeps a conformed frame's values and dtypes: one frame needs
-    # it once; several are conformed each, then together (a concat may widen a dtype)
+    # it at most once (not when it is conformed already: the table just assessed); several are
+    # conformed each, then together (a concat may widen a dtype)
     if len(frames) == 1:
-        table = conform(frames[0])
+        table = frames[0] if _is_conformed(frames[0]) else conform(frames[0])
     else:
         table = conform(pd.concat([conform(f) for f in frames], ignore_index=True))
     order = {ident: n for n, ident in enumerate(idents)}
-    table["_order"] = [order.get((s, v, l), len(order)) for s, v, l in
-                       zip(table["subject_id"], table["visit"], table["lesion_id"])]
-    table = table.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable")
-    # a stable sort of a conformed table keeps its dtypes: only the index is renumbered
-    return table.drop(columns="_order").reset_index(drop=True)
+    keys = pd.DataFrame({
+        "subject_id": table["subject_id"].array,
+        "_order": [order.get((s, v, l), len(order)) for s, v, l in
+                   zip(table["subject_id"], table["visit"], table["lesion_id"])],
+        "lesion_id": table["lesion_id"].array, "method": table["method"].array})
+    # the rows in the order of a stable sort on the keys (the sort of the table with the keys as
+    # columns: the frame given is not changed); taking rows keeps the dtypes, the index is renumbered
+    rows = keys.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable").index.to_numpy()
+    return table.take(rows).reset_index(drop=True)
 
 
 def _records_by_subject(table) -> dict[str, list[dict]]:
@@ -478,6 +488,55 @@ def _image_info_of(store: ResultStore, task_key: str) -> dict:
     return dict(((m or {}).get("data") or {}).get("image") or {})
 
 
+class _MaskPaths:
+    """The output paths of the masks (:func:`safe_join` of the output folder and a relative path),
+    each folder checked once per run, and the folders made once.
+
+    A path whose folders (and the file) are no symbolic links resolves to the output folder's
+    resolved path joined with it, which is what :func:`safe_join` returns for it: the first mask
+    of a folder takes one ``lstat`` per folder level, the others one for the file. Anything
+    else (a link, a part that is no plain name, a file that cannot be examined) goes through
+    :func:`safe_join` itself, with its result and its errors.
+    """
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.base: str | None = None  # the output folder, resolved (when first needed)
+        self.plain: set[tuple] = set()  # folders (as tuples of parts) known to hold no link
+        self.made: set[Path] = set()  # folders made (or found) in this run
+
+    def target(self, rel: str) -> Path:
+        """``safe_join(out_dir, *rel.split("/"))``."""
+        parts = rel.split("/")
+        if self.base is None:
+            self.base = str(Path(self.out_dir).resolve())
+        path = self.base
+        for n, part in enumerate(parts):
+            if part in ("", ".", "..") or "/" in part or "\0" in part:
+                return safe_join(self.out_dir, *parts)
+            path = os.path.join(path, part)
+            last = n == len(parts) - 1
+            if not last and tuple(parts[:n + 1]) in self.plain:
+                continue
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                st = None
+            except OSError:
+                return safe_join(self.out_dir, *parts)
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                return safe_join(self.out_dir, *parts)
+            if not last and st is not None and stat.S_ISDIR(st.st_mode):  # absent: looked at again next time
+                self.plain.add(tuple(parts[:n + 1]))
+        return Path(path)
+
+    def make_folder(self, folder: Path) -> None:
+        """``folder.mkdir(parents=True, exist_ok=True)``, once per folder in this run."""
+        if folder not in self.made:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.made.add(folder)
+
+
 def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sources: dict | None = None,
                 pseudonymized: bool = False, date_shifts: dict | None = None, uid_map=None,
                 source_files: dict | None = None) -> int:
@@ -487,7 +546,9 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
     masks of a scan that failed. ``date_shifts`` maps a scan's ``(subject_id, visit,
     lesion_id)`` to the days its SEG's StudyDate moves back (pseudonymised dates); ``uid_map``
     (pseudonymised runs) and ``source_files`` (the files each scan computed in this run was
-    loaded from): see :func:`write_outputs`.
+    loaded from): see :func:`write_outputs`. The masks written are recorded in the store
+    (path and file hash) in one transaction at the end (or when an error stops the loop):
+    a run killed before that writes them again.
     Returns the number of NIfTI files written."""
     from ..io.nifti import nifti_mask_bytes
     from .tasks import unpack_mask
@@ -500,50 +561,56 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
     n_written = 0
     seg_cache: dict = {}  # source headers read once per series in this run
     uid_cache: dict = {}  # series UIDs of the source folders listed in this run
-    for scan in store.scans(idents):
-        rel = mask_relpath(scan["subject_id"], scan["visit"], scan["lesion_id"], len(lesions[scan["subject_id"]]) > 1)
-        target = safe_join(out_dir, *rel.split("/"))
-        seg_target = target.with_name(target.name.replace(".nii.gz", ".dcm"))
-        mask = store.mask(scan["task_key"]) if scan["status"] == "ok" else None
-        if mask is None:
-            target.unlink(missing_ok=True)
-            seg_target.unlink(missing_ok=True)
-            continue
-        ident = (scan["subject_id"], scan["visit"], scan["lesion_id"])
-        source = (sources or {}).get(ident)
-        stored_uid = scan["series_uid"]
-        want_seg = source is not None and _is_dicom(Path(source[0]))
-        fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == _file_sha256(target)
-        if fresh and (seg_target.is_file() or not want_seg):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        vol = unpack_mask(mask["data"], mask["grid"])
-        if not fresh:
-            # the bytes write_nifti writes for a boolean 3D mask (.nii.gz), hashed as written
-            # instead of read back
-            data = nifti_mask_bytes(vol)
-            tmp = target.with_name("." + target.name.replace(".nii.gz", ".tmp.nii.gz"))
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-            store.set_mask_file(scan["task_key"], rel, hashlib.sha256(data).hexdigest())
-            n_written += 1
-        if want_seg:
-            try:
-                if stored_uid:  # the series actually loaded (chosen by the rule); real, not the stored pseudo UID
-                    source = (source[0], real_series_uid(stored_uid, source, uid_map if pseudonymized else None,
-                                                         uid_cache))
-                image_info = _image_info_of(store, scan["task_key"])
-                if image_info.get("volume_index") is not None:  # the volume of a multi-volume series
-                    source = (*source[:2], int(image_info["volume_index"]))
-                write_seg_for(vol, source, seg_target, scan["subject_id"], scan["lesion_id"], pseudonymized,
-                              files=(source_files or {}).get(ident) or image_info.get("files"),
-                              cache=seg_cache,
-                              date_shift_days=(date_shifts or {}).get(ident, 0), uid_map=uid_map)
-            except Exception as exc:  # noqa: BLE001 -- the NIfTI mask and the tables stand; say why no SEG
-                log.warning("%s %s lesion %s: no DICOM SEG written (%s: %s)", scan["subject_id"], scan["visit"],
-                            scan["lesion_id"], type(exc).__name__, exc)
-        else:
-            seg_target.unlink(missing_ok=True)
+    paths = _MaskPaths(out_dir)
+    written: list[tuple[str, str, str]] = []  # (task_key, path, file_sha256) of the masks written
+    try:
+        for scan in store.scans(idents):
+            rel = mask_relpath(scan["subject_id"], scan["visit"], scan["lesion_id"],
+                               len(lesions[scan["subject_id"]]) > 1)
+            target = paths.target(rel)
+            seg_target = target.with_name(target.name.replace(".nii.gz", ".dcm"))
+            mask = store.mask(scan["task_key"]) if scan["status"] == "ok" else None
+            if mask is None:
+                target.unlink(missing_ok=True)
+                seg_target.unlink(missing_ok=True)
+                continue
+            ident = (scan["subject_id"], scan["visit"], scan["lesion_id"])
+            source = (sources or {}).get(ident)
+            stored_uid = scan["series_uid"]
+            want_seg = source is not None and _is_dicom(Path(source[0]))
+            fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == _file_sha256(target)
+            if fresh and (seg_target.is_file() or not want_seg):
+                continue
+            paths.make_folder(target.parent)
+            vol = unpack_mask(mask["data"], mask["grid"])
+            if not fresh:
+                # the bytes write_nifti writes for a boolean 3D mask (.nii.gz), hashed as written
+                # instead of read back
+                data = nifti_mask_bytes(vol)
+                tmp = target.with_name("." + target.name.replace(".nii.gz", ".tmp.nii.gz"))
+                tmp.write_bytes(data)
+                os.replace(tmp, target)
+                written.append((scan["task_key"], rel, hashlib.sha256(data).hexdigest()))
+                n_written += 1
+            if want_seg:
+                try:
+                    if stored_uid:  # the series actually loaded (chosen by the rule); real, not the stored pseudo UID
+                        source = (source[0], real_series_uid(stored_uid, source, uid_map if pseudonymized else None,
+                                                             uid_cache))
+                    image_info = _image_info_of(store, scan["task_key"])
+                    if image_info.get("volume_index") is not None:  # the volume of a multi-volume series
+                        source = (*source[:2], int(image_info["volume_index"]))
+                    write_seg_for(vol, source, seg_target, scan["subject_id"], scan["lesion_id"], pseudonymized,
+                                  files=(source_files or {}).get(ident) or image_info.get("files"),
+                                  cache=seg_cache,
+                                  date_shift_days=(date_shifts or {}).get(ident, 0), uid_map=uid_map)
+                except Exception as exc:  # noqa: BLE001 -- the NIfTI mask and the tables stand; say why no SEG
+                    log.warning("%s %s lesion %s: no DICOM SEG written (%s: %s)", scan["subject_id"], scan["visit"],
+                                scan["lesion_id"], type(exc).__name__, exc)
+            else:
+                seg_target.unlink(missing_ok=True)
+    finally:
+        store.set_mask_files(written)
     desc = safe_join(out_dir, "dataset_description.json")
     if not desc.exists():
         desc.write_text(json.dumps({

@@ -79,11 +79,16 @@ def input_files(image: str | Path, files: tuple = ()) -> list[Path]:
 
 def file_sha256(path: Path) -> str:
     """SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
+        if _FILE_DIGEST is not None:  # Python 3.11+: read into one buffer, no bytes object per chunk
+            return _FILE_DIGEST(fh, "sha256").hexdigest()
+        h = hashlib.sha256()
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
     return h.hexdigest()
+
+
+_FILE_DIGEST = getattr(hashlib, "file_digest", None)
 
 
 def content_hash(paths: list[Path], root: Path | None = None, digest=file_sha256) -> str:
@@ -95,10 +100,43 @@ def content_hash(paths: list[Path], root: Path | None = None, digest=file_sha256
     :class:`volumetry.store.FileHashCache`).
     """
     h = hashlib.sha256()
+    base = _plain_root(root) if root is not None else None
     for p in sorted(paths):
-        name = os.path.relpath(p, root) if root is not None else p.name
-        h.update(name.encode("utf-8", "surrogateescape") + b"\0" + digest(Path(p)).encode() + b"\0")
+        if root is None:
+            name = p.name
+        else:
+            name = _relpath_below(os.fspath(p), base) if base is not None else None
+            if name is None:
+                name = os.path.relpath(p, root)
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0"
+                 + digest(p if type(p) is _PATH_TYPE else Path(p)).encode() + b"\0")
     return h.hexdigest()
+
+
+#: ``type(Path())``: a path of exactly this type is passed on as it is (``Path(p)`` would be an equal copy).
+_PATH_TYPE = type(Path())
+
+
+def _plain_root(root) -> str | None:
+    """``root`` as text when it is an absolute POSIX path that ``os.path.abspath`` leaves as it is
+    (no ``.``/``..`` part, no doubled or trailing slash, not ``/`` itself), else None."""
+    text = os.fspath(root)
+    if os.sep != "/" or not isinstance(text, str) or not text.startswith("/") or text == "/":
+        return None
+    return text if os.path.normpath(text) == text and not text.startswith("//") else None
+
+
+def _relpath_below(path, base: str) -> str | None:
+    """``os.path.relpath(path, base)`` for a ``path`` written as ``base`` followed by ``/`` and
+    plain names (no ``.``/``..`` part, no empty one): those names, joined by ``/``; None for any
+    other path (the caller asks ``os.path.relpath``)."""
+    if not isinstance(path, str) or not path.startswith(base) or path[len(base):len(base) + 1] != "/":
+        return None
+    tail = path[len(base) + 1:]
+    marked = "/" + tail + "/"
+    if not tail or "//" in marked or "/./" in marked or "/../" in marked:
+        return None
+    return tail
 
 
 def hash_image_input(image: str | Path, files: tuple = (), digest=file_sha256) -> str:
@@ -242,15 +280,22 @@ def pack_mask(mask: Volume) -> tuple[bytes, dict, int]:
     arr = np.asarray(mask.array)
     if arr.dtype != bool:
         arr = arr.astype(bool)
-    n = int(np.count_nonzero(arr))
-    if n:
-        # the bounding box from the axis profiles (two passes over the array, no index arrays)
-        kj = arr.any(axis=2)
-        profiles = (kj.any(axis=1), kj.any(axis=0), arr.any(axis=(0, 1)))
-        nz = [np.flatnonzero(p) for p in profiles]
+    # the bounding box from the axis profiles (one pass over the array, no index arrays): the
+    # slices and rows from the (k, j) profile, then the columns and the voxel count from the
+    # voxels of those only (every voxel set lies in them: the same as over the whole array)
+    kj = arr.any(axis=2)
+    rows = np.flatnonzero(kj.any(axis=0))
+    if len(rows):
+        nz = [np.flatnonzero(kj.any(axis=1)), rows]
         lo = [int(i[0]) for i in nz]
         hi = [int(i[-1]) + 1 for i in nz]
+        box = arr[lo[0]:hi[0], lo[1]:hi[1]]
+        cols = np.flatnonzero(box.any(axis=(0, 1)))
+        lo.append(int(cols[0]))
+        hi.append(int(cols[-1]) + 1)
+        n = int(np.count_nonzero(box[:, :, lo[2]:hi[2]]))
     else:
+        n = 0
         lo, hi = [0, 0, 0], [0, 0, 0]
     crop = arr[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     data = zlib.compress(np.packbits(crop.ravel()).tobytes(), 6)
