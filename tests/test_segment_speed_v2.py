@@ -5,7 +5,8 @@ deviation for integer differences: :func:`volumetry.segment.kernels.noise_diffs`
 :func:`~volumetry.segment.kernels.counted_mad`), ``kernels.grow_kernel`` (branch-free rows for the
 threshold and the closing, no divisions in the flood fill), ``kernels.fill_slices_kernel`` (slices
 without a gap in any row are skipped), ``region_growing.lesion_field`` (the design matrices and the
-field's exponent built by kernels) and ``_Grower`` (no ``np.errstate`` for a threshold within range).
+field's exponent built by kernels), ``kernels.core_indices`` (rows without a region voxel skipped) and
+``_Grower`` (no ``np.errstate`` for a threshold within range).
 
 The oracles are frozen copies of the code before (commit 8737b9c): tests/frozen_segment_kernels_v2.py,
 tests/frozen_region_growing_v2.py and tests/frozen_segment_common_v2.py. Every comparison is exact:
@@ -343,3 +344,15 @@ def test_a_pass_with_a_threshold_beyond_float32_equals_the_old_code():
         warnings.simplefilter("error")  # neither warns
         for threshold in (3.5e38, -3.5e38, float(np.finfo(np.float32).max), 1e39):
             _check_grow(grower, threshold, 6, None)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_core_indices_equal_the_old_kernel(seed):
+    rng = np.random.default_rng(4000 + seed)
+    shape = _shape(rng, seed % 3)
+    region = _region(rng, shape, seed % 4)
+    a = _crop(rng, shape, (np.float32, np.float64)[seed % 2])
+    for r in (region, np.zeros(shape, bool), np.ones(shape, bool)):
+        for min_voxels in (20, 1, 10 ** 6):
+            new, old = kernels.core_indices(a, r, min_voxels), FK.core_indices(a, r, min_voxels)
+            assert _same_array(new[0], old[0]) and _same_array(new[1], old[1])

@@ -565,10 +565,21 @@ def core_indices(a, region, min_voxels):
         ``min_voxels`` voxels.
     """
     nk, nj, ni = region.shape
+    # the rows holding a region voxel (a branch-free pass); the scans below skip the others
+    rows = np.zeros((nk, nj), np.bool_)
+    for k in range(nk):
+        for j in range(nj):
+            row = region[k, j]
+            hit = False
+            for i in range(ni):
+                hit |= row[i]
+            rows[k, j] = hit
     n = 0
     m = 0
     for k in range(nk):
         for j in range(nj):
+            if not rows[k, j]:
+                continue
             for i in range(ni):
                 if region[k, j, i]:
                     n += 1
@@ -583,6 +594,8 @@ def core_indices(a, region, min_voxels):
     c = 0
     for k in range(nk):
         for j in range(nj):
+            if not rows[k, j]:
+                continue
             for i in range(ni):
                 if region[k, j, i] and (whole or (
                         0 < k < nk - 1 and 0 < j < nj - 1 and 0 < i < ni - 1 and region[k - 1, j, i]
