@@ -610,3 +610,51 @@ def test_nifti_mask_bytes_equals_former():
 def test_mask_file_sha256_equals_former(tmp_path):
     for f in _tree(tmp_path):
         assert outputs._file_sha256(f) == _former_file_sha256(f)
+
+
+def _former_store_connection(path: Path) -> sqlite3.Connection:
+    """The former ResultStore set-up (synchronous=NORMAL from the start)."""
+    from volumetry.store import SCHEMA, SCHEMA_VERSION
+
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("BEGIN IMMEDIATE")
+    for stmt in SCHEMA.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    conn.execute("COMMIT")
+    return conn
+
+
+@pytest.mark.parametrize("existing", ["none", "empty file", "made before"])
+def test_a_new_store_is_the_former_database_and_writes_results_synchronous_normal(tmp_path, existing):
+    """A database made without fsyncs has the former schema, journal and settings; results are
+    then written with synchronous=NORMAL (1), whether the file was new or not."""
+    path = tmp_path / "r.sqlite"
+    if existing == "empty file":
+        path.write_bytes(b"")
+    elif existing == "made before":
+        ResultStore(path).close()
+    ref = _former_store_connection(tmp_path / "ref.sqlite")
+    with ResultStore(path) as store:
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        for pragma in ("user_version", "journal_mode", "page_size", "auto_vacuum", "encoding"):
+            assert (store.conn.execute(f"PRAGMA {pragma}").fetchone()[0]
+                    == ref.execute(f"PRAGMA {pragma}").fetchone()[0])
+        schema = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+        assert [tuple(r) for r in store.conn.execute(schema)] == [tuple(r) for r in ref.execute(schema)]
+        run = store.begin_run(study="s", pipeline_path=None, pipeline_hash="p", pseudonymized=False)
+        assert run == 1
+    ref.close()
+    assert not Path(str(path) + "-wal").exists()  # checkpointed into the file when closed
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
