@@ -400,3 +400,28 @@ def test_acquisition_item_is_highdicoms_item_encoded(synthetic, tmp_path):
             assert item.encode_item(encodings) == old_seg_fast._encode_item(reference, encodings)
     ds.Manufacturer = ""
     assert seg_fast._acquisition_item(ds) is None and old_seg_fast._acquisition_equipment(ds) is None
+
+
+def test_light_header_reads_fail_and_fall_back_as_before(synthetic, tmp_path):
+    """Read with plain file calls: a missing file or a folder raises what the frozen reader raised, a
+    truncated file and one the raw header reader must parse give what it gave."""
+    paths, _ = synthetic
+    (tmp_path / "folder").mkdir()
+    for bad in (tmp_path / "missing.dcm", tmp_path / "folder"):
+        with pytest.raises(OSError) as new_error:
+            seg_fast.read_light_header(str(bad), {})
+        with pytest.raises(OSError) as old_error:
+            old_seg_fast.read_light_header(str(bad), {})
+        assert (type(new_error.value), str(new_error.value)) == (type(old_error.value), str(old_error.value))
+    truncated = tmp_path / "truncated.dcm"
+    truncated.write_bytes(Path(paths[0]).read_bytes()[:700])
+    implicit = _rewrite(paths[:1], tmp_path / "implicit", transfer_syntax=pydicom.uid.ImplicitVRLittleEndian)[0]
+    for f in (truncated, implicit, paths[0]):
+        new, old = seg_fast.read_light_header(str(f), {}), old_seg_fast.read_light_header(str(f), {})
+        assert (new is None) == (old is None), f
+        if new is not None:
+            assert (new._raw is None) == (old._raw is None)
+            assert [new.get(k, "absent") for k in seg_fast._LIGHT_KEYWORDS] == \
+                [old.get(k, "absent") for k in seg_fast._LIGHT_KEYWORDS]
+    assert seg_fast.read_light_header(str(implicit), {})._raw is not None  # the raw header reader's
+    assert seg_fast.read_light_header(str(paths[0]), {})._raw is None  # the light scan's

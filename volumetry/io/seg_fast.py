@@ -1462,14 +1462,13 @@ def _light_values(found: dict[int, tuple[bytes, bytes]], decoded: dict | None = 
     return values, strings
 
 
-def _read_light(fp, file_size: int, path: str, shared: dict | None = None) -> LightHeader | None:
+def _read_light(read, file_size: int, path: str, shared: dict | None = None) -> LightHeader | None:
     """A light header of ``_scan_light``'s files (reading more of the file when the header
     is longer than the first read), or None to leave the file to the raw header reader
-    (``shared``: see :func:`_light_values`)."""
+    (``read(n)``: the first ``n`` bytes of the file; ``shared``: see :func:`_light_values`)."""
     size = min(_FIRST_READ, file_size)
     while True:
-        fp.seek(0)
-        buf = fp.read(size)
+        buf = read(size)
         try:
             found = _scan_light(buf)
             decoded = None if found is None else _light_values(found, shared)
@@ -1483,22 +1482,50 @@ def _read_light(fp, file_size: int, path: str, shared: dict | None = None) -> Li
         return None if decoded is None else LightHeader(None, path, *decoded)
 
 
+def _file_start(fd: int):
+    """``read(n)``: the first ``n`` bytes of the open file ``fd`` (fewer at its end), by positioned reads."""
+    def read(size: int) -> bytes:
+        buf = os.pread(fd, size, 0)
+        while len(buf) < size:
+            more = os.pread(fd, size - len(buf), len(buf))
+            if not more:
+                break
+            buf += more
+        return buf
+
+    return read
+
+
 def read_light_header(path: str, shared: dict | None = None) -> LightHeader | None:
     """A :class:`LightHeader` of ``path``, or None when the raw parser leaves the file to pydicom.
 
     The common file (explicit VR little endian, no sequence of undefined length) is scanned for
-    the attributes a SEG reads alone (:func:`_scan_light`, twice as fast as parsing every element);
-    any other goes through :func:`volumetry.io.dicom_rawheader.read_raw_header`, which decides.
-    ``shared`` (one dict for the files of a series): values decoded from equal bytes are decoded
-    once and shared (read-only) by the headers.
+    the attributes a SEG reads alone (:func:`_scan_light`, twice as fast as parsing every element),
+    read with plain file calls; any other goes through
+    :func:`volumetry.io.dicom_rawheader.read_raw_header`, which decides. ``shared`` (one dict for
+    the files of a series): values decoded from equal bytes are decoded once and shared (read-only)
+    by the headers.
     """
+    import stat
+
     from .dicom_rawheader import read_raw_header
 
-    with open(path, "rb") as fp:
+    fd = os.open(path, os.O_RDONLY)  # the errors of open(path, "rb")
+    try:
+        st = os.fstat(fd)
+        regular = stat.S_ISREG(st.st_mode)
+        if regular:
+            light = _read_light(_file_start(fd), st.st_size, str(path), shared)
+            if light is not None:
+                return light
+    finally:
+        os.close(fd)
+    with open(path, "rb") as fp:  # the raw header reader's file (or another kind of file: as before)
         file_size = os.fstat(fp.fileno()).st_size
-        light = _read_light(fp, file_size, str(path), shared)
-        if light is not None:
-            return light
+        if not regular:
+            light = _read_light(lambda size: (fp.seek(0), fp.read(size))[1], file_size, str(path), shared)
+            if light is not None:
+                return light
         fp.seek(0)
         parsed = read_raw_header(fp, file_size)
     return None if parsed is None else LightHeader(parsed[0], str(path))
