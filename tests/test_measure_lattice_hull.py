@@ -16,7 +16,7 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from volumetry.measure import diameters as dm
-from volumetry.measure._kernels import line_extremes
+from volumetry.measure._kernels import lattice_hull, line_extremes
 from volumetry.measure.mesh import surface, surface_lps
 
 
@@ -105,7 +105,7 @@ def test_lattice_diameters_equal_plain_diameters(seed):
 @pytest.mark.parametrize("seed", range(4))
 def test_the_lattice_hull_has_the_same_vertices_in_the_same_order(seed):
     rng = np.random.default_rng(100 + seed)
-    reduced = 0
+    reduced = exact = 0
     for mask in _shapes(rng, 35):
         crop, lo = _crop(mask)
         matrix, origin = next(_grids(rng))
@@ -118,7 +118,9 @@ def test_the_lattice_hull_has_the_same_vertices_in_the_same_order(seed):
         again = dm._hull_points(pts)
         assert np.array_equal(again, pts)
         reduced += int(line_extremes(lattice).sum() < len(verts))
+        exact += int(len(verts) > 4 and lattice_hull(lattice[line_extremes(lattice)])[0])
     assert reduced > 0  # the reduction does leave points out
+    assert exact >= 30  # ... and the exact hull, not qhull's fallback, found the vertices
 
 
 def test_line_extremes_keeps_hull_vertices_and_drops_points_between_others():
@@ -141,3 +143,32 @@ def test_every_hull_vertex_survives_the_reduction():
             continue
         hull = ConvexHull(verts).vertices
         assert line_extremes(lattice)[hull].all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_exact_hull_has_qhulls_vertices_on_integer_clouds(seed):
+    """Random integer points, from a 3-wide to a 1000-wide cube: many coplanar and collinear."""
+    rng = np.random.default_rng(200 + seed)
+    compared = 0
+    for _ in range(400):
+        span = int(rng.choice([3, 4, 6, 10, 50, 1000]))
+        pts = np.unique(rng.integers(0, span, (int(rng.integers(5, 250)), 3)), axis=0).astype(np.int64)
+        if len(pts) < 5 or np.linalg.matrix_rank(pts[1:] - pts[0]) < 3:
+            continue
+        ok, keep = lattice_hull(pts)
+        assert ok
+        assert np.array_equal(np.flatnonzero(keep), ConvexHull(pts.astype(float)).vertices)
+        compared += 1
+    assert compared > 300
+
+
+def test_the_exact_hull_declines_what_it_does_not_handle():
+    flat = np.array([[0, 0, 0], [4, 0, 0], [0, 4, 0], [4, 4, 0], [2, 2, 0]], dtype=np.int64)
+    assert not lattice_hull(flat)[0]  # no tetrahedron
+    assert not lattice_hull(flat[:3])[0]  # too few points
+    far = np.array([[0, 0, 0], [5000, 0, 0], [0, 4, 0], [0, 0, 4], [1, 1, 1]], dtype=np.int64)
+    assert not lattice_hull(far)[0]  # out of the exact range: qhull's way
+    cube = np.array([[x, y, z] for x in (0, 2) for y in (0, 2) for z in (0, 2)] + [[1, 1, 1], [1, 1, 3]],
+                    dtype=np.int64)
+    ok, keep = lattice_hull(cube)
+    assert ok and keep.tolist() == [True] * 8 + [False, True]  # the centre is inside; the apex is a vertex

@@ -324,3 +324,267 @@ def line_extremes(lattice):
             if w != lo[lattice[p, b], lattice[p, c]] and w != hi[lattice[p, b], lattice[p, c]]:
                 keep[p] = False
     return keep
+
+
+def _warm_lattice_hull() -> tuple:
+    cube = np.array([[x, y, z] for x in (0, 2) for y in (0, 2) for z in (0, 2)] + [[1, 1, 1], [1, 1, 3]],
+                    dtype=np.int64)
+    return (cube,)
+
+
+@kernel()
+def _orient(L, a, b, c, p):
+    """``((L[b] - L[a]) x (L[c] - L[a])) . (L[p] - L[a])``: positive when ``p`` is on the side the
+    counter-clockwise triangle ``a, b, c`` faces (exact, integers)."""
+    ax, ay, az = L[a, 0], L[a, 1], L[a, 2]
+    ux, uy, uz = L[b, 0] - ax, L[b, 1] - ay, L[b, 2] - az
+    vx, vy, vz = L[c, 0] - ax, L[c, 1] - ay, L[c, 2] - az
+    nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+    return nx * (L[p, 0] - ax) + ny * (L[p, 1] - ay) + nz * (L[p, 2] - az)
+
+
+@kernel(warm=_warm_lattice_hull)
+def lattice_hull(L):
+    """The vertices of the convex hull of integer points, exactly (a quickhull in integers).
+
+    Incremental: a tetrahedron, then the farthest outside point of a face at a time, the
+    faces it sees (strictly) replaced by a fan from it to their horizon; points on a face
+    are not outside it. The triangulated hull's vertices are then kept when their faces
+    lie in at least three distinct planes: a vertex inside a flat facet or on an edge
+    between two facets is not a vertex of the hull. This is the vertex set qhull reports
+    for such points (every marching-cubes surface of the test corpus, and random integer
+    clouds, tested), in a fraction of its time.
+
+    Parameters
+    ----------
+    L : numpy.ndarray of int64
+        ``(n, 3)`` distinct points, coordinates in ``[0, 4096)``.
+
+    Returns
+    -------
+    ok : bool
+        False when the points are fewer than 4, out of range or flat (no tetrahedron), or
+        the construction met a case it does not handle; ``keep`` is then meaningless.
+    keep : numpy.ndarray of bool
+        ``(n,)``: the point is a vertex of the hull.
+    """
+    n = L.shape[0]
+    keep = np.zeros(n, dtype=np.bool_)
+    if n < 4:
+        return False, keep
+    for p in range(n):
+        for a in range(3):
+            if L[p, a] < 0 or L[p, a] >= (1 << 12):  # normals' cross products stay in int64
+                return False, keep
+    # initial simplex
+    p0 = 0
+    for p in range(n):
+        if L[p, 0] < L[p0, 0]:
+            p0 = p
+    p1 = -1
+    best = 0
+    for p in range(n):
+        d = (L[p, 0] - L[p0, 0]) ** 2 + (L[p, 1] - L[p0, 1]) ** 2 + (L[p, 2] - L[p0, 2]) ** 2
+        if d > best:
+            best, p1 = d, p
+    if p1 < 0:
+        return False, keep
+    p2 = -1
+    best = 0
+    ux, uy, uz = L[p1, 0] - L[p0, 0], L[p1, 1] - L[p0, 1], L[p1, 2] - L[p0, 2]
+    for p in range(n):
+        vx, vy, vz = L[p, 0] - L[p0, 0], L[p, 1] - L[p0, 1], L[p, 2] - L[p0, 2]
+        cx, cy, cz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+        d = cx * cx + cy * cy + cz * cz
+        if d > best:
+            best, p2 = d, p
+    if p2 < 0:
+        return False, keep
+    p3 = -1
+    best = 0
+    for p in range(n):
+        d = abs(_orient(L, p0, p1, p2, p))
+        if d > best:
+            best, p3 = d, p
+    if p3 < 0:
+        return False, keep
+    cap = 64 * n + 64
+    fv = np.empty((cap, 3), dtype=np.int64)      # vertices, counter-clockwise seen from outside
+    nb = np.empty((cap, 3), dtype=np.int64)      # neighbour across edge (v[i], v[i+1])
+    alive = np.zeros(cap, dtype=np.bool_)
+    first = np.full(cap, -1, dtype=np.int64)     # outside-point list head
+    nxt = np.full(n, -1, dtype=np.int64)
+    nf = 0
+    # orient the tetrahedron so that faces point outwards
+    if _orient(L, p0, p1, p2, p3) > 0:
+        p1, p2 = p2, p1
+    # faces: (p0,p1,p2), (p0,p3,p1), (p1,p3,p2), (p2,p3,p0)
+    tris = ((p0, p1, p2), (p0, p3, p1), (p1, p3, p2), (p2, p3, p0))
+    for t in tris:
+        fv[nf, 0], fv[nf, 1], fv[nf, 2] = t[0], t[1], t[2]
+        alive[nf] = True
+        nf += 1
+    # adjacency by brute force for the 4 faces
+    for f in range(4):
+        for e in range(3):
+            a, b = fv[f, e], fv[f, (e + 1) % 3]
+            for g in range(4):
+                if g == f:
+                    continue
+                for h in range(3):
+                    if fv[g, h] == b and fv[g, (h + 1) % 3] == a:
+                        nb[f, e] = g
+    # assign points
+    for p in range(n):
+        if p == p0 or p == p1 or p == p2 or p == p3:
+            continue
+        for f in range(4):
+            if _orient(L, fv[f, 0], fv[f, 1], fv[f, 2], p) > 0:
+                nxt[p] = first[f]
+                first[f] = p
+                break
+    stack = np.empty(cap, dtype=np.int64)
+    visible = np.zeros(cap, dtype=np.bool_)
+    vis_list = np.empty(cap, dtype=np.int64)
+    hz_a = np.empty(cap, dtype=np.int64)
+    hz_b = np.empty(cap, dtype=np.int64)
+    hz_f = np.empty(cap, dtype=np.int64)
+    start_of = np.full(n, -1, dtype=np.int64)  # horizon: new face whose first vertex is this vertex
+    f = 0
+    while f < nf:
+        if not alive[f] or first[f] < 0:
+            f += 1
+            continue
+        # farthest outside point
+        p = first[f]
+        best = -1
+        q = first[f]
+        while q >= 0:
+            d = _orient(L, fv[f, 0], fv[f, 1], fv[f, 2], q)
+            if d > best:
+                best, p = d, q
+            q = nxt[q]
+        # visible faces by BFS
+        nv = 0
+        top = 0
+        stack[top] = f
+        top += 1
+        visible[f] = True
+        while top > 0:
+            top -= 1
+            g = stack[top]
+            vis_list[nv] = g
+            nv += 1
+            for e in range(3):
+                h = nb[g, e]
+                if not visible[h] and _orient(L, fv[h, 0], fv[h, 1], fv[h, 2], p) > 0:
+                    visible[h] = True
+                    stack[top] = h
+                    top += 1
+        # horizon edges
+        nh = 0
+        for i in range(nv):
+            g = vis_list[i]
+            for e in range(3):
+                h = nb[g, e]
+                if not visible[h]:
+                    hz_a[nh] = fv[g, e]
+                    hz_b[nh] = fv[g, (e + 1) % 3]
+                    hz_f[nh] = h
+                    nh += 1
+        if nf + nh > cap:
+            return False, keep
+        # new faces (a, b, p)
+        base = nf
+        for i in range(nh):
+            g = nf
+            fv[g, 0], fv[g, 1], fv[g, 2] = hz_a[i], hz_b[i], p
+            alive[g] = True
+            first[g] = -1
+            nb[g, 0] = hz_f[i]
+            h = hz_f[i]
+            for e in range(3):
+                if fv[h, e] == hz_b[i] and fv[h, (e + 1) % 3] == hz_a[i]:
+                    nb[h, e] = g
+            if start_of[hz_a[i]] != -1 and start_of[hz_a[i]] >= base:
+                return False, keep  # the horizon is not a simple cycle
+            start_of[hz_a[i]] = g
+            nf += 1
+        for i in range(nh):
+            g = base + i
+            # edge (b, p): neighbour is the new face starting at b; edge (p, a): the new face ending at a
+            nb[g, 1] = start_of[fv[g, 1]]
+            if nb[g, 1] < base:
+                return False, keep
+        for i in range(nh):
+            g = base + i
+            h = nb[g, 1]
+            nb[h, 2] = g
+        for i in range(nh):
+            start_of[hz_a[i]] = -1
+        # redistribute outside points of the visible faces
+        for i in range(nv):
+            g = vis_list[i]
+            alive[g] = False
+            q = first[g]
+            while q >= 0:
+                nq = nxt[q]
+                if q != p:
+                    for j in range(base, nf):
+                        if _orient(L, fv[j, 0], fv[j, 1], fv[j, 2], q) > 0:
+                            nxt[q] = first[j]
+                            first[j] = q
+                            break
+                q = nq
+            first[g] = -1
+        for i in range(nv):
+            visible[vis_list[i]] = False
+        f += 1
+    # the hull's vertices: points whose faces lie in >= 3 distinct planes (normals not parallel)
+    nrm = np.empty((nf, 3), dtype=np.int64)
+    for g in range(nf):
+        if alive[g]:
+            a, b, c = fv[g, 0], fv[g, 1], fv[g, 2]
+            ux, uy, uz = L[b, 0] - L[a, 0], L[b, 1] - L[a, 1], L[b, 2] - L[a, 2]
+            vx, vy, vz = L[c, 0] - L[a, 0], L[c, 1] - L[a, 1], L[c, 2] - L[a, 2]
+            nrm[g, 0], nrm[g, 1], nrm[g, 2] = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+    # per vertex incident face list
+    deg = np.zeros(n, dtype=np.int64)
+    for g in range(nf):
+        if alive[g]:
+            for e in range(3):
+                deg[fv[g, e]] += 1
+    off = np.zeros(n + 1, dtype=np.int64)
+    for v in range(n):
+        off[v + 1] = off[v] + deg[v]
+    inc = np.empty(off[n], dtype=np.int64)
+    fill = off[:n].copy()
+    for g in range(nf):
+        if alive[g]:
+            for e in range(3):
+                v = fv[g, e]
+                inc[fill[v]] = g
+                fill[v] += 1
+    dirs = np.empty((3, 3), dtype=np.int64)  # distinct plane normals met around a vertex (three suffice)
+    for v in range(n):
+        if deg[v] == 0:
+            continue
+        nd = 0
+        for k in range(off[v], off[v + 1]):
+            g = inc[k]
+            x, y, z = nrm[g, 0], nrm[g, 1], nrm[g, 2]
+            new = True
+            for j in range(nd):
+                cx = y * dirs[j, 2] - z * dirs[j, 1]
+                cy = z * dirs[j, 0] - x * dirs[j, 2]
+                cz = x * dirs[j, 1] - y * dirs[j, 0]
+                if cx == 0 and cy == 0 and cz == 0 and x * dirs[j, 0] + y * dirs[j, 1] + z * dirs[j, 2] > 0:
+                    new = False
+                    break
+            if new:
+                dirs[nd, 0], dirs[nd, 1], dirs[nd, 2] = x, y, z
+                nd += 1
+                if nd >= 3:
+                    break
+        keep[v] = nd >= 3
+    return True, keep

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from ._kernels import inplane_lengths, line_extremes
+from ._kernels import inplane_lengths, lattice_hull, line_extremes
 
 #: Rows per block in the pairwise-distance search (bounds memory to ~block² floats).
 _BLOCK = 2048
@@ -48,14 +48,21 @@ def _lattice_hull_points(points: np.ndarray, lattice: np.ndarray) -> np.ndarray:
     """:func:`_hull_points` of a marching-cubes surface, its vertices first reduced exactly.
 
     A vertex lying strictly between two others on an axis-parallel line of the lattice
-    (:func:`._kernels.line_extremes`) is not a hull vertex, so it is left out before qhull
-    runs; the hull's vertices are the same points in the same (input) order. Degenerate
-    cases go to :func:`_hull_points` on every point, as before.
+    (:func:`._kernels.line_extremes`) is not a hull vertex, so it is left out; the hull of
+    the others is then found exactly on their integer coordinates
+    (:func:`._kernels.lattice_hull`), or by qhull when that declines. Either way the hull's
+    vertices are the points qhull finds on every vertex, in the same (input) order.
+    Degenerate cases go to :func:`_hull_points` on every point, as before.
     """
     pts = np.asarray(points, dtype=float)
     if len(pts) <= pts.shape[1] + 1:
         return _hull_points(pts)
-    sub = pts[line_extremes(np.ascontiguousarray(lattice, dtype=np.int64))]
+    lattice = np.ascontiguousarray(lattice, dtype=np.int64)
+    candidates = np.flatnonzero(line_extremes(lattice))
+    ok, vertex = lattice_hull(np.ascontiguousarray(lattice[candidates]))
+    if ok:
+        return pts[candidates[vertex]]
+    sub = pts[candidates]
     if len(sub) <= pts.shape[1] + 1:
         return _hull_points(pts)
     try:
