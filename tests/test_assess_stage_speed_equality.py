@@ -1,0 +1,192 @@
+"""The pipeline's assess stage was made cheaper without changing a value: each function replaced is
+kept here as it was (``_former_*``) and the new one must give the same result (frames equal with
+``check_exact`` and the same dtypes, JSON text equal) on the sample trial, on the longitudinal
+edge cases (missing visits, failed scans, empty measurements with reasons, several lesions, new
+lesions, overlapping masks, undated scans with a course, confirm=true) and on stored frames.
+
+* ``outputs._records_by_subject``: the records made from the columns' Python values instead of a
+  ``to_json`` export read back;
+* ``outputs._ordered_table``: the row order from a Python sort of the key tuples instead of a
+  sorted key frame.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from volumetry.longitudinal import CourseSchedule, assess
+from volumetry.longitudinal.assess import OVERLAP_FLAG
+from volumetry.pipeline import outputs
+from volumetry.tables import conform
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+
+
+# ------------------------------------------------------------------------------ the former code
+def _former_records_by_subject(table) -> dict[str, list[dict]]:
+    records = json.loads(table.to_json(orient="records", date_format="iso"))
+    for column in table.columns:
+        if table[column].dtype.kind == "f":
+            for record, value in zip(records, table[column].tolist()):
+                record[column] = None if pd.isna(value) else float(value)
+    out: dict[str, list[dict]] = {}
+    for subject, record in zip(table["subject_id"], records):
+        out.setdefault(subject, []).append(record)
+    return out
+
+
+def _former_ordered_table(frames: list, idents: list[tuple]):
+    from volumetry.tables import _is_conformed
+
+    if not frames:
+        return conform(pd.DataFrame(columns=["subject_id", "lesion_id", "visit", "method"]))
+    if len(frames) == 1:
+        table = frames[0] if _is_conformed(frames[0]) else conform(frames[0])
+    else:
+        table = conform(pd.concat([conform(f) for f in frames], ignore_index=True))
+    order = {ident: n for n, ident in enumerate(idents)}
+    keys = pd.DataFrame({
+        "subject_id": table["subject_id"].array,
+        "_order": [order.get((s, v, l), len(order)) for s, v, l in
+                   zip(table["subject_id"], table["visit"], table["lesion_id"])],
+        "lesion_id": table["lesion_id"].array, "method": table["method"].array})
+    rows = keys.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable").index.to_numpy()
+    return table.take(rows).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------ the inputs
+BASE = pd.Timestamp("2025-01-06")
+
+
+def _rows(volumes, *, subject="S1", lesion="L1", method="voxel", days=None, statuses=None, flags=None):
+    days = days if days is not None else [84 * k for k in range(len(volumes))]
+    out = []
+    for k, (v, d) in enumerate(zip(volumes, days)):
+        st = statuses[k] if statuses else ("ok" if v is not None else "failed")
+        out.append(dict(subject_id=subject, lesion_id=lesion, visit="baseline" if k == 0 else f"V{k}",
+                        scan_date=None if d is None else BASE + pd.Timedelta(days=d), method=method,
+                        volume_ml=v, status=st,
+                        reason={"failed": "segmentation failed", "empty": "no lesion left"}.get(st),
+                        flags=(flags or {}).get(k, []), series_uid=f"1.2.{subject}.{k}", input_hash="ab" * 8,
+                        config_hash="cd" * 8, software_version="0.3.0",
+                        computed_at=pd.Timestamp("2026-12-06T10:11:10", tz="UTC") + pd.Timedelta(seconds=k)))
+    return out
+
+
+def _edge_tables() -> list[pd.DataFrame]:
+    """Assessed tables of the longitudinal edge cases."""
+    cases = [
+        (_rows([10.0, 8.0, 7.9, 12.5]), {}),
+        # missing visit (V2 not measured for L2), failed scan, several lesions
+        (_rows([10.0, 8.0, None, 6.0]) + [r for r in _rows([5.0, 4.0, 3.0, 2.5], lesion="L2") if r["visit"] != "V2"],
+         {}),
+        # empty measurements with reasons, CR, new lesion, confirmation
+        (_rows([10.0, 2.0, None, None], statuses=["ok", "ok", "empty", "empty"])
+         + _rows([None, 1.0, 1.5, 0.5], lesion="L9", statuses=["empty", "ok", "ok", "ok"]), {"confirm": True}),
+        (_rows([4.0, 1.0, 0.5, 0.4], subject="S2") + _rows([4.0, 5.0], subject="S3", method="mesh"),
+         {"confirm": True, "criteria": "recist-volumetric"}),
+        # overlapping masks at V1, a scan outside every window, an undated scan with an explicit course
+        (_rows([3.0, 2.0], flags={1: [OVERLAP_FLAG]}) + _rows([1.0, 0.9], lesion="L2", flags={1: [OVERLAP_FLAG]})
+         + _rows([3.0, 2.0, 2.5], subject="S4", days=[0, 84, 130]), {}),
+    ]
+    undated = pd.DataFrame(_rows([6.0, 5.0, 4.0], subject="S5", days=[0, None, None]))
+    undated["course"] = [0, 1, 2]
+    tables = [assess(pd.DataFrame(rows), **kw) for rows, kw in cases]
+    tables.append(assess(undated, schedule=CourseSchedule(course_weeks=8, window_days=14)))
+    study = [pd.DataFrame(rows).assign(subject_id=lambda f, n=n: f["subject_id"] + f"-{n}")
+             for n, (rows, _) in enumerate(cases)]
+    tables.append(assess(pd.concat(study + [undated], ignore_index=True), confirm=True))
+    return tables
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    """The sample trial's table, and the rows outputs.assess conforms (one per scan and method)."""
+    from volumetry.config import load_pipeline
+    from volumetry.pipeline import run_study
+    from volumetry.store import ResultStore
+
+    if not SAMPLE.is_dir():
+        pytest.skip(f"the sample trial is not at {SAMPLE}")
+    cfg = load_pipeline(ROOT / "pipelines/vascular-anomalies-rapamycin.yaml")
+    cfg = dataclasses.replace(cfg, outputs={**cfg.outputs, "report": False})
+    out = tmp_path_factory.mktemp("sample") / "out"
+    table = run_study(SAMPLE, cfg, out, jobs=1, progress=False).table
+    with ResultStore(out / "results.sqlite") as store:
+        scans = store.scans()
+        rows = [r for s in scans for r in outputs._scan_rows(store, s, cfg, None)]
+    assert len(rows) == 3 * len(scans) == 87
+    return table, rows
+
+
+@pytest.fixture(scope="module")
+def sample_table(sample_run):
+    return sample_run[0]
+
+
+def _tables(sample_table) -> list[pd.DataFrame]:
+    tables = [sample_table] + _edge_tables()
+    one_row = sample_table.iloc[:1].reset_index(drop=True)
+    empty = sample_table.iloc[:0].reset_index(drop=True)
+    return tables + [one_row, empty, sample_table.iloc[::-1].reset_index(drop=True)]
+
+
+# ------------------------------------------------------------------------------ the proofs
+def test_records_equal_former_as_objects_and_json_text(sample_table):
+    for table in _tables(sample_table):
+        new, old = outputs._records_by_subject(table), _former_records_by_subject(table)
+        assert new == old
+        assert json.dumps(new) == json.dumps(old)
+        assert json.dumps(new, sort_keys=True, default=str) == json.dumps(old, sort_keys=True, default=str)
+        # the values' types as well (an int is not a float in the JSON text)
+        assert [[{k: type(v) for k, v in r.items()} for r in rs] for rs in new.values()] == \
+            [[{k: type(v) for k, v in r.items()} for r in rs] for rs in old.values()]
+
+
+def test_records_of_other_dtypes_and_sub_millisecond_times_take_the_export():
+    table = conform(pd.DataFrame({"subject_id": ["S1", "S2"], "lesion_id": ["L1", "L1"], "visit": ["b", "b"],
+                                  "method": ["voxel", "voxel"]}))
+    cases = [table.assign(computed_at=pd.to_datetime(["2026-01-01T00:00:00.000001", None], utc=True)),
+             table.assign(scan_date=pd.to_datetime(["1969-12-31T23:59:59.123", "2026-01-01T00:00:00.000"])),
+             table.assign(scan_date=pd.to_datetime(["1969-12-31T23:59:59.1234", "2026-01-01T00:00:00.0000"])),
+             table.assign(volume_ml=pd.array([1.5, None], dtype="Float64")),
+             table.assign(extra=np.array([1, 2], dtype=np.int32)),
+             table.assign(volume_ml=[np.inf, np.nan], reason=["a \"quoted\" / é ☃ text", None]),
+             table.assign(reason=pd.array(["a \"quoted\" / é ☃ text\n", None], dtype="string"))]
+    for t in cases:
+        new, old = outputs._records_by_subject(t), _former_records_by_subject(t)
+        assert new == old and json.dumps(new) == json.dumps(old)
+
+
+def test_ordered_table_equals_former_on_new_and_stored_frames(sample_table):
+    rng = np.random.default_rng(5)
+    for table in _tables(sample_table):
+        idents = list(dict.fromkeys(zip(table["subject_id"], table["visit"], table["lesion_id"])))
+        stored = pd.DataFrame.from_records([r for rs in _former_records_by_subject(table).values() for r in rs])
+        frame_sets = [[table], [table.iloc[::-1].reset_index(drop=True)]] + ([[stored]] if len(table) else [])
+        if len(table) > 2:
+            frame_sets.append([table.iloc[: len(table) // 2], stored.iloc[len(table) // 2:]])
+            frame_sets.append([stored.iloc[::2], table.iloc[1::2], stored.iloc[1:2]])
+        for order in (idents, idents[::-1], [idents[k] for k in rng.permutation(len(idents))], idents[:3], []):
+            for frames in frame_sets:
+                before = [f.copy() for f in frames]
+                new, old = outputs._ordered_table(frames, order), _former_ordered_table(frames, order)
+                pd.testing.assert_frame_equal(new, old, check_exact=True)
+                assert new.dtypes.equals(old.dtypes)
+                for f, b in zip(frames, before):
+                    pd.testing.assert_frame_equal(f, b, check_exact=True)
+    pd.testing.assert_frame_equal(outputs._ordered_table([], []), _former_ordered_table([], []))
+
+
+def test_ordered_table_with_missing_keys_sorts_as_before():
+    table = conform(pd.DataFrame({"subject_id": ["S2", None, "S1", "S1"], "lesion_id": ["L1", "L1", None, "L0"],
+                                  "visit": ["b", "b", "c", None], "method": ["voxel", None, "mesh", "voxel"]}))
+    for order in ([("S1", "c", None), ("S2", "b", "L1")], []):
+        pd.testing.assert_frame_equal(outputs._ordered_table([table], order),
+                                      _former_ordered_table([table], order), check_exact=True)
