@@ -8,8 +8,8 @@ code and assert equality voxel for voxel and bit for bit):
   components holding the seeds or their anchors (:func:`common.connected_to_seeds_in_box`)
   in one call; a span flood fill visits only those components instead of labelling the box.
 * :func:`shell_kernel`: the values of the image in the background shell of
-  :func:`common.shell` (26-neighbour dilation, then the outer and gap balls), each
-  dilation done run by run with difference arrays. Like ``common.shell`` it dilates
+  :func:`common.shell` (26-neighbour dilation, one axis at a time, then the outer and gap
+  balls run by run with difference arrays). Like ``common.shell`` it dilates
   only inside the shell's box: the dilation outside a clipped face adds nothing,
   because the balls hold every offset that is no longer along any axis than one of theirs.
 * :func:`core_values`, :func:`core_indices`: the values (and indices) of a region and of
@@ -291,10 +291,12 @@ def shell_kernel(region, rbox, pad, outer_rows, gap_rows, allowed, img, out):
     ``(dk, dj, di, w)`` are the runs of :func:`volumetry.segment.common._rows`: offsets
     ``(dk, dj, di - w .. di + w)``.
 
-    Each dilation is done run by run: a run ``a..b`` of a row (k, j) of the set covers
-    ``a + di - w .. b + di + w`` of row ``(k + dk, j + dj)`` for each element row, counted
-    in a difference array and summed along i. The sum over the rows of ``w + 1`` must stay
-    below 2 ** 15 for ``outer_rows`` and for ``gap_rows`` (int16 counts).
+    ``inner`` is ORed one axis at a time, row by row. The balls' dilations are done run by run:
+    a run ``a..b`` of a row (k, j) of ``inner`` covers ``a + di - w .. b + di + w`` of row
+    ``(k + dk, j + dj)`` for each element row, counted in a difference array and summed along i.
+    The sum over the rows of ``w + 1`` must stay below 2 ** 15 for ``outer_rows`` and for
+    ``gap_rows`` (int16 counts). The box is grown by ``pad`` or, when less, by one voxel and the
+    outer ball's reach along each axis (no shell voxel lies farther from the region).
 
     Returns
     -------
@@ -302,37 +304,66 @@ def shell_kernel(region, rbox, pad, outer_rows, gap_rows, allowed, img, out):
         The values of ``img`` (crop-shaped) in the shell, in C order (those of ``img[shell]``).
     """
     nk, nj, ni = region.shape
-    l0, l1, l2 = max(rbox[0] - pad[0], 0), max(rbox[1] - pad[1], 0), max(rbox[2] - pad[2], 0)
-    h0, h1, h2 = min(rbox[3] + pad[0], nk), min(rbox[4] + pad[1], nj), min(rbox[5] + pad[2], ni)
+    # the box: no farther from the region than a shell voxel can be (one voxel, then the outer ball's
+    # reach); the box grown by pad beyond that holds no shell voxel and no voxel of inner
+    q0, q1, q2 = 0, 0, 0
+    for r in range(outer_rows.shape[0]):
+        q0 = max(q0, abs(outer_rows[r, 0]))
+        q1 = max(q1, abs(outer_rows[r, 1]))
+        q2 = max(q2, abs(outer_rows[r, 2]) + outer_rows[r, 3])
+    p0, p1, p2 = min(pad[0], q0 + 1), min(pad[1], q1 + 1), min(pad[2], q2 + 1)
+    l0, l1, l2 = max(rbox[0] - p0, 0), max(rbox[1] - p1, 0), max(rbox[2] - p2, 0)
+    h0, h1, h2 = min(rbox[3] + p0, nk), min(rbox[4] + p1, nj), min(rbox[5] + p2, ni)
     bk, bj, bi = h0 - l0, h1 - l1, h2 - l2
-    # inner: the region dilated by the 3x3x3 cube, inside the box
-    # a voxel is covered by at most 2 grown runs of each of the 9 rows around it: int8 holds the count
-    cnt = np.zeros((bk, bj, bi + 1), np.int8)
-    for k in range(rbox[0], rbox[3]):
-        for j in range(rbox[1], rbox[4]):
-            i = rbox[2]
-            while i < rbox[5]:
-                if not region[k, j, i]:
-                    i += 1
-                    continue
-                a = i
-                while i < rbox[5] and region[k, j, i]:
-                    i += 1
-                s, e = max(a - 1 - l2, 0), min(i - l2, bi - 1)  # run a..i-1 grown by one voxel
-                for kk in range(max(k - 1, l0) - l0, min(k + 2, h0) - l0):
-                    for jj in range(max(j - 1, l1) - l1, min(j + 2, h1) - l1):
-                        cnt[kk, jj, s] += 1
-                        cnt[kk, jj, e + 1] -= 1
-    # inner lies in the region's box grown by one voxel (box coordinates e..f)
-    e0, e1, e2 = max(rbox[0] - 1, l0) - l0, max(rbox[1] - 1, l1) - l1, max(rbox[2] - 1, l2) - l2
-    f0, f1, f2 = min(rbox[3] + 1, h0) - l0, min(rbox[4] + 1, h1) - l1, min(rbox[5] + 1, h2) - l2
+    # inner: the region dilated by the 3x3x3 cube, inside the box: one axis at a time (i, then j, then k),
+    # on the region's box (r..s) grown by one voxel (e..f), in box coordinates; each pass ORs whole rows
+    # (1D views indexed from 0: the loops vectorise)
+    r0, r1, r2 = rbox[0] - l0, rbox[1] - l1, rbox[2] - l2
+    s0, s1, s2 = rbox[3] - l0, rbox[4] - l1, rbox[5] - l2
+    e0, e1, e2 = max(r0 - 1, 0), max(r1 - 1, 0), max(r2 - 1, 0)
+    f0, f1, f2 = min(s0 + 1, bk), min(s1 + 1, bj), min(s2 + 1, bi)
+    L = f2 - e2
+    c2 = e2 + l2  # crop i of box i e2
+    along_i = np.zeros((bk, bj, bi), np.bool_)
+    for k in range(r0, s0):
+        for j in range(r1, s1):
+            src = region[k + l0, j + l1]
+            dst = along_i[k, j, e2:f2]
+            mid = src[c2:c2 + L]
+            for x in range(L):
+                dst[x] = mid[x]
+            if c2 >= 1:  # the left neighbour of every voxel is in the crop
+                left = src[c2 - 1:c2 - 1 + L]
+                for x in range(L):
+                    dst[x] = dst[x] | left[x]
+            else:
+                d1, left = dst[1:], src[0:L - 1]
+                for x in range(L - 1):
+                    d1[x] = d1[x] | left[x]
+            if c2 + L < ni:  # the right neighbour too
+                right = src[c2 + 1:c2 + 1 + L]
+                for x in range(L):
+                    dst[x] = dst[x] | right[x]
+            else:
+                right = src[c2 + 1:c2 + L]
+                for x in range(L - 1):
+                    dst[x] = dst[x] | right[x]
+    along_j = np.zeros((bk, bj, bi), np.bool_)
+    for k in range(r0, s0):
+        for j in range(e1, f1):
+            dst = along_j[k, j, e2:f2]
+            for sj in range(max(j - 1, r1), min(j + 2, s1)):
+                src = along_i[k, sj, e2:f2]
+                for x in range(L):
+                    dst[x] = dst[x] | src[x]
     inner = np.zeros((bk, bj, bi), np.bool_)
     for k in range(e0, f0):
         for j in range(e1, f1):
-            c = 0
-            for i in range(e2, f2):
-                c += cnt[k, j, i]
-                inner[k, j, i] = c > 0
+            dst = inner[k, j, e2:f2]
+            for sk in range(max(k - 1, r0), min(k + 2, s0)):
+                src = along_j[sk, j, e2:f2]
+                for x in range(L):
+                    dst[x] = dst[x] | src[x]
     # at most w + 1 runs of a row meet a window of 2 w + 1 voxels: a count is at most the sum over the
     # element's rows of w + 1, below 2 ** 15 (the caller checks)
     cout = np.zeros((bk, bj, bi + 1), np.int16)
