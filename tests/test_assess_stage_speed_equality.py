@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from volumetry.errors import InputError
 from volumetry.longitudinal import CourseSchedule, assess
-from volumetry.longitudinal.assess import OVERLAP_FLAG
+from volumetry.longitudinal.assess import INPUT_STATUSES, OVERLAP_FLAG
 from volumetry.pipeline import outputs
-from volumetry.tables import conform
+from volumetry.tables import TOTAL, conform
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -130,6 +131,11 @@ def sample_table(sample_run):
     return sample_run[0]
 
 
+@pytest.fixture(scope="module")
+def sample_rows(sample_run):
+    return sample_run[1]
+
+
 def _tables(sample_table) -> list[pd.DataFrame]:
     tables = [sample_table] + _edge_tables()
     one_row = sample_table.iloc[:1].reset_index(drop=True)
@@ -190,3 +196,127 @@ def test_ordered_table_with_missing_keys_sorts_as_before():
     for order in ([("S1", "c", None), ("S2", "b", "L1")], []):
         pd.testing.assert_frame_equal(outputs._ordered_table([table], order),
                                       _former_ordered_table([table], order), check_exact=True)
+
+
+# ------------------------------------------------------------------------------ _validate
+def _former_validate(df: pd.DataFrame) -> pd.DataFrame:
+    need = ("subject_id", "lesion_id", "visit", "method", "volume_ml")
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise InputError(f"the measurements lack the column(s) {', '.join(missing)}; need {', '.join(need)} "
+                         "and scan_date and/or course")
+    if "scan_date" not in df.columns and "course" not in df.columns:
+        raise InputError("the measurements need scan_date or course to place each scan in a treatment course")
+    d = df.copy().reset_index(drop=True)
+    for c in ("subject_id", "lesion_id", "visit", "method"):
+        if d[c].isna().any():
+            r = int(np.flatnonzero(d[c].isna())[0])
+            raise InputError(f"row {r}: {c} is empty; every row needs subject_id, lesion_id, visit and method")
+        d[c] = d[c].astype(str)
+    if (d["lesion_id"].str.lower() == TOTAL).any():
+        raise InputError(f"lesion_id {TOTAL!r} is reserved for the subject's total; rename that lesion")
+    dup = d.duplicated(["subject_id", "lesion_id", "visit", "method"], keep=False)
+    if dup.any():
+        r = d[dup].iloc[0]
+        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']} ({r['method']}) "
+                         "appears more than once; one measurement per lesion, visit and method")
+    d["volume_ml"] = pd.to_numeric(d["volume_ml"], errors="raise").astype(float)
+    infinite = np.isposinf(d["volume_ml"].to_numpy())
+    if infinite.any():  # would be a +inf % change (PD), or a baseline nothing can be divided by
+        r = d[infinite].iloc[0]
+        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']}: volume {r['volume_ml']} mL "
+                         "is not a finite number; give the measured volume, or status failed with a reason")
+    if (d["volume_ml"] < 0).any():
+        r = d[d["volume_ml"] < 0].iloc[0]
+        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']}: "
+                         f"negative volume {r['volume_ml']} mL")
+    if "status" not in d:
+        d["status"] = np.where(d["volume_ml"].notna(), "ok", "failed")
+    d["status"] = d["status"].fillna("ok").astype(str)
+    bad = ~d["status"].isin(INPUT_STATUSES)
+    if bad.any():
+        raise InputError(f"unknown status {d.loc[bad, 'status'].iloc[0]!r}; use one of {', '.join(INPUT_STATUSES)}")
+    no_vol = (d["status"] == "ok") & d["volume_ml"].isna()
+    if no_vol.any():
+        r = d[no_vol].iloc[0]
+        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']}: status ok but no "
+                         "volume; give the volume or status failed/empty with a reason")
+    d.loc[d["status"] != "ok", "volume_ml"] = np.nan
+    d["reason"] = d["reason"].astype(object).where(d["reason"].notna(), None) if "reason" in d else None
+    d.loc[(d["status"] == "failed") & d["reason"].isna(), "reason"] = "no volume given"
+    return d
+
+
+
+
+def _edge_rows() -> list[list[dict]]:
+    both = _rows([10.0, 8.0, None, 6.0]) + _rows([None, 4.0, 3.0], lesion="L2", statuses=["empty", "ok", "failed"])
+    for r in both:
+        if r["lesion_id"] == "L2" and r["status"] == "failed":
+            r["reason"] = None  # given "no volume given"
+    return [both, _rows([3.0, 2.0], flags={1: [OVERLAP_FLAG]}) + _rows([1.0, 0.9], lesion="L2", flags={1: [OVERLAP_FLAG]}),
+            _rows([6.0, 5.0, 4.0], subject="S5", days=[0, None, None]), _rows([1.0, 2.0], lesion="Łesion é"),
+            [dict(r, status=None) for r in _rows([1.0, 2.0, 3.0])]]
+
+
+def _conformed_inputs(sample_rows) -> list[pd.DataFrame]:
+    from volumetry.tables import table_from_rows
+
+    parts = [sample_rows, sample_rows[::-1], sample_rows[:1], [], [dict(r, status=None) for r in sample_rows[:6]],
+             [dict(r, reason=None, status="failed", volume_ml=None) for r in sample_rows[:9]]]
+    return [table_from_rows(p) for p in parts + _edge_rows()]
+
+
+def _bad_inputs(rows: list[dict]) -> list[list[dict]]:
+    one = rows[:4]
+    return [[dict(one[0], subject_id=None)] + one[1:], [dict(one[0], method=None)] + one[1:],
+            [dict(one[0], lesion_id="Total")] + one[1:], [dict(one[0], lesion_id="TOTAL")] + one[1:],
+            one + [dict(one[0])], [dict(one[0], volume_ml=float("inf"))] + one[1:],
+            [dict(one[0], volume_ml=-1.0)] + one[1:], [dict(one[0], volume_ml=float("-inf"))] + one[1:],
+            [dict(one[0], status="gone")] + one[1:], [dict(one[0], volume_ml=None, status="ok")] + one[1:]]
+
+
+def test_validate_of_a_conformed_table_equals_former(sample_rows):
+    for df in _conformed_inputs(sample_rows):
+        before = df.copy()
+        fast = _assess_module()._validate_conformed(df)
+        ascii_ids = all(v.isascii() for v in df["lesion_id"].tolist())
+        assert (fast is not None) == ascii_ids  # the new path is the one compared (a non-ASCII id: the frame's)
+        new, old = _assess_module()._validate(df), _former_validate(df)
+        pd.testing.assert_frame_equal(new, old, check_exact=True)
+        assert new.dtypes.equals(old.dtypes)
+        assert [[type(v) for v in new[c].tolist()] for c in new.columns] == \
+            [[type(v) for v in old[c].tolist()] for c in old.columns]
+        pd.testing.assert_frame_equal(df, before, check_exact=True)
+
+
+def test_validate_of_bad_conformed_tables_raises_as_former(sample_rows):
+    from volumetry.tables import table_from_rows
+
+    for rows in _bad_inputs(sample_rows) + _bad_inputs(_rows([1.0, 2.0, 3.0, 4.0])):
+        df = table_from_rows(rows)
+        assert _assess_module()._validate_conformed(df) is None
+        with pytest.raises(InputError) as old:
+            _former_validate(df)
+        with pytest.raises(InputError) as new:
+            _assess_module()._validate(df)
+        assert str(new.value) == str(old.value)
+
+
+def test_assess_of_conformed_tables_equals_assess_with_the_former_validate(sample_rows, monkeypatch):
+    module = _assess_module()
+    inputs = _conformed_inputs(sample_rows)
+    runs = [dict(), dict(confirm=True), dict(criteria="recist-volumetric", confirm=True)]
+    new = [[module.assess(df, **kw) for df in inputs if len(df)] for kw in runs]
+    monkeypatch.setattr(module, "_validate", _former_validate)
+    old = [[module.assess(df, **kw) for df in inputs if len(df)] for kw in runs]
+    for a, b in zip(sum(new, []), sum(old, [])):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+        assert a.dtypes.equals(b.dtypes)
+        assert json.dumps(outputs._records_by_subject(a)) == json.dumps(_former_records_by_subject(b))
+
+
+def _assess_module():
+    import importlib
+
+    return importlib.import_module("volumetry.longitudinal.assess")

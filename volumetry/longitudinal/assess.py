@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..tables import TOTAL, table_from_rows
+from ..tables import TOTAL, _is_conformed, table_from_rows
 from ._values import missing as _missing
 from .courses import CourseSchedule, course_columns
 from .criteria import ResponseCriteria, get_criteria
@@ -126,6 +126,12 @@ def _row_order(r: dict, schedule: CourseSchedule) -> tuple:
 
 
 def _validate(df: pd.DataFrame) -> pd.DataFrame:
+    """The measurements checked, with the key columns as text, ``status`` filled (``ok``), no volume
+    unless ``ok`` and a reason for each failed row (a conformed table: :func:`_validate_conformed`)."""
+    if _is_conformed(df):
+        checked = _validate_conformed(df)
+        if checked is not None:
+            return checked
     need = ("subject_id", "lesion_id", "visit", "method", "volume_ml")
     missing = [c for c in need if c not in df.columns]
     if missing:
@@ -171,6 +177,50 @@ def _validate(df: pd.DataFrame) -> pd.DataFrame:
     d["reason"] = d["reason"].astype(object).where(d["reason"].notna(), None) if "reason" in d else None
     d.loc[(d["status"] == "failed") & d["reason"].isna(), "reason"] = "no volume given"
     return d
+
+
+#: The columns every row needs, turned to text by :func:`_validate`.
+_KEYS = ("subject_id", "lesion_id", "visit", "method")
+
+
+def _validate_conformed(df: pd.DataFrame) -> pd.DataFrame | None:
+    """:func:`_validate` of a table conformed by :mod:`volumetry.tables` (its columns, in its dtypes),
+    from the columns' Python values: the same frame (values and dtypes), or None when a value fails
+    a check (:func:`_validate` then checks the frame and raises its error)."""
+    n = len(df)
+    keys = [df[c].tolist() for c in _KEYS]
+    if any(v is pd.NA for values in keys for v in values):
+        return None  # an empty key
+    if any(not v.isascii() or v.lower() == TOTAL for v in keys[1]):
+        return None  # the reserved lesion id (or a lesion id that str.lower may read otherwise)
+    if len(set(zip(*keys))) != n:
+        return None  # a duplicate row
+    volume = df["volume_ml"].to_numpy()
+    if np.isposinf(volume).any() or (volume < 0).any():
+        return None
+    status = ["ok" if v is pd.NA else v for v in df["status"].tolist()]
+    if any(s not in INPUT_STATUSES for s in status):
+        return None
+    measured = np.array([s == "ok" for s in status], dtype=bool)
+    if (measured & np.isnan(volume)).any():
+        return None  # ok without a volume
+    reason = ["no volume given" if (r is pd.NA and s == "failed") else (None if r is pd.NA else r)
+              for r, s in zip(df["reason"].tolist(), status)]
+    text = pd.StringDtype(na_value=np.nan)  # what astype(str) gives
+    index = pd.RangeIndex(n)
+    columns: dict[str, Any] = {}
+    for c in df.columns:
+        if c in _KEYS:
+            columns[c] = pd.array(keys[_KEYS.index(c)], dtype=text)
+        elif c == "volume_ml":
+            columns[c] = np.where(measured, volume, np.nan)
+        elif c == "status":
+            columns[c] = pd.array(status, dtype=text)
+        elif c == "reason":
+            columns[c] = pd.Series(reason, dtype=object, index=index)
+        else:
+            columns[c] = df[c].array  # copied by the frame
+    return pd.DataFrame(columns, index=index)
 
 
 def _overlap_reason(visit_rows: list[dict], base_set: set) -> str:
