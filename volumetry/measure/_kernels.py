@@ -333,14 +333,19 @@ def _warm_lattice_hull() -> tuple:
 
 
 @kernel()
+def _normal(L, a, b, c):
+    """``(L[b] - L[a]) x (L[c] - L[a])`` (exact, integers): the normal of the triangle ``a, b, c``."""
+    ux, uy, uz = L[b, 0] - L[a, 0], L[b, 1] - L[a, 1], L[b, 2] - L[a, 2]
+    vx, vy, vz = L[c, 0] - L[a, 0], L[c, 1] - L[a, 1], L[c, 2] - L[a, 2]
+    return uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+
+
+@kernel()
 def _orient(L, a, b, c, p):
-    """``((L[b] - L[a]) x (L[c] - L[a])) . (L[p] - L[a])``: positive when ``p`` is on the side the
+    """``_normal(L, a, b, c) . (L[p] - L[a])``: positive when ``p`` is on the side the
     counter-clockwise triangle ``a, b, c`` faces (exact, integers)."""
-    ax, ay, az = L[a, 0], L[a, 1], L[a, 2]
-    ux, uy, uz = L[b, 0] - ax, L[b, 1] - ay, L[b, 2] - az
-    vx, vy, vz = L[c, 0] - ax, L[c, 1] - ay, L[c, 2] - az
-    nx, ny, nz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
-    return nx * (L[p, 0] - ax) + ny * (L[p, 1] - ay) + nz * (L[p, 2] - az)
+    nx, ny, nz = _normal(L, a, b, c)
+    return nx * (L[p, 0] - L[a, 0]) + ny * (L[p, 1] - L[a, 1]) + nz * (L[p, 2] - L[a, 2])
 
 
 @kernel(warm=_warm_lattice_hull)
@@ -391,10 +396,8 @@ def lattice_hull(L):
         return False, keep
     p2 = -1
     best = 0
-    ux, uy, uz = L[p1, 0] - L[p0, 0], L[p1, 1] - L[p0, 1], L[p1, 2] - L[p0, 2]
     for p in range(n):
-        vx, vy, vz = L[p, 0] - L[p0, 0], L[p, 1] - L[p0, 1], L[p, 2] - L[p0, 2]
-        cx, cy, cz = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+        cx, cy, cz = _normal(L, p0, p1, p)
         d = cx * cx + cy * cy + cz * cz
         if d > best:
             best, p2 = d, p
@@ -450,10 +453,10 @@ def lattice_hull(L):
     hz_b = np.empty(cap, dtype=np.int64)
     hz_f = np.empty(cap, dtype=np.int64)
     start_of = np.full(n, -1, dtype=np.int64)  # horizon: new face whose first vertex is this vertex
-    f = 0
-    while f < nf:
+    f = -1
+    while f + 1 < nf:  # the faces made meanwhile are appended, and visited in turn
+        f += 1
         if not alive[f] or first[f] < 0:
-            f += 1
             continue
         # farthest outside point
         p = first[f]
@@ -506,7 +509,7 @@ def lattice_hull(L):
             for e in range(3):
                 if fv[h, e] == hz_b[i] and fv[h, (e + 1) % 3] == hz_a[i]:
                     nb[h, e] = g
-            if start_of[hz_a[i]] != -1 and start_of[hz_a[i]] >= base:
+            if start_of[hz_a[i]] != -1:  # (reset after every step)
                 return False, keep  # the horizon is not a simple cycle
             start_of[hz_a[i]] = g
             nf += 1
@@ -539,15 +542,11 @@ def lattice_hull(L):
             first[g] = -1
         for i in range(nv):
             visible[vis_list[i]] = False
-        f += 1
     # the hull's vertices: points whose faces lie in >= 3 distinct planes (normals not parallel)
     nrm = np.empty((nf, 3), dtype=np.int64)
     for g in range(nf):
         if alive[g]:
-            a, b, c = fv[g, 0], fv[g, 1], fv[g, 2]
-            ux, uy, uz = L[b, 0] - L[a, 0], L[b, 1] - L[a, 1], L[b, 2] - L[a, 2]
-            vx, vy, vz = L[c, 0] - L[a, 0], L[c, 1] - L[a, 1], L[c, 2] - L[a, 2]
-            nrm[g, 0], nrm[g, 1], nrm[g, 2] = uy * vz - uz * vy, uz * vx - ux * vz, ux * vy - uy * vx
+            nrm[g, 0], nrm[g, 1], nrm[g, 2] = _normal(L, fv[g, 0], fv[g, 1], fv[g, 2])
     # per vertex incident face list
     deg = np.zeros(n, dtype=np.int64)
     for g in range(nf):

@@ -50,9 +50,9 @@ def _lattice_hull_points(points: np.ndarray, lattice: np.ndarray) -> np.ndarray:
     A vertex lying strictly between two others on an axis-parallel line of the lattice
     (:func:`._kernels.line_extremes`) is not a hull vertex, so it is left out; the hull of
     the others is then found exactly on their integer coordinates
-    (:func:`._kernels.lattice_hull`), or by qhull when that declines. Either way the hull's
-    vertices are the points qhull finds on every vertex, in the same (input) order.
-    Degenerate cases go to :func:`_hull_points` on every point, as before.
+    (:func:`._kernels.lattice_hull`): the points qhull finds on every vertex, in the same
+    (input) order. Where that declines (flat or out-of-range input) and in degenerate cases,
+    :func:`_hull_points` of every point, as before.
     """
     pts = np.asarray(points, dtype=float)
     if len(pts) <= pts.shape[1] + 1:
@@ -60,15 +60,7 @@ def _lattice_hull_points(points: np.ndarray, lattice: np.ndarray) -> np.ndarray:
     lattice = np.ascontiguousarray(lattice, dtype=np.int64)
     candidates = np.flatnonzero(line_extremes(lattice))
     ok, vertex = lattice_hull(np.ascontiguousarray(lattice[candidates]))
-    if ok:
-        return pts[candidates[vertex]]
-    sub = pts[candidates]
-    if len(sub) <= pts.shape[1] + 1:
-        return _hull_points(pts)
-    try:
-        return sub[ConvexHull(sub).vertices]
-    except (QhullError, ValueError):
-        return _hull_points(pts)
+    return pts[candidates[vertex]] if ok else _hull_points(pts)
 
 
 def max_feret(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
