@@ -481,21 +481,6 @@ def test_file_sha256_and_content_hash_equal_former(tmp_path):
         content_hash([root / "missing"], root)
 
 
-def test_relpath_below_is_relpath_or_none():
-    rng = np.random.default_rng(11)
-    names = ["a", "b", ".", "..", "", "c.d", "..e", "f.", "é"]
-    for _ in range(3000):
-        base = "/" + "/".join(rng.choice(names, size=rng.integers(0, 4)))
-        path = base + "/" + "/".join(rng.choice(names, size=rng.integers(0, 4)))
-        for b in (base, base.rstrip("/") or "/", "/x" + base):
-            plain = tasks._plain_root(b)
-            if plain is None:
-                continue
-            got = tasks._relpath_below(path, plain)
-            if got is not None:
-                assert got == os.path.relpath(path, b), (path, b)
-
-
 def test_file_hash_cache_real_path_equals_former(tmp_path):
     root = tmp_path / "study"
     files = _tree(root)

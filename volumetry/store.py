@@ -470,9 +470,6 @@ class ResultStore:
         return int(self.conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
 
-#: ``type(Path())``: a path of exactly this type needs no ``Path(path)`` (an equal copy).
-_PATH_TYPE = type(Path())
-
 #: Up to this many identities, :meth:`ResultStore.scans` asks for each row (a table of many scans is
 #: not read for one or two); more are read in one query.
 _FEW = 4
@@ -535,20 +532,15 @@ class FileHashCache:
         ``..``, or a file that cannot be examined takes the plain way (``resolve`` then
         ``os.stat``, same errors).
         """
-        if type(path) is not _PATH_TYPE:
-            path = Path(path)
+        path = Path(path)
         name = path.name
         if name not in ("", ".", "..") and path.is_absolute():
-            text = str(path)
             try:
-                st = os.lstat(text)
+                st = os.lstat(path)
             except OSError:
                 st = None
             if st is not None and not stat.S_ISLNK(st.st_mode):
-                # str(path.parent) of an absolute path with a name: the text before its last separator
-                cut = text.rfind(os.sep)
-                parent = (text[:cut] or os.sep) if os.sep == "/" and cut >= 0 and not text.startswith("//") \
-                    else os.fspath(path.parent)
+                parent = os.fspath(path.parent)
                 folder = self._folders.get(parent)
                 if folder is None:
                     folder = self._folders[parent] = str(path.parent.resolve())

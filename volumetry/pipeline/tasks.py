@@ -100,43 +100,10 @@ def content_hash(paths: list[Path], root: Path | None = None, digest=file_sha256
     :class:`volumetry.store.FileHashCache`).
     """
     h = hashlib.sha256()
-    base = _plain_root(root) if root is not None else None
     for p in sorted(paths):
-        if root is None:
-            name = p.name
-        else:
-            name = _relpath_below(os.fspath(p), base) if base is not None else None
-            if name is None:
-                name = os.path.relpath(p, root)
-        h.update(name.encode("utf-8", "surrogateescape") + b"\0"
-                 + digest(p if type(p) is _PATH_TYPE else Path(p)).encode() + b"\0")
+        name = os.path.relpath(p, root) if root is not None else p.name
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0" + digest(Path(p)).encode() + b"\0")
     return h.hexdigest()
-
-
-#: ``type(Path())``: a path of exactly this type is passed on as it is (``Path(p)`` would be an equal copy).
-_PATH_TYPE = type(Path())
-
-
-def _plain_root(root) -> str | None:
-    """``root`` as text when it is an absolute POSIX path that ``os.path.abspath`` leaves as it is
-    (no ``.``/``..`` part, no doubled or trailing slash, not ``/`` itself), else None."""
-    text = os.fspath(root)
-    if os.sep != "/" or not isinstance(text, str) or not text.startswith("/") or text == "/":
-        return None
-    return text if os.path.normpath(text) == text and not text.startswith("//") else None
-
-
-def _relpath_below(path, base: str) -> str | None:
-    """``os.path.relpath(path, base)`` for a ``path`` written as ``base`` followed by ``/`` and
-    plain names (no ``.``/``..`` part, no empty one): those names, joined by ``/``; None for any
-    other path (the caller asks ``os.path.relpath``)."""
-    if not isinstance(path, str) or not path.startswith(base) or path[len(base):len(base) + 1] != "/":
-        return None
-    tail = path[len(base) + 1:]
-    marked = "/" + tail + "/"
-    if not tail or "//" in marked or "/./" in marked or "/../" in marked:
-        return None
-    return tail
 
 
 def hash_image_input(image: str | Path, files: tuple = (), digest=file_sha256) -> str:
