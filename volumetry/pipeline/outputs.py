@@ -23,7 +23,6 @@ import hashlib
 import json
 import logging
 import os
-import stat
 from pathlib import Path
 
 from .._version import __version__
@@ -43,17 +42,6 @@ def mask_relpath(subject_id: str, visit: str, lesion_id: str, several_lesions: b
     sub, ses = safe_label(subject_id), safe_label(visit)
     label = f"_label-{safe_label(lesion_id)}" if several_lesions else ""
     return f"sub-{sub}/ses-{ses}/anat/sub-{sub}_ses-{ses}{label}_desc-lesion_mask.nii.gz"
-
-
-def _file_sha256(path: Path) -> str:
-    """SHA-256 of a written mask's bytes (read into one buffer on Python 3.11+)."""
-    with open(path, "rb") as fh:
-        if hasattr(hashlib, "file_digest"):
-            return hashlib.file_digest(fh, "sha256").hexdigest()
-        h = hashlib.sha256()
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _scan_rows(store: ResultStore, scan: dict, cfg: PipelineConfig, overlaps: dict | None = None) -> list[dict]:
@@ -537,55 +525,6 @@ def _image_info_of(store: ResultStore, task_key: str) -> dict:
     return dict(((m or {}).get("data") or {}).get("image") or {})
 
 
-class _MaskPaths:
-    """The output paths of the masks (:func:`safe_join` of the output folder and a relative path),
-    each folder checked once per run, and the folders made once.
-
-    A path whose folders (and the file) are no symbolic links resolves to the output folder's
-    resolved path joined with it, which is what :func:`safe_join` returns for it: the first mask
-    of a folder takes one ``lstat`` per folder level, the others one for the file. Anything
-    else (a link, a part that is no plain name, a file that cannot be examined) goes through
-    :func:`safe_join` itself, with its result and its errors.
-    """
-
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = out_dir
-        self.base: str | None = None  # the output folder, resolved (when first needed)
-        self.plain: set[tuple] = set()  # folders (as tuples of parts) known to hold no link
-        self.made: set[Path] = set()  # folders made (or found) in this run
-
-    def target(self, rel: str) -> Path:
-        """``safe_join(out_dir, *rel.split("/"))``."""
-        parts = rel.split("/")
-        if self.base is None:
-            self.base = str(Path(self.out_dir).resolve())
-        path = self.base
-        for n, part in enumerate(parts):
-            if part in ("", ".", "..") or "/" in part or "\0" in part:
-                return safe_join(self.out_dir, *parts)
-            path = os.path.join(path, part)
-            last = n == len(parts) - 1
-            if not last and tuple(parts[:n + 1]) in self.plain:
-                continue
-            try:
-                st = os.lstat(path)
-            except FileNotFoundError:
-                st = None
-            except OSError:
-                return safe_join(self.out_dir, *parts)
-            if st is not None and stat.S_ISLNK(st.st_mode):
-                return safe_join(self.out_dir, *parts)
-            if not last and st is not None and stat.S_ISDIR(st.st_mode):  # absent: looked at again next time
-                self.plain.add(tuple(parts[:n + 1]))
-        return Path(path)
-
-    def make_folder(self, folder: Path) -> None:
-        """``folder.mkdir(parents=True, exist_ok=True)``, once per folder in this run."""
-        if folder not in self.made:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.made.add(folder)
-
-
 def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sources: dict | None = None,
                 pseudonymized: bool = False, date_shifts: dict | None = None, uid_map=None,
                 source_files: dict | None = None) -> int:
@@ -600,7 +539,7 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
     a run killed before that writes them again.
     Returns the number of NIfTI files written."""
     from ..io.nifti import nifti_mask_bytes
-    from .tasks import unpack_mask
+    from .tasks import file_sha256, unpack_mask
 
     for stale in list(Path(out_dir).glob("sub-*/ses-*/anat/.*.tmp*")):  # left by a run killed while writing
         stale.unlink(missing_ok=True)
@@ -610,13 +549,12 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
     n_written = 0
     seg_cache: dict = {}  # source headers read once per series in this run
     uid_cache: dict = {}  # series UIDs of the source folders listed in this run
-    paths = _MaskPaths(out_dir)
     written: list[tuple[str, str, str]] = []  # (task_key, path, file_sha256) of the masks written
     try:
         for scan in store.scans(idents):
             rel = mask_relpath(scan["subject_id"], scan["visit"], scan["lesion_id"],
                                len(lesions[scan["subject_id"]]) > 1)
-            target = paths.target(rel)
+            target = safe_join(out_dir, *rel.split("/"))
             seg_target = target.with_name(target.name.replace(".nii.gz", ".dcm"))
             mask = store.mask(scan["task_key"]) if scan["status"] == "ok" else None
             if mask is None:
@@ -627,10 +565,10 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
             source = (sources or {}).get(ident)
             stored_uid = scan["series_uid"]
             want_seg = source is not None and _is_dicom(Path(source[0]))
-            fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == _file_sha256(target)
+            fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == file_sha256(target)
             if fresh and (seg_target.is_file() or not want_seg):
                 continue
-            paths.make_folder(target.parent)
+            target.parent.mkdir(parents=True, exist_ok=True)
             vol = unpack_mask(mask["data"], mask["grid"])
             if not fresh:
                 # the bytes write_nifti writes for a boolean 3D mask (.nii.gz), hashed as written
