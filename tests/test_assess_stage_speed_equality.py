@@ -4,10 +4,10 @@ kept here as it was (``_former_*``) and the new one must give the same result (f
 edge cases (missing visits, failed scans, empty measurements with reasons, several lesions, new
 lesions, overlapping masks, undated scans with a course, confirm=true) and on stored frames.
 
-* ``outputs._records_by_subject``: the records made from the columns' Python values instead of a
-  ``to_json`` export read back;
-* ``outputs._ordered_table``: the row order from a Python sort of the key tuples instead of a
-  sorted key frame.
+* ``outputs._records_by_subject`` and ``outputs._ordered_table`` (back to their ``to_json`` export and
+  sorted key frame; the comparisons stay as a guard);
+* ``longitudinal.assess._validate``: the checks on the columns' Python values for a table
+  ``volumetry.tables`` conformed.
 """
 from __future__ import annotations
 

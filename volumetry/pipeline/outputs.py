@@ -155,70 +155,18 @@ def _ordered_table(frames: list, idents: list[tuple]):
     else:
         table = conform(pd.concat([conform(f) for f in frames], ignore_index=True))
     order = {ident: n for n, ident in enumerate(idents)}
-    subjects, visits = table["subject_id"].tolist(), table["visit"].tolist()
-    lesions, methods = table["lesion_id"].tolist(), table["method"].tolist()
-    keys = [(s, order.get((s, v, l), len(order)), l, m) for s, v, l, m in zip(subjects, visits, lesions, methods)]
-    # the rows in the order of a stable sort on the keys (the sort of the table with the keys as
-    # columns: the frame given is not changed); taking rows keeps the dtypes, the index is renumbered.
-    # Python's sort of the key tuples is that sort when no key is missing (text compared as str).
-    if any(v is pd.NA for column in (subjects, lesions, methods) for v in column):
-        frame = pd.DataFrame({
-            "subject_id": table["subject_id"].array, "_order": [k[1] for k in keys],
-            "lesion_id": table["lesion_id"].array, "method": table["method"].array})
-        rows = frame.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable").index.to_numpy()
-    else:
-        rows = sorted(range(len(keys)), key=keys.__getitem__)
-    return table.take(rows).reset_index(drop=True)
+    # assign makes a copy: the frame given (maybe the caller's own, when conformed already) is not changed
+    keyed = table.assign(_order=[order.get((s, v, l), len(order)) for s, v, l in
+                                 zip(table["subject_id"], table["visit"], table["lesion_id"])])
+    keyed = keyed.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable")
+    # a stable sort of a conformed table keeps its dtypes: only the index is renumbered
+    return keyed.drop(columns="_order").reset_index(drop=True)
 
 
 def _records_by_subject(table) -> dict[str, list[dict]]:
     """The JSON records (``to_json(orient="records", date_format="iso")``, floats exact) of ``table``'s rows,
     grouped by ``subject_id`` in row order: one export for the whole table (each value is
-    written on its own, so a row's record does not depend on the other rows).
-
-    The records are made from the columns' Python values (what the JSON round trip gives back:
-    text, integers, booleans, None; dates as ``YYYY-MM-DDTHH:MM:SS.mmm``, UTC times with ``Z``);
-    a column of another dtype, or a time with digits below the millisecond, takes the JSON export."""
-    columns = _record_columns(table)
-    if columns is None:
-        return _records_by_subject_json(table)
-    names = list(columns)
-    out: dict[str, list[dict]] = {}
-    for subject, values in zip(table["subject_id"].tolist(), zip(*columns.values()) if names else ()):
-        out.setdefault(subject, []).append(dict(zip(names, values)))
-    return out
-
-
-def _record_columns(table) -> dict[str, list] | None:
-    """Column name -> the records' values of each row (as :func:`_records_by_subject_json` makes
-    them), or None when a column is not one of the dtypes done here."""
-    import numpy as np
-    import pandas as pd
-
-    out: dict[str, list] = {}
-    for column in table.columns:
-        s = table[column]
-        dtype = s.dtype
-        if dtype == np.float64:
-            out[column] = [None if v != v else v for v in s.tolist()]
-        elif isinstance(dtype, (pd.Int64Dtype, pd.BooleanDtype)) or (isinstance(dtype, pd.StringDtype)
-                                                                     and dtype.na_value is pd.NA):
-            out[column] = [None if v is pd.NA else v for v in s.tolist()]
-        elif dtype == "datetime64[ns]" or dtype == "datetime64[ns, UTC]":
-            ns = s.array.asi8
-            nat = ns == np.iinfo(np.int64).min
-            if (ns[~nat] % 1_000_000).any():
-                return None  # to_json writes milliseconds only
-            text = np.datetime_as_string(ns.view("datetime64[ns]").astype("datetime64[ms]"), unit="ms")
-            suffix = "Z" if dtype != "datetime64[ns]" else ""
-            out[column] = [None if n else t + suffix for t, n in zip(text.tolist(), nat.tolist())]
-        else:
-            return None
-    return out
-
-
-def _records_by_subject_json(table) -> dict[str, list[dict]]:
-    """:func:`_records_by_subject` through ``to_json`` (any dtype)."""
+    written on its own, so a row's record does not depend on the other rows)."""
     import pandas as pd
 
     records = json.loads(table.to_json(orient="records", date_format="iso"))
