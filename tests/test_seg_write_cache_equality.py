@@ -341,7 +341,7 @@ def test_source_refs_of_light_headers_are_those_read_through_the_header(syntheti
 
 def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     target = tmp_path / "out" / "m.dcm"
-    seg._write_bytes_atomically(target, b"first")  # the folder is made
+    seg._write_atomically(target, lambda tmp: tmp.write_bytes(b"first"))  # the folder is made
     assert target.read_bytes() == b"first"
 
     def broken(src, dst):
@@ -349,11 +349,11 @@ def test_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch
 
     monkeypatch.setattr(seg.os, "replace", broken)
     with pytest.raises(OSError, match="disk full"):
-        seg._write_bytes_atomically(target, b"second")
+        seg._write_atomically(target, lambda tmp: tmp.write_bytes(b"second"))
     monkeypatch.undo()
     assert target.read_bytes() == b"first"
     assert sorted(p.name for p in target.parent.iterdir()) == ["m.dcm"]
-    seg._write_bytes_atomically(target, b"third")
+    seg._write_atomically(target, lambda tmp: tmp.write_bytes(b"third"))
     assert target.read_bytes() == b"third" and sorted(p.name for p in target.parent.iterdir()) == ["m.dcm"]
 
 

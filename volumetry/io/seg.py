@@ -495,32 +495,16 @@ def series_files(path: str | Path, *, series_uid: str | None = None,
 
 def _write_atomically(out_path: Path, write: Callable[[Path], Any]) -> None:
     """``write(tmp)`` to a hidden temporary file beside ``out_path`` (``.<name>.tmp``; parent folders
-    created), then rename it to ``out_path``: a reader (or a run killed meanwhile) never sees half a file."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    created when missing), then rename it to ``out_path``: a reader (or a run killed meanwhile) never
+    sees half a file. The temporary file is removed when the write or the rename fails."""
+    if not os.path.isdir(out_path.parent):
+        out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name("." + out_path.name + ".tmp")
     try:
         write(tmp)
         os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_bytes_atomically(out_path: Path, data: bytes) -> None:
-    """:func:`_write_atomically` of ``data`` with plain file calls (the parent folder made only when
-    it is missing; the temporary file removed only when it was not renamed)."""
-    parent = out_path.parent
-    if not os.path.isdir(parent):
-        parent.mkdir(parents=True, exist_ok=True)
-    tmp = os.path.join(parent, "." + out_path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as fp:
-            fp.write(data)
-        os.replace(tmp, out_path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -658,12 +642,12 @@ def write_seg(
                 refs=sources.fast_refs(), memo=sources.fast_memo)
         if built is not None:
             if uid_map is None:
-                _write_bytes_atomically(out_path, seg_fast.encode(built))
+                _write_atomically(out_path, lambda tmp: tmp.write_bytes(seg_fast.encode(built)))
             else:
                 mapping = _source_uid_map(sources.datasets, uid_map)
                 data = seg_fast.encode(built, uid_mapping=mapping)  # the UIDs mapped while encoding
                 if data is not None:
-                    _write_bytes_atomically(out_path, data)
+                    _write_atomically(out_path, lambda tmp: tmp.write_bytes(data))
                 else:  # a source UID the encoder does not reach: map the data set read back
                     import io
 
