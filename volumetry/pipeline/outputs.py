@@ -487,7 +487,7 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
     a run killed before that writes them again.
     Returns the number of NIfTI files written."""
     from ..io.nifti import nifti_mask_bytes
-    from .tasks import file_sha256, unpack_mask
+    from .tasks import sha256_of_file, unpack_mask
 
     for stale in list(Path(out_dir).glob("sub-*/ses-*/anat/.*.tmp*")):  # left by a run killed while writing
         stale.unlink(missing_ok=True)
@@ -513,7 +513,7 @@ def write_masks(store: ResultStore, idents: list[tuple], out_dir: Path, *, sourc
             source = (sources or {}).get(ident)
             stored_uid = scan["series_uid"]
             want_seg = source is not None and _is_dicom(Path(source[0]))
-            fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == file_sha256(target)
+            fresh = target.is_file() and mask["path"] == rel and mask["file_sha256"] == sha256_of_file(target)
             if fresh and (seg_target.is_file() or not want_seg):
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)

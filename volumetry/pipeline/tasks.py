@@ -78,7 +78,13 @@ def input_files(image: str | Path, files: tuple = ()) -> list[Path]:
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes."""
+    """SHA-256 of an input file's bytes (:func:`sha256_of_file`): the one call through which the
+    pipeline reads its inputs to hash them."""
+    return sha256_of_file(path)
+
+
+def sha256_of_file(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex)."""
     with open(path, "rb") as fh:
         if _FILE_DIGEST is not None:  # Python 3.11+: read into one buffer, no bytes object per chunk
             return _FILE_DIGEST(fh, "sha256").hexdigest()
