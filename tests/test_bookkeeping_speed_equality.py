@@ -454,7 +454,10 @@ def test_file_hash_cache_real_path_equals_former(tmp_path):
         os.chdir(tmp_path)
         cases = files + [root / "linked.dcm", tmp_path / "folder-link" / "f0.dcm", Path("study/f0.dcm"),
                          str(files[3]), Path("//" + str(files[0]).lstrip("/")), root / "sub" / ".." / "f0.dcm",
-                         str(root) + "//f0.dcm", root / "missing.dcm"]
+                         str(root) + "//f0.dcm", root / "missing.dcm", str(root) + "/./f0.dcm",
+                         str(root) + "/sub/../f0.dcm", str(root) + "/sub/", str(root) + "/sub/.",
+                         str(root) + "/sub/..", str(root / "linked.dcm"), str(tmp_path) + "/folder-link/f0.dcm",
+                         "/", str(root / "sub" / files[1].name)]
         new, old = FileHashCache(store), FileHashCache(store)
         for case in cases + cases[::-1]:
             try:

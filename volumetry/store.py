@@ -505,7 +505,7 @@ class FileHashCache:
         self._folders: dict[str, str] = {}  # folder as given -> resolved (this run only)
 
     def __call__(self, path: Path) -> str:
-        from .pipeline.tasks import file_sha256
+        from .pipeline import tasks
 
         real, st = self._real_path(path)
         p = self.path_key(real)  # the path itself is not stored (it may hold names)
@@ -514,7 +514,7 @@ class FileHashCache:
         if row is not None and (row["size"], row["mtime_ns"], row["ctime_ns"], row["inode"]) == sig:
             return row["sha256"]
         now = time.time_ns()
-        digest = file_sha256(Path(real))
+        digest = tasks.file_sha256(real)
         self.n_read += 1
         if st.st_ctime_ns < now - RACY_NS:
             self.new[p] = (*sig, digest)
@@ -530,22 +530,40 @@ class FileHashCache:
         paths only), and a file that is not a symbolic link resolves to it joined with
         the file's name (what ``resolve`` gives). A link, a relative path, a name like
         ``..``, or a file that cannot be examined takes the plain way (``resolve`` then
-        ``os.stat``, same errors).
+        ``os.stat``, same errors). A plain absolute path (no empty or ``.`` component, no
+        trailing slash: what the pipeline passes) is split as text, which gives the same
+        folder and name as :class:`pathlib.Path` without making one.
         """
+        text = os.fspath(path)
+        if (type(text) is str and text[:1] == "/" and "//" not in text and "/./" not in text
+                and not text.endswith(("/", "/.", "/.."))):
+            parent, name = os.path.split(text)
+            return self._in_folder(parent, name, text) or self._resolved(text)
         path = Path(path)
         name = path.name
         if name not in ("", ".", "..") and path.is_absolute():
-            try:
-                st = os.lstat(path)
-            except OSError:
-                st = None
-            if st is not None and not stat.S_ISLNK(st.st_mode):
-                parent = os.fspath(path.parent)
-                folder = self._folders.get(parent)
-                if folder is None:
-                    folder = self._folders[parent] = str(path.parent.resolve())
-                return os.path.join(folder, name), st
-        real = str(path.resolve())
+            found = self._in_folder(os.fspath(path.parent), name, path)
+            if found is not None:
+                return found
+        return self._resolved(path)
+
+    def _in_folder(self, parent: str, name: str, path) -> tuple[str, os.stat_result] | None:
+        """The real path of ``path`` (``name`` in the folder ``parent``) and its status when it
+        is not a symbolic link, the folder resolved once per run; None otherwise."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if stat.S_ISLNK(st.st_mode):
+            return None
+        folder = self._folders.get(parent)
+        if folder is None:
+            folder = self._folders[parent] = str(Path(parent).resolve())
+        return os.path.join(folder, name), st
+
+    @staticmethod
+    def _resolved(path) -> tuple[str, os.stat_result]:
+        real = str(Path(path).resolve())
         return real, os.stat(real)
 
     def save(self) -> None:
