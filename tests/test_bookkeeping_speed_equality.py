@@ -427,11 +427,15 @@ def test_file_sha256_and_content_hash_equal_former(tmp_path):
     try:
         os.chdir(tmp_path)
         roots = [root, str(root), Path("study"), Path("study/sub/.."), tmp_path / "link", Path("/"),
-                 root / "sub", tmp_path, Path(str(root) + "/"), "study/", root.parent / "." / "study"]
+                 root / "sub", tmp_path, Path(str(root) + "/"), "study/", root.parent / "." / "study",
+                 "study/.", str(root) + "/.", str(root) + "/sub/..", "study/sub/../", ".", str(tmp_path / "link")]
         variants = [files, [str(f) for f in files], [Path(os.path.relpath(f)) for f in files],
                     [tmp_path / "link" / f.relative_to(root) for f in files],
                     [Path(str(f).replace("/study/", "/study/sub/../")) for f in files],
-                    [Path("/" + str(f)) for f in files]]
+                    [Path("/" + str(f)) for f in files],
+                    [str(f).replace("/study/", "/study/./") for f in files],
+                    [str(f).replace("/study/", "/study//") for f in files],
+                    [os.path.relpath(f).replace("study/", "study/sub/../") for f in files]]
         for r in roots:
             for paths in variants:
                 assert content_hash(paths, r) == _former_content_hash(paths, r), (r, paths[0])
@@ -441,6 +445,11 @@ def test_file_sha256_and_content_hash_equal_former(tmp_path):
         os.chdir(cwd)
     with pytest.raises(FileNotFoundError):
         content_hash([root / "missing"], root)
+    # the read buffer is kept per thread: hashing in several threads at once gives the same digests
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(file_sha256, files * 4)) == [_former_file_sha256(f) for f in files * 4]
 
 
 def test_file_hash_cache_real_path_equals_former(tmp_path):

@@ -84,17 +84,19 @@ def file_sha256(path: Path) -> str:
 
 
 def sha256_of_file(path: Path) -> str:
-    """SHA-256 of a file's bytes (hex)."""
-    with open(path, "rb") as fh:
-        if _FILE_DIGEST is not None:  # Python 3.11+: read into one buffer, no bytes object per chunk
-            return _FILE_DIGEST(fh, "sha256").hexdigest()
-        h = hashlib.sha256()
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
+    """SHA-256 of a file's bytes (hex), read by chunks of :data:`_CHUNK` bytes into a buffer
+    kept per thread (no buffer made per file: the pipeline hashes hundreds of small files)."""
+    buf = getattr(_BUFFERS, "view", None)
+    if buf is None:
+        buf = _BUFFERS.view = memoryview(bytearray(_CHUNK))
+    h = hashlib.sha256()
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(buf[:n])
     return h.hexdigest()
 
 
-_FILE_DIGEST = getattr(hashlib, "file_digest", None)
+_BUFFERS = threading.local()
 
 
 def content_hash(paths: list[Path], root: Path | None = None, digest=file_sha256) -> str:
@@ -106,10 +108,33 @@ def content_hash(paths: list[Path], root: Path | None = None, digest=file_sha256
     :class:`volumetry.store.FileHashCache`).
     """
     h = hashlib.sha256()
+    prefix = None
+    if root is not None:
+        text = os.fspath(root)
+        if type(text) is str and text and text[-1] != "/":
+            prefix = text + "/"
     for p in sorted(paths):
-        name = os.path.relpath(p, root) if root is not None else p.name
-        h.update(name.encode("utf-8", "surrogateescape") + b"\0" + digest(Path(p)).encode() + b"\0")
+        if root is None:
+            name = p.name
+        else:
+            name = _name_under(os.fspath(p), prefix) if prefix is not None else None
+            if name is None:
+                name = os.path.relpath(p, root)
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0"
+                 + digest(p if isinstance(p, Path) else Path(p)).encode() + b"\0")
     return h.hexdigest()
+
+
+def _name_under(text: str, prefix: str) -> str | None:
+    """``os.path.relpath(text, root)`` for a path written as ``root/`` (``prefix``) followed by plain
+    names (none empty, ``.`` or ``..``: what ``relpath`` would give back unchanged); None otherwise."""
+    if type(text) is not str or not text.startswith(prefix):
+        return None
+    name = text[len(prefix):]
+    parts = name.split("/")
+    if "" in parts or "." in parts or ".." in parts:
+        return None
+    return name
 
 
 def hash_image_input(image: str | Path, files: tuple = (), digest=file_sha256) -> str:
