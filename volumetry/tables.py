@@ -178,14 +178,46 @@ def _coerce(values: pd.Series, col: Column) -> pd.Series:
     if col.dtype == "datetime64[ns]":
         if dtype == "datetime64[ns]":
             return values.dt.normalize()
-        fmt = _known_format(values, _ISO_DATE, "%Y-%m-%d")
-        return pd.to_datetime(values, errors="raise", format=fmt).astype("datetime64[ns]").dt.normalize()
+        return _to_datetime(values, _ISO_DATE, "%Y-%m-%d", utc=False).astype("datetime64[ns]").dt.normalize()
     if col.dtype == "datetime64[ns, UTC]":
         if dtype == "datetime64[ns, UTC]":
             return values
-        fmt = _known_format(values, _ISO_TIME, "%Y-%m-%dT%H:%M:%S%z")
-        return pd.to_datetime(values, errors="raise", utc=True, format=fmt).astype("datetime64[ns, UTC]")
+        return _to_datetime(values, _ISO_TIME, "%Y-%m-%dT%H:%M:%S%z", utc=True).astype("datetime64[ns, UTC]")
     raise AssertionError(col.dtype)  # pragma: no cover
+
+
+def _to_datetime(values: pd.Series, pattern: re.Pattern, fmt: str, *, utc: bool) -> pd.Series:
+    """``pandas.to_datetime(values, errors="raise", utc=utc, format=_known_format(...))``, with less work
+    for the Python objects of a column made from row dicts (:func:`table_from_rows`).
+
+    Text whose first value matches ``pattern`` is parsed with ``fmt``, the format pandas
+    would guess from it (as :func:`_known_format` does for a string column), and
+    ``pandas.Timestamp`` values of the column's kind are converted without pandas'
+    memo of unique values (built for repeated text; for these it only costs). Should
+    that fail, the former call runs, so a bad value gets the same error as before.
+    """
+    quick = _quick_datetime_args(values, pattern, fmt, utc) if values.dtype == object else None
+    if quick is not None:
+        try:
+            return pd.to_datetime(values, errors="raise", utc=utc, **quick)
+        except Exception:  # noqa: BLE001 -- the former call below raises its own error for these values
+            pass
+    return pd.to_datetime(values, errors="raise", utc=utc, format=_known_format(values, pattern, fmt))
+
+
+def _quick_datetime_args(values: pd.Series, pattern: re.Pattern, fmt: str, utc: bool) -> dict | None:
+    """Arguments of :func:`pandas.to_datetime` giving its result with less work for an object column:
+    ``format`` when the first present value is text matching ``pattern`` (the value pandas guesses
+    its format from: missing values before it are skipped by both), ``cache=False`` when every
+    present value is a ``pandas.Timestamp`` (naive, or in UTC with ``utc``); else None."""
+    items = values.tolist()
+    first = next((v for v in items if not _isna(v)), None)
+    if type(first) is str:
+        return {"format": fmt} if pattern.fullmatch(first) else None
+    want = "UTC" if utc else None
+    if all(_isna(v) or (type(v) is pd.Timestamp and str(v.tz) == str(want)) for v in items):
+        return {"cache": False}
+    return None
 
 
 def _string_dtype():
@@ -496,30 +528,38 @@ def course_summary(df: pd.DataFrame, *, lesion_id: str | None = TOTAL) -> pd.Dat
         Rows flagged ``repeat-in-course`` are left out (one scan per course).
     """
     t = df if _is_conformed(df) else conform(df)
-    # the rows the former three filters kept (a missing comparison drops the row), in one mask,
-    # taken from the four columns used only
-    keep = (t["course"].notna() & (t["course"] >= 1)).to_numpy(dtype=bool, na_value=False)
-    if lesion_id is not None:
-        keep &= (t["lesion_id"] == lesion_id).to_numpy(dtype=bool, na_value=False)
+    # the rows the former filters kept (a missing comparison drops the row), grouped by method and
+    # course as groupby(sort=True).indices groups them (a missing method drops the row), from the
+    # columns' Python values: plain arrays per group (pandas' per-group Series calls cost ~1 ms a
+    # group); the same numbers: pandas' median and linear quantile of the non-missing values are numpy's
+    methods = t["method"].tolist()
+    courses = t["course"].tolist()
+    if lesion_id is None:
+        lesion = None
+    elif isinstance(lesion_id, str):
+        lesion = [isinstance(v, str) and v == lesion_id for v in t["lesion_id"].tolist()]
+    else:
+        lesion = (t["lesion_id"] == lesion_id).to_numpy(dtype=bool, na_value=False).tolist()
     flags = t["flags"].to_numpy(dtype=object, na_value="")
-    keep &= np.array(["repeat-in-course" not in split_flags(f) for f in flags], dtype=bool)
-    t = t[["method", "course", "percent_change", "response"]][keep]
+    groups: dict[tuple, list[int]] = {}
+    for i, (method, course) in enumerate(zip(methods, courses)):
+        if _isna(course) or not course >= 1 or _isna(method) or (lesion is not None and not lesion[i]):
+            continue
+        if "repeat-in-course" in split_flags(flags[i]):
+            continue
+        groups.setdefault((method, course), []).append(i)
     rows = []
-    # plain arrays per group (pandas' per-group Series calls cost ~1 ms a group); the same
-    # numbers: pandas' median and linear quantile of the non-missing values are numpy's
     pct_all = t["percent_change"].to_numpy(dtype="float64", na_value=np.nan)
     resp_all = t["response"].to_numpy(dtype=object, na_value=None)
-    groups = t.groupby(["method", "course"], sort=True).indices
     for (method, course), idx in sorted(groups.items(), key=lambda kv: (kv[0][0], int(kv[0][1]))):
         pct = pct_all[idx]
         pct = pct[~np.isnan(pct)]
         resp = [r for r in resp_all[idx] if r is not None]
+        q1, q3 = (float(q) for q in np.percentile(pct, [25.0, 75.0])) if len(pct) else (math.nan, math.nan)
         row: dict[str, Any] = {
             "method": method, "course": int(course), "n": int(len(pct)),
             "median_percent_change": float(np.median(pct)) if len(pct) else math.nan,
-            "q1_percent_change": float(np.percentile(pct, 25.0)) if len(pct) else math.nan,
-            "q3_percent_change": float(np.percentile(pct, 75.0)) if len(pct) else math.nan,
-            "n_assessed": int(len(resp)),
+            "q1_percent_change": q1, "q3_percent_change": q3, "n_assessed": int(len(resp)),
         }
         counts = {c: resp.count(c) for c in RESPONSES}
         counts["ORR"] = counts["CR"] + counts["PR"]

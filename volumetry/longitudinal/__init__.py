@@ -9,7 +9,8 @@ Public API
 :func:`assess` (df, *, criteria="vascular-anomaly", confirm=False, schedule=None, treatment_start=None)
     the whole engine: the tidy table of :mod:`volumetry.tables`.
 :func:`assign_courses`, :class:`CourseSchedule`
-    visit → course (``courses.py``; :func:`~.courses.course_columns` gives the columns as lists).
+    visit → course (``courses.py``; :func:`~.courses.course_columns` gives the columns as lists,
+    :func:`~.courses.course_lists` works from the columns' Python values).
 :class:`ResponseCriteria`, :data:`CRITERIA`, :func:`get_criteria`
     named criteria sets and user thresholds (``criteria.py``).
 :func:`percent_change`, :func:`best_overall_response`, :func:`confirm_responses`,

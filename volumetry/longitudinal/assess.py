@@ -27,7 +27,7 @@ import pandas as pd
 from ..errors import InputError
 from ..tables import TOTAL, _is_conformed, table_from_rows
 from ._values import missing as _missing
-from .courses import CourseSchedule, course_columns
+from .courses import CourseSchedule, course_columns, course_lists
 from .criteria import ResponseCriteria, get_criteria
 from .response import assess_rows, order_day
 
@@ -80,15 +80,22 @@ def assess(df: pd.DataFrame, *, criteria: str | ResponseCriteria | None = None, 
         Unknown criteria.
     """
     crit = get_criteria(criteria)
-    data = _validate(df)
-    data, course, days, is_base = course_columns(data, schedule=schedule, treatment_start=treatment_start)
-    names = [c for c in data.columns if c not in ("course", "days_from_baseline", "is_baseline")]
-    rows = [dict(zip(names, values)) for values in zip(*(data[c].tolist() for c in names))] if names else []
+    coursed = _coursed_conformed(df, schedule, treatment_start) if _is_conformed(df) else None
+    if coursed is None:
+        data = _validate(df)
+        data, course, days, is_base = course_columns(data, schedule=schedule, treatment_start=treatment_start)
+        values = {c: data[c].tolist() for c in data.columns}
+        dtypes = data.dtypes
+    else:
+        values, course, days, is_base = coursed
+        dtypes = df.dtypes
+    names = [c for c in values if c not in ("course", "days_from_baseline", "is_baseline")]
+    rows = [dict(zip(names, row)) for row in zip(*(values[c] for c in names))] if names else []
     for r, k, d, b in zip(rows, course, days, is_base):
         r["course"], r["days_from_baseline"], r["is_baseline"] = k, d, b
-    bands = tuple(b for b in ("volume_low_ml", "volume_high_ml") if b in data.columns)
-    provenance = tuple(p for p in _PROVENANCE if p in data.columns)
-    band_dtypes = {b: data[b].dtype for b in bands}
+    bands = tuple(b for b in ("volume_low_ml", "volume_high_ml") if b in values)
+    provenance = tuple(p for p in _PROVENANCE if p in values)
+    band_dtypes = {b: dtypes[b] for b in bands}
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
@@ -187,6 +194,31 @@ def _validate_conformed(df: pd.DataFrame) -> pd.DataFrame | None:
     """:func:`_validate` of a table conformed by :mod:`volumetry.tables` (its columns, in its dtypes),
     from the columns' Python values: the same frame (values and dtypes), or None when a value fails
     a check (:func:`_validate` then checks the frame and raises its error)."""
+    checked = _checked_conformed(df)
+    if checked is None:
+        return None
+    keys, volume, status, reason = checked
+    text = pd.StringDtype(na_value=np.nan)  # what astype(str) gives
+    index = pd.RangeIndex(len(df))
+    columns: dict[str, Any] = {}
+    for c in df.columns:
+        if c in _KEYS:
+            columns[c] = pd.array(keys[_KEYS.index(c)], dtype=text)
+        elif c == "volume_ml":
+            columns[c] = volume
+        elif c == "status":
+            columns[c] = pd.array(status, dtype=text)
+        elif c == "reason":
+            columns[c] = pd.Series(reason, dtype=object, index=index)
+        else:
+            columns[c] = df[c].array  # copied by the frame
+    return pd.DataFrame(columns, index=index)
+
+
+def _checked_conformed(df: pd.DataFrame) -> tuple[list[list], np.ndarray, list, list] | None:
+    """The checks of :func:`_validate` on a conformed table's Python values: its key columns
+    (:data:`_KEYS`, as lists of str), ``volume_ml`` (NaN unless ``ok``), ``status`` and ``reason``
+    as :func:`_validate` makes them; None when a value fails a check."""
     n = len(df)
     keys = [df[c].tolist() for c in _KEYS]
     if any(v is pd.NA for values in keys for v in values):
@@ -206,21 +238,50 @@ def _validate_conformed(df: pd.DataFrame) -> pd.DataFrame | None:
         return None  # ok without a volume
     reason = ["no volume given" if (r is pd.NA and s == "failed") else (None if r is pd.NA else r)
               for r, s in zip(df["reason"].tolist(), status)]
-    text = pd.StringDtype(na_value=np.nan)  # what astype(str) gives
-    index = pd.RangeIndex(n)
-    columns: dict[str, Any] = {}
+    return keys, np.where(measured, volume, np.nan), status, reason
+
+
+def _coursed_conformed(df: pd.DataFrame, schedule: CourseSchedule | None, treatment_start: Mapping[str, Any] | None
+                       ) -> tuple[dict[str, list], list, list, list] | None:
+    """What :func:`course_columns` of :func:`_validate` gives for a conformed table, made from its
+    columns' Python values without the two frames: each column's values (``.tolist()`` of the frame
+    ``course_columns`` returns), course, days from baseline and is-baseline per row. None when a value
+    fails a check (the frames' code then raises its error).
+
+    Raises
+    ------
+    InputError
+        As :func:`~.courses.course_lists`.
+    """
+    checked = _checked_conformed(df)
+    if checked is None:
+        return None
+    keys, volume, status, reason = checked
+    schedule = schedule or CourseSchedule()
+    explicit = df["course"].tolist()  # Int64: what to_numeric gives back
+    if any(not _missing(k) and not 0 <= k <= schedule.max_courses for k in explicit):
+        return None  # a course out of range
+    dates = df["scan_date"].dt.normalize().tolist()
+    flags = [[] if _missing(f) or f == "" else str(f).split(";") for f in df["flags"].tolist()]
+    course, days, is_base, flags = course_lists(keys[0], keys[3], keys[2], dates, explicit, flags,
+                                                schedule=schedule, treatment_start=treatment_start)
+    values: dict[str, list] = {}
     for c in df.columns:
         if c in _KEYS:
-            columns[c] = pd.array(keys[_KEYS.index(c)], dtype=text)
+            values[c] = keys[_KEYS.index(c)]
         elif c == "volume_ml":
-            columns[c] = np.where(measured, volume, np.nan)
+            values[c] = volume.tolist()
         elif c == "status":
-            columns[c] = pd.array(status, dtype=text)
+            values[c] = status
         elif c == "reason":
-            columns[c] = pd.Series(reason, dtype=object, index=index)
+            values[c] = reason
+        elif c == "scan_date":
+            values[c] = dates
+        elif c == "flags":
+            values[c] = flags
         else:
-            columns[c] = df[c].array  # copied by the frame
-    return pd.DataFrame(columns, index=index)
+            values[c] = df[c].tolist()
+    return values, course, days, is_base
 
 
 def _overlap_reason(visit_rows: list[dict], base_set: set) -> str:

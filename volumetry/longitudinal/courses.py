@@ -161,19 +161,58 @@ def course_columns(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
     else:
         flags_in = [list(f) if isinstance(f, (list, tuple)) else ([] if pd.isna(f) or f == "" else str(f).split(";"))
                     for f in out["flags"]]
+    course, days, is_base, flags_out = course_lists(
+        out["subject_id"].tolist(), out["method"].tolist(), out["visit"].tolist(), out["scan_date"].tolist(),
+        explicit.tolist(), flags_in, schedule=schedule, treatment_start=treatment_start)
+    out["flags"] = flags_out
+    return out, course, days, is_base
+
+
+def course_lists(subjects: list, methods: list, visit_labels: list, dates: list, explicit: list,
+                 flags_in: list[list[str]], *, schedule: CourseSchedule,
+                 treatment_start: Mapping[str, Any] | None = None
+                 ) -> tuple[list[int | None], list[int | None], list[bool], list[list[str]]]:
+    """The courses of the rows from their columns' Python values (the work of :func:`course_columns`).
+
+    Parameters
+    ----------
+    subjects, methods, visit_labels : list
+        Per row (a missing subject or method is one group; visit labels are compared as text).
+    dates : list
+        Scan dates, normalised (``pandas.Timestamp``; ``NaT`` when absent).
+    explicit : list
+        Explicit courses, checked by the caller (integers 0 .. ``max_courses``, or missing).
+    flags_in : list of list of str
+        Each row's flags (the list is not modified).
+    schedule : CourseSchedule
+    treatment_start : mapping, optional
+
+    Returns
+    -------
+    course, days : list of int or None
+        Course (0 = baseline) and days from the baseline scan of each row.
+    is_baseline : list of bool
+    flags : list of list of str
+        Each row's flags with the course flags appended.
+
+    Raises
+    ------
+    InputError
+        As :func:`assign_courses`.
+    """
     starts = {str(k): pd.Timestamp(v).normalize() for k, v in (treatment_start or {}).items() if v is not None and not pd.isna(v)}
 
-    n = len(out)
+    n = len(visit_labels)
     course: list[int | None] = [None] * n
     days: list[int | None] = [None] * n
     is_base = [False] * n
-    flags_out = flags_in
-    visits_all = [str(v) for v in out["visit"].tolist()]
-    dates_all = out["scan_date"].tolist()
-    explicit_all = explicit.tolist()
+    flags_out = list(flags_in)
+    visits_all = [str(v) for v in visit_labels]
+    dates_all = dates
+    explicit_all = explicit
     groups: dict[tuple, list[int]] = {}
     names: dict[tuple, tuple] = {}
-    for pos, (subject, method) in enumerate(zip(out["subject_id"].tolist(), out["method"].tolist())):
+    for pos, (subject, method) in enumerate(zip(subjects, methods)):
         key = (_group_key(subject), _group_key(method))
         if key not in groups:
             groups[key] = []
@@ -219,8 +258,7 @@ def course_columns(df: pd.DataFrame, *, schedule: CourseSchedule | None = None,
             is_base[pos] = visit == base_visit
             have = flags_out[pos]
             flags_out[pos] = have + [f for f in flags if f not in have]
-    out["flags"] = flags_out
-    return out, course, days, is_base
+    return course, days, is_base, flags_out
 
 
 def _group_key(v: Any) -> Any:
