@@ -6,7 +6,8 @@ code and assert equality voxel for voxel and bit for bit):
 
 * :func:`grow_kernel`: threshold, bounding box, closing (:func:`common.closing`) and the
   components holding the seeds or their anchors (:func:`common.connected_to_seeds_in_box`)
-  in one call; a span flood fill visits only those components instead of labelling the box.
+  in one call; the box is held as rows of bits (the closing shifts whole words) and a fill over
+  its runs along i visits only those components instead of labelling the box.
 * :func:`shell_kernel`: the values of the image in the background shell of
   :func:`common.shell` (26-neighbour dilation, one axis at a time, then the outer and gap
   balls run by run with difference arrays). Like ``common.shell`` it dilates
@@ -23,9 +24,10 @@ code and assert equality voxel for voxel and bit for bit):
 * :func:`design_kernel`, :func:`rows_kept`, :func:`field_exponent`: the design matrices of the
   bias field's fit (``region_growing.lesion_field``) and the exponent of the field over the crop.
 
-The loops that run over whole rows of a box (the threshold and the closing of :func:`grow_kernel`)
-are written without a branch per voxel; the flood fills and scans that follow runs keep theirs
-(measured: a branch that follows a run is cheaper than a branch-free pass there).
+The loops that run over whole rows of a box (the threshold of :func:`grow_kernel`) are written
+without a branch per voxel; the flood fills and scans that follow runs keep theirs (measured: a
+branch that follows a run is cheaper than a branch-free pass there). Hot loops index arrays
+directly rather than through a view per row or run (each view costs a reference count).
 
 Array indices are ``(k, j, i)``; every box is given as ``lo`` (inclusive) and ``hi``
 (exclusive) corners.
@@ -66,7 +68,8 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
     cl_off : numpy.ndarray of int64, (m, 3)
         Offsets of the closing's (symmetric) structuring element ((0, 0, 0) alone: no closing).
     conn_off : numpy.ndarray of int64, (c, 3)
-        Neighbour offsets of the connectivity (no (0, 0, 0)).
+        Neighbour offsets of the connectivity (no (0, 0, 0)); those of each neighbour row (dk, dj)
+        span a range of di, -e..e (as 6-, 18- and 26-connectivity's do).
     seeds : numpy.ndarray of int64, (n, 3)
         Seed voxels.
     anchors : numpy.ndarray of int64, (total, 3)
@@ -82,6 +85,12 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
     -------
     int
         Number of voxels in the region.
+
+    Notes
+    -----
+    The thresholded box is held as rows of bits (uint64 words), so that the closing shifts and
+    combines whole words; its result is cut into runs along i, and the region is the runs reached
+    from the seeds' runs through runs of neighbour rows that overlap them (grown by the reach ``e``).
     """
     nk, nj, ni = sm.shape
     lo0, lo1, lo2 = nk, nj, ni
@@ -101,175 +110,279 @@ def grow_kernel(sm, thr, allowed, use_allowed, cl_off, conn_off, seeds, anchors,
             hi0 = max(hi0, k)
             lo1 = min(lo1, j)
             hi1 = max(hi1, j)
+            # the row's ends matter only outside the columns lo2..hi2 found so far: look no further
             i = 0
-            while not (sm[k, j, i] > thr and (not use_allowed or allowed[k, j, i])):
+            while i < lo2 and not (sm[k, j, i] > thr and (not use_allowed or allowed[k, j, i])):
                 i += 1
-            lo2 = min(lo2, i)
+            lo2 = i
             i = ni - 1
-            while not (sm[k, j, i] > thr and (not use_allowed or allowed[k, j, i])):
+            while i > hi2 and not (sm[k, j, i] > thr and (not use_allowed or allowed[k, j, i])):
                 i -= 1
-            hi2 = max(hi2, i)
+            hi2 = i
     if hi0 < 0:
         return 0
     bk, bj, bi = hi0 - lo0 + 1, hi1 - lo1 + 1, hi2 - lo2 + 1
-    # the box inside a zero border of p voxels (at least the closing's reach, and 1 for the fill)
+    # the box inside a zero border of p voxels (at least the closing's reach, and 1 for the runs' ends),
+    # as bits: row (k, j) of the padded box is bits[(k + p0) * PJ + j + p1], box column i its bit i + p2
     p0, p1, p2 = 1, 1, 1
     for r in range(cl_off.shape[0]):
         p0 = max(p0, abs(cl_off[r, 0]))
         p1 = max(p1, abs(cl_off[r, 1]))
         p2 = max(p2, abs(cl_off[r, 2]))
-    PJ, PI = bj + 2 * p1, bi + 2 * p2
-    size = (bk + 2 * p0) * PJ * PI
+    PJ = bj + 2 * p1
+    W = (bi + 2 * p2 + 63) >> 6  # words per row
     closes = cl_off.shape[0] > 1 or cl_off[0, 0] != 0 or cl_off[0, 1] != 0 or cl_off[0, 2] != 0
-    cl = np.empty(cl_off.shape[0], np.int64)
-    for r in range(cl_off.shape[0]):
-        cl[r] = (cl_off[r, 0] * PJ + cl_off[r, 1]) * PI + cl_off[r, 2]
-    # state: 0 background, 1 in the closed box, 2 in the region (filled), 3 queued for the fill;
-    # each loop below runs along a row of the box without a branch
-    state = np.zeros(size, np.uint8)
-    nclosed = 0
+    bits = np.zeros(((bk + 2 * p0) * PJ, W), np.uint64)
+    # where the closing may add voxels: the allowed ones (row by row, below), or the box's columns (row 0)
+    addable = np.zeros(((bk + 2 * p0) * PJ if use_allowed else 1, W), np.uint64)
+    if not use_allowed:
+        for w in range(W):
+            for i in range(max(w * 64 - p2, 0), min(w * 64 + 64 - p2, bi)):
+                addable[0, w] |= _U1 << np.uint64(i + p2 - w * 64)
     for k in range(bk):
         for j in range(bj):
-            f = ((k + p0) * PJ + j + p1) * PI + p2
-            row = sm[k + lo0, j + lo1, lo2:lo2 + bi]
-            srow = state[f:f + bi]
-            if use_allowed:
-                arow = allowed[k + lo0, j + lo1, lo2:lo2 + bi]
-                for i in range(bi):
-                    srow[i] = (row[i] > thr) & arow[i]
-            else:
-                for i in range(bi):
-                    srow[i] = row[i] > thr
-            c = 0
-            for i in range(bi):
-                c += srow[i]
-            nclosed += c
+            t = (k + p0) * PJ + j + p1
+            for w in range(W):
+                i0, i1 = max(w * 64 - p2, 0), min(w * 64 + 64 - p2, bi)
+                if i0 >= i1:
+                    continue
+                sh = i0 + p2 - w * 64
+                acc = _U0
+                if use_allowed:
+                    al = _U0
+                    for i in range(i0, i1):
+                        al_i = allowed[k + lo0, j + lo1, lo2 + i]
+                        acc |= np.uint64((sm[k + lo0, j + lo1, lo2 + i] > thr) & al_i) << np.uint64(sh + i - i0)
+                        al |= np.uint64(al_i) << np.uint64(sh + i - i0)
+                    addable[t, w] = al
+                else:
+                    for i in range(i0, i1):
+                        acc |= np.uint64(sm[k + lo0, j + lo1, lo2 + i] > thr) << np.uint64(sh + i - i0)
+                bits[t, w] = acc
     if closes:
-        # closing: the erosion of the dilation, on the box; then `allowed` again. The dilation
-        # dil[x] = any(state[x - c]) over the element's flat offsets c is one shifted range per offset,
-        # over the whole padded box (state is 0 outside the box); the erosion is all(dil[x + c])
-        dil = np.zeros(size, np.uint8)
-        for r in range(cl.size):
-            c = cl[r]
-            s0 = max(c, 0)
-            s1 = min(size, size + c)
-            dst = dil[s0:s1]
-            src = state[s0 - c:s1 - c]
-            for x in range(s1 - s0):
-                dst[x] |= src[x]
-        ero = np.empty(bi, np.uint8)
+        # closing: the erosion of the dilation; only allowed voxels are added. dil(x) = any(bits(x - c)):
+        # each box row's bits shifted into the rows at c; ero(x) = all(dil(x + c))
+        m = cl_off.shape[0]
+        dt = np.empty(m, np.int64)  # the offset's row step, and its shift along i as a left then a right shift
+        up = np.empty(m, np.uint64)
+        down = np.empty(m, np.uint64)
+        for r in range(m):
+            dt[r] = cl_off[r, 0] * PJ + cl_off[r, 1]
+            up[r] = np.uint64(max(cl_off[r, 2], 0))
+            down[r] = np.uint64(max(-cl_off[r, 2], 0))
+        dil = np.zeros(bits.shape, np.uint64)
         for k in range(bk):
             for j in range(bj):
-                f = ((k + p0) * PJ + j + p1) * PI + p2
-                src = dil[f + cl[0]:f + cl[0] + bi]
-                for i in range(bi):
-                    ero[i] = src[i]
-                for r in range(1, cl.size):
-                    src = dil[f + cl[r]:f + cl[r] + bi]
-                    for i in range(bi):
-                        ero[i] &= src[i]
-                srow = state[f:f + bi]
-                c = 0
-                if use_allowed:
-                    arow = allowed[k + lo0, j + lo1, lo2:lo2 + bi]
-                    for i in range(bi):
-                        v = ero[i] & (srow[i] ^ 1) & arow[i]
-                        srow[i] |= v
-                        c += v
+                t = (k + p0) * PJ + j + p1
+                if W == 1:  # one word a row (most boxes): shifts of the word
+                    x = bits[t, 0]
+                    if x != _U0:
+                        for r in range(m):
+                            dil[t + dt[r], 0] |= (x << up[r]) >> down[r]
                 else:
-                    for i in range(bi):
-                        v = ero[i] & (srow[i] ^ 1)
-                        srow[i] |= v
-                        c += v
-                nclosed += c
-    # neighbour rows of the connectivity: (flat offset of the row, reach e along i)
-    nrow = np.zeros(9, np.int64)
+                    for r in range(m):
+                        _or_shifted(dil, t + dt[r], bits, t, cl_off[r, 2])
+        one = np.empty((1, W), np.uint64)
+        ero = np.empty(W, np.uint64)
+        for k in range(bk):
+            for j in range(bj):
+                t = (k + p0) * PJ + j + p1
+                a = t if use_allowed else 0
+                if W == 1:
+                    e = _ALL
+                    for r in range(m):
+                        e &= (dil[t + dt[r], 0] << down[r]) >> up[r]
+                    bits[t, 0] |= e & addable[a, 0]
+                    continue
+                for w in range(W):
+                    ero[w] = _ALL
+                for r in range(m):
+                    for w in range(W):
+                        one[0, w] = _U0
+                    _or_shifted(one, 0, dil, t + dt[r], -cl_off[r, 2])
+                    for w in range(W):
+                        ero[w] &= one[0, w]
+                for w in range(W):
+                    bits[t, w] |= ero[w] & addable[a, w]
+    # the closed box's runs along i, row by row (the rows of the box in C order): run q spans the box's
+    # columns ra[q]..rb[q] of row (rk[q], rj[q]); row (k, j) holds runs rptr[k * bj + j] .. rptr[k * bj + j + 1] - 1.
+    # A run starts at a set bit whose lower neighbour is clear and ends at one whose upper neighbour is
+    nrows = bk * bj
+    rptr = np.empty(nrows + 1, np.int64)
+    nruns = 0
+    for k in range(bk):
+        for j in range(bj):
+            rptr[k * bj + j] = nruns
+            t = (k + p0) * PJ + j + p1
+            carry = _U0
+            for w in range(W):
+                x = bits[t, w]
+                nruns += _popcount(x & ~((x << _U1) | carry))
+                carry = x >> _U63
+    rptr[nrows] = nruns
+    ra = np.empty(nruns, np.int64)
+    rb = np.empty(nruns, np.int64)
+    rk = np.empty(nruns, np.int64)  # the run's row (k, j) in the box
+    rj = np.empty(nruns, np.int64)
+    for k in range(bk):
+        for j in range(bj):
+            q0 = rptr[k * bj + j]
+            if q0 == rptr[k * bj + j + 1]:
+                continue
+            t = (k + p0) * PJ + j + p1
+            qa, qb = q0, q0
+            carry = _U0
+            for w in range(W):
+                x = bits[t, w]
+                nxt = bits[t, w + 1] & _U1 if w + 1 < W else _U0
+                starts = x & ~((x << _U1) | carry)
+                ends = x & ~((x >> _U1) | (nxt << _U63))
+                carry = x >> _U63
+                while starts != _U0:
+                    low = starts & (~starts + _U1)
+                    ra[qa] = w * 64 + _bit_index(low) - p2
+                    qa += 1
+                    starts ^= low
+                while ends != _U0:
+                    low = ends & (~ends + _U1)
+                    rb[qb] = w * 64 + _bit_index(low) - p2
+                    qb += 1
+                    ends ^= low
+            for q in range(q0, qa):
+                rk[q] = k
+                rj[q] = j
+    # the connectivity's neighbour rows (dk, dj) other than the run's own, and their reach e along i
     ereach = np.full(9, -1, np.int64)
-    ndk = np.zeros(9, np.int64)
-    ndj = np.zeros(9, np.int64)
     for c in range(conn_off.shape[0]):
         dk, dj, di = conn_off[c, 0], conn_off[c, 1], conn_off[c, 2]
-        if dk == 0 and dj == 0:
-            continue
-        m = (dk + 1) * 3 + dj + 1
-        nrow[m] = (dk * PJ + dj) * PI
-        ndk[m] = dk
-        ndj[m] = dj
-        ereach[m] = max(ereach[m], abs(di))
-    # span flood fill from the seeds (a seed off the region: its anchors); the border stops it.
-    # state 3: in the box, queued (each voxel of the closing is queued at most once: the stack never overflows)
-    stack = np.empty(nclosed, np.int64)
-    sk = np.empty(nclosed, np.int64)  # the queued voxel's k and j in the crop
-    sj = np.empty(nclosed, np.int64)
+        if dk != 0 or dj != 0:
+            m = (dk + 1) * 3 + dj + 1
+            ereach[m] = max(ereach[m], abs(di))
+    nb = 0
+    nbk = np.empty(8, np.int64)
+    nbj = np.empty(8, np.int64)
+    nbe = np.empty(8, np.int64)
+    for m in range(9):
+        if ereach[m] >= 0:
+            nbk[nb], nbj[nb], nbe[nb] = m // 3 - 1, m % 3 - 1, ereach[m]
+            nb += 1
+    # fill over the runs from the seeds' runs (a seed off the closed box: its anchors'); the runs of a
+    # neighbour row that meet a run's columns grown by e are connected to it; each run is queued once
+    seen = np.zeros(nruns, np.uint8)
+    stack = np.empty(nruns, np.int64)
     top = 0
     for s in range(seeds.shape[0]):
         k, j, i = seeds[s, 0] - lo0, seeds[s, 1] - lo1, seeds[s, 2] - lo2
-        if 0 <= k < bk and 0 <= j < bj and 0 <= i < bi and state[((k + p0) * PJ + j + p1) * PI + i + p2]:
-            f = ((k + p0) * PJ + j + p1) * PI + i + p2
-            if state[f] == 1:
-                state[f] = 3
-                stack[top] = f
-                sk[top] = k + lo0
-                sj[top] = j + lo1
+        if 0 <= k < bk and 0 <= j < bj and 0 <= i < bi and _bit(bits, (k + p0) * PJ + j + p1, i + p2):
+            q = _run_at(rb, rptr[k * bj + j], i)
+            if not seen[q]:
+                seen[q] = 1
+                stack[top] = q
                 top += 1
         elif anchor_start[0] >= 0:
             for a in range(anchor_start[s], anchor_start[s + 1]):
                 k, j, i = anchors[a, 0] - lo0, anchors[a, 1] - lo1, anchors[a, 2] - lo2
-                if 0 <= k < bk and 0 <= j < bj and 0 <= i < bi:
-                    f = ((k + p0) * PJ + j + p1) * PI + i + p2
-                    if state[f] == 1:
-                        state[f] = 3
-                        stack[top] = f
-                        sk[top] = k + lo0
-                        sj[top] = j + lo1
+                if (0 <= k < bk and 0 <= j < bj and 0 <= i < bi
+                        and _bit(bits, (k + p0) * PJ + j + p1, i + p2)):
+                    q = _run_at(rb, rptr[k * bj + j], i)
+                    if not seen[q]:
+                        seen[q] = 1
+                        stack[top] = q
                         top += 1
     n = 0
     r0, r1, r2 = nk, nj, ni
     s0, s1, s2 = -1, -1, -1
     while top > 0:
         top -= 1
-        f = stack[top]
-        if state[f] == 2:
-            continue
-        a = f
-        while state[a - 1] & 1:
-            a -= 1
-        b = f
-        while state[b + 1] & 1:
-            b += 1
-        for x in range(a, b + 1):
-            state[x] = 2
-        k = sk[top]
-        j = sj[top]
-        i0 = a - ((k - lo0 + p0) * PJ + j - lo1 + p1) * PI - p2 + lo2
-        for x in range(b - a + 1):
-            out[k, j, i0 + x] = True
+        q = stack[top]
+        a, b, k, j = ra[q], rb[q], rk[q], rj[q]
+        for x in range(lo2 + a, lo2 + b + 1):
+            out[k + lo0, j + lo1, x] = True
         n += b - a + 1
         r0 = min(r0, k)
         s0 = max(s0, k)
         r1 = min(r1, j)
         s1 = max(s1, j)
-        r2 = min(r2, i0)
-        s2 = max(s2, i0 + b - a)
-        for m in range(9):
-            e = ereach[m]
-            if e < 0:
-                continue
-            d = nrow[m]
-            prev = False
-            for x in range(a - e + d, b + e + d + 1):
-                cur = (state[x] & 1) == 1
-                if cur and not prev and state[x] == 1:
-                    state[x] = 3
-                    stack[top] = x
-                    sk[top] = k + ndk[m]
-                    sj[top] = j + ndj[m]
-                    top += 1
-                prev = cur
+        r2 = min(r2, a)
+        s2 = max(s2, b)
+        for m in range(nb):
+            k2, j2, e = k + nbk[m], j + nbj[m], nbe[m]
+            if 0 <= k2 < bk and 0 <= j2 < bj:
+                rn = k2 * bj + j2
+                for q2 in range(rptr[rn], rptr[rn + 1]):
+                    if ra[q2] > b + e:
+                        break
+                    if rb[q2] >= a - e and not seen[q2]:
+                        seen[q2] = 1
+                        stack[top] = q2
+                        top += 1
     if n:
-        rbox[0], rbox[1], rbox[2] = r0, r1, r2
-        rbox[3], rbox[4], rbox[5] = s0 + 1, s1 + 1, s2 + 1
+        rbox[0], rbox[1], rbox[2] = r0 + lo0, r1 + lo1, r2 + lo2
+        rbox[3], rbox[4], rbox[5] = s0 + lo0 + 1, s1 + lo1 + 1, s2 + lo2 + 1
     return n
+
+
+_U0 = np.uint64(0)
+_U1 = np.uint64(1)
+_U63 = np.uint64(63)
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: A de Bruijn sequence and its table: the index of a uint64 word's one set bit (:func:`_bit_index`).
+_DEBRUIJN = np.uint64(0x03F79D71B4CA8B09)
+_DEBRUIJN_INDEX = np.zeros(64, np.int64)
+for _b in range(64):
+    _DEBRUIJN_INDEX[((0x03F79D71B4CA8B09 << _b) & 0xFFFFFFFFFFFFFFFF) >> 58] = _b
+del _b
+
+
+@kernel(inline="always")
+def _bit_index(low):
+    """The index of the one set bit of the uint64 ``low``."""
+    return _DEBRUIJN_INDEX[np.int64((low * _DEBRUIJN) >> np.uint64(58))]
+
+
+@kernel(inline="always")
+def _popcount(x):
+    """Number of set bits of the uint64 ``x``."""
+    x = x - ((x >> _U1) & np.uint64(0x5555555555555555))
+    x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
+    x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
+    return np.int64((x * np.uint64(0x0101010101010101)) >> np.uint64(56))
+
+
+@kernel(inline="always")
+def _bit(rows, t, x):
+    """Bit ``x`` of row ``t`` of uint64 words."""
+    return (rows[t, x >> 6] >> np.uint64(x & 63)) & _U1 != _U0
+
+
+@kernel(inline="always")
+def _or_shifted(dst, t, src, s, d):
+    """``dst[t] |= src[s]`` shifted by ``d`` bits: bit x of ``src[s]`` to bit x + d (rows of uint64
+    words; bits shifted beyond the row are dropped)."""
+    W = src.shape[1]
+    q = abs(d) >> 6
+    r = np.uint64(abs(d) & 63)
+    if d >= 0:
+        for w in range(q, W):
+            v = src[s, w - q] << r
+            if r != _U0 and w - q - 1 >= 0:
+                v |= src[s, w - q - 1] >> (np.uint64(64) - r)
+            dst[t, w] |= v
+    else:
+        for w in range(0, W - q):
+            v = src[s, w + q] >> r
+            if r != _U0 and w + q + 1 < W:
+                v |= src[s, w + q + 1] << (np.uint64(64) - r)
+            dst[t, w] |= v
+
+
+@kernel()
+def _run_at(rb, q, i):
+    """The first run from ``q`` on (of a row's runs, in order) that ends at or after column ``i``: the
+    run holding ``i`` when one does."""
+    while rb[q] < i:
+        q += 1
+    return q
 
 
 def _warm_shell():
