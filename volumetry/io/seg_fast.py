@@ -1345,7 +1345,161 @@ def _skip_undefined(buf: bytes, pos: int, explicit: bool) -> int:
         raise _Unhandled from exc
 
 
+#: States of :func:`_light_walk` (the file meta walk's are apart: the transfer syntax is checked between).
+_WALK_OK, _WALK_NONE, _WALK_SHORT, _WALK_DECLINE = 0, 1, 2, 3
+_WALK_META_NONE, _WALK_META_SHORT, _WALK_META_DECLINE = 11, 12, 13
+
+
+def _light_walk(buf, wanted, long_vrs):
+    """The element walk of :func:`_scan_light_py`, compiled (:func:`_light_walk_kernel`): the same
+    positions and decisions, as numbers.
+
+    Parameters
+    ----------
+    buf : uint8 array
+        The file's first bytes.
+    wanted : int64 array
+        The tags to find.
+    long_vrs : int64 array
+        The VRs with a 4-byte length, as ``first byte << 8 | second byte``.
+
+    Returns
+    -------
+    (state, ts_start, ts_end, found)
+        ``state`` one of the ``_WALK_*`` states: the file meta walk's end (None, short, or left to
+        :func:`_scan_light_py`, where it would raise), else the data set walk's (the transfer
+        syntax, between ``ts_start`` and ``ts_end`` (-1: none), is to be checked first); ``found``
+        ``(VR position, value start, value end)`` of each wanted tag (the last of a repeated one),
+        -1 when absent.
+    """
+    n = buf.shape[0]
+    found = np.full((wanted.shape[0], 3), -1, np.int64)
+    if n < 144 or buf[128] != 68 or buf[129] != 73 or buf[130] != 67 or buf[131] != 77:  # b"DICM"
+        return _WALK_META_NONE, -1, -1, found
+    pos = 132
+    ts_start = -1
+    ts_end = -1
+    while True:  # file meta information, group 0002
+        if pos + 8 > n:
+            return _WALK_META_SHORT, ts_start, ts_end, found
+        group = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
+        element = np.int64(buf[pos + 2]) | (np.int64(buf[pos + 3]) << 8)
+        if group != 0x0002:
+            break
+        vr = (np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])
+        is_long = False
+        for v in long_vrs:
+            if v == vr:
+                is_long = True
+        if is_long:
+            if pos + 12 > n:  # struct.error there: left to the Python walk
+                return _WALK_META_DECLINE, ts_start, ts_end, found
+            length = (np.int64(buf[pos + 8]) | (np.int64(buf[pos + 9]) << 8) | (np.int64(buf[pos + 10]) << 16)
+                      | (np.int64(buf[pos + 11]) << 24))
+            start = pos + 12
+        else:
+            length = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
+            start = pos + 8
+        if length == 0xFFFFFFFF:
+            return _WALK_META_NONE, ts_start, ts_end, found
+        if start + length > n:
+            return _WALK_META_SHORT, ts_start, ts_end, found
+        if element == 0x0010:
+            ts_start = start
+            ts_end = start + length
+        pos = start + length
+    while True:  # the data set, explicit VR little endian, up to PixelData
+        if pos + 8 > n:
+            return _WALK_SHORT, ts_start, ts_end, found
+        group = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
+        element = np.int64(buf[pos + 2]) | (np.int64(buf[pos + 3]) << 8)
+        tag = (group << 16) | element
+        if tag == 0x7FE00010:
+            break
+        if tag == 0x52009230 or tag == 0x52009229 or group == 0xFFFE:
+            return _WALK_NONE, ts_start, ts_end, found
+        vr = (np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])
+        is_long = False
+        for v in long_vrs:
+            if v == vr:
+                is_long = True
+        if is_long:
+            if pos + 12 > n:
+                return _WALK_SHORT, ts_start, ts_end, found
+            length = (np.int64(buf[pos + 8]) | (np.int64(buf[pos + 9]) << 8) | (np.int64(buf[pos + 10]) << 16)
+                      | (np.int64(buf[pos + 11]) << 24))
+            start = pos + 12
+        else:
+            length = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
+            start = pos + 8
+        if length == 0xFFFFFFFF:  # a sequence of undefined length: left to the Python walk
+            return _WALK_DECLINE, ts_start, ts_end, found
+        end = start + length
+        if end > n:
+            return _WALK_SHORT, ts_start, ts_end, found
+        for i in range(wanted.shape[0]):
+            if wanted[i] == tag:
+                if vr == 0x5351:  # b"SQ"
+                    return _WALK_NONE, ts_start, ts_end, found
+                found[i, 0] = pos + 4
+                found[i, 1] = start
+                found[i, 2] = end
+        pos = end
+    if pos + 12 > n:
+        return _WALK_SHORT, ts_start, ts_end, found
+    return _WALK_OK, ts_start, ts_end, found
+
+
+@functools.lru_cache(maxsize=1)
+def _light_walk_kernel():
+    """:func:`_light_walk` compiled (``volumetry._jit.kernel``; made on first use, so that reading a SEG's
+    sources alone does not import numba) with its constant arguments."""
+    from .._jit import kernel
+
+    tags = sorted(_light_scan_tags())
+    long_vrs = np.array(sorted((vr[0] << 8) | vr[1] for vr in _LONG_VR_BYTES), dtype=np.int64)
+    return kernel()(_light_walk), tags, np.array(tags, dtype=np.int64), long_vrs
+
+
 def _scan_light(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
+    """:func:`_scan_light_py` (the same dict, None or exception for every buffer), its element walk
+    compiled (:func:`_light_walk`); a file meta walk that would raise, or a sequence of undefined
+    length, is walked by :func:`_scan_light_py` itself."""
+    walk, tags, wanted, long_vrs = _light_walk_kernel()
+    state, ts_start, ts_end, positions = walk(np.frombuffer(buf, dtype=np.uint8), wanted, long_vrs)
+    if state >= _WALK_META_NONE:
+        if state == _WALK_META_SHORT:
+            raise _Short
+        if state == _WALK_META_NONE:
+            return None
+        return _scan_light_py(buf)
+    if ts_start < 0 or buf[ts_start:ts_end].decode("ascii").strip(" \0") != _EXPLICIT_LE:
+        return None
+    if state != _WALK_OK:
+        if state == _WALK_SHORT:
+            raise _Short
+        if state == _WALK_NONE:
+            return None
+        return _scan_light_py(buf)
+    out: dict[int, tuple[bytes, bytes]] = {}
+    for tag, (vr_pos, start, end) in zip(tags, positions.tolist()):
+        if start >= 0:
+            out[tag] = (buf[vr_pos:vr_pos + 2], buf[start:end])
+    return _light_accepted(out)
+
+
+def _light_accepted(out: dict[int, tuple[bytes, bytes]]) -> dict[int, tuple[bytes, bytes]] | None:
+    """``out`` when its character set is one the raw header reader decodes and the image is no mosaic."""
+    charset = out.get(0x00080005)
+    if (charset[1].decode("ascii").strip(" \0") if charset is not None else "") not in _LIGHT_CHARSETS:
+        return None
+    image_type = out.get(0x00080008)
+    if image_type is not None and b"MOSAIC" in image_type[1].upper():
+        return None
+    return out
+
+
+def _scan_light_py(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
     """``tag -> (VR, value bytes)`` of :data:`_LIGHT_KEYWORDS` in an explicit VR little endian
     classic header, walking the top-level elements up to PixelData as
     :func:`volumetry.io.dicom_rawheader.read_raw_header` does (sequences of undefined length skipped
@@ -1418,13 +1572,7 @@ def _scan_light(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
         pos = end
     if pos + 12 > n:
         raise _Short
-    charset = out.get(0x00080005)
-    if (charset[1].decode("ascii").strip(" \0") if charset is not None else "") not in _LIGHT_CHARSETS:
-        return None
-    image_type = out.get(0x00080008)
-    if image_type is not None and b"MOSAIC" in image_type[1].upper():
-        return None
-    return out
+    return _light_accepted(out)
 
 
 def _light_values(found: dict[int, tuple[bytes, bytes]], decoded: dict | None = None) -> tuple[dict, dict] | None:
