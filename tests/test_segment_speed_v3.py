@@ -3,7 +3,9 @@
 Changed: ``kernels.grow_kernel`` holds the thresholded box as rows of bits (the closing shifts whole
 uint64 words) and finds the components holding the seeds by a fill over the closed box's runs along i
 instead of a voxel-by-voxel span fill; the row ends of the threshold's box are looked for only beyond
-the columns already in it.
+the columns already in it. ``kernels.shell_kernel`` holds the rows of its box as bits too: the
+26-neighbour dilation and the balls' dilations are shifts and ORs of words (no difference arrays of
+counts), and the shell's values are read from the set bits.
 
 The oracles are frozen copies of the code before: tests/frozen_segment_kernels_v3.py and
 tests/frozen_region_growing_v3.py. Every comparison is exact: arrays with ``array_equal`` (same dtype
@@ -12,7 +14,10 @@ parameters with ``==``. Inputs: the 29 ``segment()`` calls of a sample-trial run
 (tests/segment_sample_calls.json), whole results and every grow call they make; suite phantoms on
 several grids through ``segment()`` with several parameter sets, with and without a box; random
 crops (float32 and float64, thin and one-voxel crops, rows wider than a 64-bit word, boxes and masks
-of allowed voxels, seeds on the crop's faces and off the region, closings reaching beyond a word).
+of allowed voxels, seeds on the crop's faces and off the region, closings reaching beyond a word), and
+random regions (blobs, one voxel, boxes on the crop's faces and corners, the whole crop, hollow regions)
+with real and random element rows (some reaching beyond a word), pads smaller and larger than the balls'
+reach, float32, float64 and int16 images, with and without a mask of allowed voxels.
 """
 from __future__ import annotations
 
@@ -23,8 +28,8 @@ import pytest
 
 import frozen_region_growing_v3 as F3
 import frozen_segment_kernels_v3 as FK
-from test_segment_kernels import (CASES, SPACINGS, _allowed, _crop, _phantom, _same_array, _same_result, _sample_calls,
-                                  _seed_voxels, _seeds)
+from test_segment_kernels import (CASES, SPACINGS, _allowed, _crop, _phantom, _rbox, _region, _same_array, _same_result,
+                                  _sample_calls, _seed_voxels, _seeds)
 from volumetry.segment import Prompt, api, kernels
 from volumetry.segment import region_growing as rg
 from volumetry.segment.common import seed_balls
@@ -89,6 +94,33 @@ def _check_recorded(calls, new=None) -> int:
     return total
 
 
+def _check_shell(region, rbox, pad, outer_rows, gap_rows, allowed, img, new=None) -> int:
+    """The current shell kernel's values and mask equal the frozen kernel's; the number of values."""
+    new = kernels.shell_kernel if new is None else new
+    args = (region, rbox, np.asarray(pad, np.int64), outer_rows, gap_rows, allowed, img)
+    values, ref = new(*args, rg._NOWHERE), FK.shell_kernel(*args, rg._NOWHERE)
+    assert _same_array(values, ref)
+    mask, ref_mask = np.zeros(region.shape, bool), np.zeros(region.shape, bool)
+    assert _same_array(new(*args, mask), FK.shell_kernel(*args, ref_mask))
+    assert _same_array(mask, ref_mask)
+    return len(ref)
+
+
+class _ShellRecorder:
+    """Records the kernel arguments of every ``_Shell`` call during ``segment()`` calls."""
+
+    def __init__(self, m):
+        self.calls = []
+        call = rg._Shell.__call__
+
+        def rec(sh, region, rbox):
+            if sh.rows is not None:
+                self.calls.append((region.copy(), rbox.copy(), sh.pad, sh.rows[0], sh.rows[1], sh.allowed, sh.a))
+            return call(sh, region, rbox)
+
+        m.setattr(rg._Shell, "__call__", rec)
+
+
 # ---------------------------------------------------------------- the sample trial ----
 
 
@@ -100,6 +132,7 @@ def sample_calls():
 def test_segment_results_and_grow_calls_of_the_sample_trial_equal_the_old_code(sample_calls, monkeypatch):
     with monkeypatch.context() as m:
         r = _GrowRecorder(m)
+        shells = _ShellRecorder(m)
         new = [api.segment(image, prompt, method=method, params=params)
                for image, prompt, method, params in sample_calls]
     with _old_code():
@@ -112,6 +145,22 @@ def test_segment_results_and_grow_calls_of_the_sample_trial_equal_the_old_code(s
     assert _check_recorded(r.calls) > 200 * 1000
     # what the change is about is exercised: closings, 6- and 18-connectivity, several runs a row
     assert any(len(c[3]) > 1 for c in r.calls) and {len(c[4]) for c in r.calls} >= {6, 18}
+    assert len(shells.calls) > 150  # 183 shells in the run
+    assert sum(_check_shell(*c) for c in shells.calls) > 150 * 1000
+
+
+def test_a_broken_shell_kernel_fails_the_comparison(sample_calls, monkeypatch):
+    """The comparison catches a kernel that differs (here: one without the gap ball)."""
+    def no_gap(region, rbox, pad, outer_rows, gap_rows, *rest):
+        return kernels.shell_kernel(region, rbox, pad, outer_rows, gap_rows[:0], *rest)
+
+    with monkeypatch.context() as m:
+        r = _ShellRecorder(m)
+        for image, prompt, method, params in sample_calls[:2]:
+            api.segment(image, prompt, method=method, params=params)
+    with pytest.raises(AssertionError):
+        for c in r.calls:
+            _check_shell(*c, new=no_gap)
 
 
 def test_a_broken_grow_kernel_fails_the_comparison(sample_calls, monkeypatch):
@@ -143,11 +192,14 @@ def test_segment_results_on_phantoms_equal_the_old_code(name, monkeypatch):
         for prompt in prompts:
             with monkeypatch.context() as m:
                 r = _GrowRecorder(m)
+                shells = _ShellRecorder(m)
                 new = api.segment(ph.image, prompt, params=params)
             with _old_code():
                 old = api.segment(ph.image, prompt, params=params)
             _same_result(new, old)
             _check_recorded(r.calls)
+            for c in shells.calls:
+                _check_shell(*c)
 
 
 # ---------------------------------------------------------------- random crops ----
@@ -214,3 +266,51 @@ def test_grow_on_runs_that_touch_the_crop_and_word_edges():
                 for conn in (6, 18, 26):
                     _check_grow(sm, np.float32(0.5), None, cl, rg._CONNECTIVITY_OFFSETS[conn], seeds, anchors,
                                 anchor_start)
+
+
+def _element_rows(rng, far=False):
+    """Random element rows (dk, dj, di, w); with ``far``, some reaching beyond a 64-bit word along i."""
+    n = int(rng.integers(0, 10))
+    reach = int(rng.choice([1, 2, 4, 7]))
+    rows = np.stack([rng.integers(-reach, reach + 1, n), rng.integers(-reach, reach + 1, n),
+                     rng.integers(-reach, reach + 1, n), rng.integers(0, reach + 1, n)], axis=1)
+    if far and n:
+        rows[0, 2], rows[0, 3] = int(rng.choice([-70, 66, 130])), int(rng.integers(0, 3))
+    return kernels._read_only(rows.astype(np.int64).reshape(-1, 4))
+
+
+def _shell_regions(rng, shape):
+    yield _region(rng, shape, int(rng.integers(0, 4)))
+    corner = np.zeros(shape, bool)
+    corner[0, 0, 0] = True
+    yield corner
+    far = np.zeros(shape, bool)
+    far[-1, -1, -1] = True
+    yield far
+    yield np.ones(shape, bool)
+    rows = np.zeros(shape, bool)  # runs that start at i = 0 and end at the last i
+    rows[:, shape[1] // 2, :] = True
+    rows[shape[0] // 2, :, 0] = True
+    yield rows
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_shell_equals_the_old_kernel_on_random_regions(seed):
+    rng = np.random.default_rng(9400 + seed)
+    shape = _shape(rng, seed % 4)
+    dtype = (np.float32, np.float64, np.int16)[seed % 3]
+    img = (_crop(rng, shape, np.float64) * 1000).astype(dtype)
+    allowed = rng.random(shape) < 0.85 if seed % 2 else np.ones(shape, bool)
+    sp = SPACINGS[seed % len(SPACINGS)]
+    element_rows = []
+    for width, gap in ((4.0, 2.0), (6.0, 0.0), (2.0, 3.5), (0.0, 0.0)):
+        rows = rg._shell_offsets(tuple(float(x) for x in sp), width, gap)
+        if rows is not None:
+            element_rows.append(rows)
+    element_rows.append((_element_rows(rng, far=seed % 4 == 1), _element_rows(rng, far=seed % 8 == 1)))
+    element_rows.append((_element_rows(rng), kernels._read_only(np.zeros((0, 4), np.int64))))
+    for region in _shell_regions(rng, shape):
+        rbox = _rbox(region)
+        for outer, gap in element_rows:
+            for pad in (rng.integers(0, 9, 3), (0, 0, 0), (1, 1, 1), (2, 6, 6), (30, 30, 80)):
+                _check_shell(region, rbox, pad, outer, gap, allowed, img)

@@ -9,8 +9,8 @@ code and assert equality voxel for voxel and bit for bit):
   in one call; the box is held as rows of bits (the closing shifts whole words) and a fill over
   its runs along i visits only those components instead of labelling the box.
 * :func:`shell_kernel`: the values of the image in the background shell of
-  :func:`common.shell` (26-neighbour dilation, one axis at a time, then the outer and gap
-  balls run by run with difference arrays). Like ``common.shell`` it dilates
+  :func:`common.shell` (26-neighbour dilation, then the outer and gap balls row by row, on the
+  box's rows held as bits). Like ``common.shell`` it dilates
   only inside the shell's box: the dilation outside a clipped face adds nothing,
   because the balls hold every offset that is no longer along any axis than one of theirs.
 * :func:`core_values`, :func:`core_indices`: the values (and indices) of a region and of
@@ -376,6 +376,17 @@ def _or_shifted(dst, t, src, s, d):
             dst[t, w] |= v
 
 
+@kernel(inline="always")
+def _shifts(rows):
+    """Each element row's shift ``di`` along i as a left and a right shift of a word (one of them 0)."""
+    up = np.empty(rows.shape[0], np.uint64)
+    down = np.empty(rows.shape[0], np.uint64)
+    for r in range(rows.shape[0]):
+        up[r] = np.uint64(max(rows[r, 2], 0))
+        down[r] = np.uint64(max(-rows[r, 2], 0))
+    return up, down
+
+
 @kernel()
 def _run_at(rb, q, i):
     """The first run from ``q`` on (of a row's runs, in order) that ends at or after column ``i``: the
@@ -402,14 +413,15 @@ def shell_kernel(region, rbox, pad, outer_rows, gap_rows, allowed, img, out):
     ``outer_rows`` from an ``inner`` voxel but within none of ``gap_rows``, and are ``allowed``;
     written into ``out`` when it is crop-shaped (all False), not when it is not. Rows
     ``(dk, dj, di, w)`` are the runs of :func:`volumetry.segment.common._rows`: offsets
-    ``(dk, dj, di - w .. di + w)``.
+    ``(dk, dj, di - w .. di + w)``. The box is grown by ``pad`` or, when less, by one voxel and
+    the outer ball's reach along each axis (no shell voxel lies farther from the region).
 
-    ``inner`` is ORed one axis at a time, row by row. The balls' dilations are done run by run:
-    a run ``a..b`` of a row (k, j) of ``inner`` covers ``a + di - w .. b + di + w`` of row
-    ``(k + dk, j + dj)`` for each element row, counted in a difference array and summed along i.
-    The sum over the rows of ``w + 1`` must stay below 2 ** 15 for ``outer_rows`` and for
-    ``gap_rows`` (int16 counts). The box is grown by ``pad`` or, when less, by one voxel and the
-    outer ball's reach along each axis (no shell voxel lies farther from the region).
+    The rows of the box are held as bits (uint64 words, with a margin as wide as the balls'
+    reach along i on either side, so that no shift loses a bit that a later one would bring
+    back): ``inner`` is the region's rows dilated along i by one and ORed into the 9 rows
+    around them; each element row ORs an ``inner`` row dilated along i by ``w`` (once per
+    width) and shifted by ``di`` into the row at ``(dk, dj)``; the shell's bits are then read
+    row by row in C order.
 
     Returns
     -------
@@ -428,99 +440,107 @@ def shell_kernel(region, rbox, pad, outer_rows, gap_rows, allowed, img, out):
     l0, l1, l2 = max(rbox[0] - p0, 0), max(rbox[1] - p1, 0), max(rbox[2] - p2, 0)
     h0, h1, h2 = min(rbox[3] + p0, nk), min(rbox[4] + p1, nj), min(rbox[5] + p2, ni)
     bk, bj, bi = h0 - l0, h1 - l1, h2 - l2
-    # inner: the region dilated by the 3x3x3 cube, inside the box: one axis at a time (i, then j, then k),
-    # on the region's box (r..s) grown by one voxel (e..f), in box coordinates; each pass ORs whole rows
-    # (1D views indexed from 0: the loops vectorise)
+    # bits: box row (k, j) is row k * bj + j, box column i its bit i + P
+    wmax = 0
+    P = 1
+    for r in range(outer_rows.shape[0]):
+        wmax = max(wmax, outer_rows[r, 3])
+        P = max(P, abs(outer_rows[r, 2]) + outer_rows[r, 3])
+    for r in range(gap_rows.shape[0]):
+        wmax = max(wmax, gap_rows[r, 3])
+        P = max(P, abs(gap_rows[r, 2]) + gap_rows[r, 3])
+    W = (bi + 2 * P + 63) >> 6
+    # the region's box (r..s) and that grown by one voxel (e..f), in box coordinates
     r0, r1, r2 = rbox[0] - l0, rbox[1] - l1, rbox[2] - l2
     s0, s1, s2 = rbox[3] - l0, rbox[4] - l1, rbox[5] - l2
-    e0, e1, e2 = max(r0 - 1, 0), max(r1 - 1, 0), max(r2 - 1, 0)
-    f0, f1, f2 = min(s0 + 1, bk), min(s1 + 1, bj), min(s2 + 1, bi)
-    L = f2 - e2
-    c2 = e2 + l2  # crop i of box i e2
-    along_i = np.zeros((bk, bj, bi), np.bool_)
+    e0, e1 = max(r0 - 1, 0), max(r1 - 1, 0)
+    f0, f1 = min(s0 + 1, bk), min(s1 + 1, bj)
+    inner = np.zeros((bk * bj, W), np.uint64)
+    x = np.empty((1, W), np.uint64)
+    d = np.empty((1, W), np.uint64)
     for k in range(r0, s0):
         for j in range(r1, s1):
-            src = region[k + l0, j + l1]
-            dst = along_i[k, j, e2:f2]
-            mid = src[c2:c2 + L]
-            for x in range(L):
-                dst[x] = mid[x]
-            if c2 >= 1:  # the left neighbour of every voxel is in the crop
-                left = src[c2 - 1:c2 - 1 + L]
-                for x in range(L):
-                    dst[x] = dst[x] | left[x]
-            else:
-                d1, left = dst[1:], src[0:L - 1]
-                for x in range(L - 1):
-                    d1[x] = d1[x] | left[x]
-            if c2 + L < ni:  # the right neighbour too
-                right = src[c2 + 1:c2 + 1 + L]
-                for x in range(L):
-                    dst[x] = dst[x] | right[x]
-            else:
-                right = src[c2 + 1:c2 + L]
-                for x in range(L - 1):
-                    dst[x] = dst[x] | right[x]
-    along_j = np.zeros((bk, bj, bi), np.bool_)
-    for k in range(r0, s0):
-        for j in range(e1, f1):
-            dst = along_j[k, j, e2:f2]
-            for sj in range(max(j - 1, r1), min(j + 2, s1)):
-                src = along_i[k, sj, e2:f2]
-                for x in range(L):
-                    dst[x] = dst[x] | src[x]
-    inner = np.zeros((bk, bj, bi), np.bool_)
+            nonzero = False
+            for w in range(W):
+                acc = _U0
+                for i in range(max(w * 64 - P, r2), min(w * 64 + 64 - P, s2)):
+                    acc |= np.uint64(region[k + l0, j + l1, i + l2]) << np.uint64(i + P - w * 64)
+                x[0, w] = acc
+                nonzero |= acc != _U0
+            if not nonzero:
+                continue
+            for w in range(W):
+                d[0, w] = x[0, w]
+            _or_shifted(d, 0, x, 0, 1)
+            _or_shifted(d, 0, x, 0, -1)
+            for kk in range(max(k - 1, 0), min(k + 2, bk)):
+                for jj in range(max(j - 1, 0), min(j + 2, bj)):
+                    t = kk * bj + jj
+                    for w in range(W):
+                        inner[t, w] |= d[0, w]
+    # the box's columns: inner's bits beyond them (a region on the crop's face) are dropped
+    cols = np.zeros((1, W), np.uint64)
+    for w in range(W):
+        for i in range(max(w * 64 - P, 0), min(w * 64 + 64 - P, bi)):
+            cols[0, w] |= _U1 << np.uint64(i + P - w * 64)
+    for t in range(bk * bj):
+        for w in range(W):
+            inner[t, w] &= cols[0, w]
+    # the balls' dilations of inner: dil[v] is an inner row dilated along i by v
+    o_up, o_down = _shifts(outer_rows)
+    g_up, g_down = _shifts(gap_rows)
+    cover = np.zeros((bk * bj, W), np.uint64)
+    gap = np.zeros((bk * bj, W), np.uint64)
+    dil = np.empty((wmax + 1, W), np.uint64)
     for k in range(e0, f0):
         for j in range(e1, f1):
-            dst = inner[k, j, e2:f2]
-            for sk in range(max(k - 1, r0), min(k + 2, s0)):
-                src = along_j[sk, j, e2:f2]
-                for x in range(L):
-                    dst[x] = dst[x] | src[x]
-    # at most w + 1 runs of a row meet a window of 2 w + 1 voxels: a count is at most the sum over the
-    # element's rows of w + 1, below 2 ** 15 (the caller checks)
-    cout = np.zeros((bk, bj, bi + 1), np.int16)
-    cgap = np.zeros((bk, bj, bi + 1), np.int16)
-    for k in range(e0, f0):
-        for j in range(e1, f1):
-            i = e2
-            while i < f2:
-                if not inner[k, j, i]:
-                    i += 1
+            t = k * bj + j
+            nonzero = False
+            for w in range(W):
+                dil[0, w] = inner[t, w]
+                nonzero |= inner[t, w] != _U0
+            if not nonzero:
+                continue
+            for v in range(1, wmax + 1):
+                if W == 1:
+                    u = dil[v - 1, 0]
+                    dil[v, 0] = u | (u << _U1) | (u >> _U1)
                     continue
-                a = i
-                while i < f2 and inner[k, j, i]:
-                    i += 1
-                b = i - 1
-                for r in range(outer_rows.shape[0]):
-                    kk, jj = k + outer_rows[r, 0], j + outer_rows[r, 1]
-                    s = max(a + outer_rows[r, 2] - outer_rows[r, 3], 0)
-                    e = min(b + outer_rows[r, 2] + outer_rows[r, 3], bi - 1)
-                    if 0 <= kk < bk and 0 <= jj < bj and s <= e:
-                        cout[kk, jj, s] += 1
-                        cout[kk, jj, e + 1] -= 1
-                for r in range(gap_rows.shape[0]):
-                    kk, jj = k + gap_rows[r, 0], j + gap_rows[r, 1]
-                    s = max(a + gap_rows[r, 2] - gap_rows[r, 3], 0)
-                    e = min(b + gap_rows[r, 2] + gap_rows[r, 3], bi - 1)
-                    if 0 <= kk < bk and 0 <= jj < bj and s <= e:
-                        cgap[kk, jj, s] += 1
-                        cgap[kk, jj, e + 1] -= 1
+                for w in range(W):
+                    dil[v, w] = dil[v - 1, w]
+                _or_shifted(dil, v, dil, v - 1, 1)
+                _or_shifted(dil, v, dil, v - 1, -1)
+            for r in range(outer_rows.shape[0]):
+                kk, jj = k + outer_rows[r, 0], j + outer_rows[r, 1]
+                if 0 <= kk < bk and 0 <= jj < bj:
+                    if W == 1:  # one word a row (most boxes): a shift of the word
+                        cover[kk * bj + jj, 0] |= (dil[outer_rows[r, 3], 0] << o_up[r]) >> o_down[r]
+                    else:
+                        _or_shifted(cover, kk * bj + jj, dil, outer_rows[r, 3], outer_rows[r, 2])
+            for r in range(gap_rows.shape[0]):
+                kk, jj = k + gap_rows[r, 0], j + gap_rows[r, 1]
+                if 0 <= kk < bk and 0 <= jj < bj:
+                    if W == 1:
+                        gap[kk * bj + jj, 0] |= (dil[gap_rows[r, 3], 0] << g_up[r]) >> g_down[r]
+                    else:
+                        _or_shifted(gap, kk * bj + jj, dil, gap_rows[r, 3], gap_rows[r, 2])
     mask = out.shape == region.shape
     vals = np.empty(bk * bj * bi, img.dtype)
     n = 0
     for k in range(bk):
         for j in range(bj):
-            co = 0
-            cg = 0
-            for i in range(bi):
-                co += cout[k, j, i]
-                cg += cgap[k, j, i]
-                if co > 0 and cg == 0 and not inner[k, j, i] and allowed[k + l0, j + l1, i + l2]:
-                    vals[n] = img[k + l0, j + l1, i + l2]
-                    n += 1
-                    if mask:
-                        out[k + l0, j + l1, i + l2] = True
+            t = k * bj + j
+            for w in range(W):
+                sh = cover[t, w] & ~gap[t, w] & ~inner[t, w] & cols[0, w]
+                while sh != _U0:
+                    low = sh & (~sh + _U1)
+                    sh ^= low
+                    i = w * 64 + _bit_index(low) - P
+                    if allowed[k + l0, j + l1, i + l2]:
+                        vals[n] = img[k + l0, j + l1, i + l2]
+                        n += 1
+                        if mask:
+                            out[k + l0, j + l1, i + l2] = True
     return vals[:n]
 
 
