@@ -340,15 +340,16 @@ class _Shell:
 @functools.lru_cache(maxsize=64)
 def _shell_offsets(sp: tuple[float, float, float], width_mm: float, gap_mm: float):
     """The runs ``(dk, dj, di, w)`` of :func:`common.shell`'s outer and gap balls (``common._shell_balls``)
-    as ``(m, 4)`` arrays, or None when :func:`common.shell` uses the distance transform (or the balls
-    are too large for the kernel's counts: then common.shell does it)."""
+    as ``(m, 4)`` arrays, or None when :func:`common.shell` uses the distance transform (or the balls'
+    runs are very many: then common.shell does it, as it did when the kernel counted in int16; the same
+    voxels either way)."""
     balls = _shell_balls(sp, width_mm, gap_mm)
     if balls is None:
         return None
     out = []
     for rows in balls[:2]:
         arr = _read_only(np.asarray(rows, dtype=np.int64).reshape(-1, 4))
-        if int(np.sum(arr[:, 3] + 1)) >= 2 ** 15:  # the kernel's int16 counts could overflow
+        if int(np.sum(arr[:, 3] + 1)) >= 2 ** 15:  # the former kernel's int16 limit, kept (see above)
             return None
         out.append(arr)
     return tuple(out)
