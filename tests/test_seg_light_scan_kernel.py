@@ -8,7 +8,9 @@ or the same exception: every sample-trial file (its first read and whole), the r
 when ``../shared/data`` is present, every prefix of sample headers (short buffers), randomly
 corrupted headers, and files the kernel hands to the Python walk (undefined-length sequences) or
 refuses (enhanced groups, a sequence in a wanted tag, an item tag at the top level, implicit VR,
-mosaics, other character sets). Then the headers read with it equal those of the frozen reader.
+mosaics, other character sets), real headers' undefined-length sequences at every prefix and
+corrupted, and nesting deeper than the compiled walk's stack. Then the headers read with it equal
+those of the frozen reader.
 """
 from __future__ import annotations
 
@@ -184,6 +186,79 @@ def test_special_files(tmp_path, case):
     if case == "duplicate-wanted":
         assert value[0x00080018][1] == b"9.8.7\0"  # the later one, as the Python walk keeps it
     for size in range(100, len(data), 7):
+        _assert_same(data[:size])
+
+
+def _real_files_with_sequences() -> list[bytes]:
+    out = []
+    for path in sorted(REAL.rglob("*.dcm")):
+        data = path.read_bytes()
+        try:
+            end = _header_end(data)
+        except ValueError:
+            continue
+        if b"\xff\xff\xff\xff" in data[:end] and _assert_same(data)[1]:
+            out.append(data[:end + 16])
+    return out
+
+
+@pytest.mark.skipif(not REAL.is_dir(), reason="the real scanner exports (../shared/data) are absent")
+def test_real_headers_with_sequences_every_prefix_and_corrupted():
+    """Undefined-length sequences (nested, items of both kinds) skipped by the compiled walk: the same
+    outcome at every prefix (short inside a sequence) and with bytes changed inside them."""
+    files = _real_files_with_sequences()
+    assert len(files) >= 50
+    rng = np.random.default_rng(6122026)
+    picked = [files[int(i)] for i in rng.choice(len(files), size=4, replace=False)]
+    seen = set()
+    for data in picked:
+        for size in range(0, len(data), 3):
+            kind, value = _assert_same(data[:size])
+            seen.add(value if kind == "raises" else ("none" if value is None else "dict"))
+    assert {"_Short", "none", "dict"} <= seen
+    starts = []
+    for data in files[:40]:
+        at = data.index(b"\xff\xff\xff\xff")
+        starts.append((data, at))
+    for _ in range(2500):
+        data, at = starts[int(rng.integers(len(starts)))]
+        buf = bytearray(data)
+        for _ in range(int(rng.integers(1, 3))):
+            pos = int(rng.integers(at - 8, min(len(buf), at + 400)))
+            buf[pos] = int(rng.integers(256)) if rng.random() < 0.6 else int(rng.choice([0xFF, 0xFE, 0xE0, 0xDD, 0x0D]))
+        kind, value = _assert_same(bytes(buf))
+        seen.add(kind if kind == "raises" else ("none" if value is None else "dict"))
+    assert "raises" in seen
+
+
+def _nested(depth: int, all_undefined: bool):
+    def extra(ds):
+        inner = Dataset()
+        inner.CodeValue = "0"
+        for level in range(depth):
+            outer = Dataset()
+            outer.CodeValue = str(level + 1)
+            outer.ConceptCodeSequence = Sequence([inner])
+            outer["ConceptCodeSequence"].is_undefined_length = True
+            outer.is_undefined_length_sequence_item = bool(level % 2) or all_undefined
+            inner = outer
+        ds.ProcedureCodeSequence = Sequence([inner])
+        ds["ProcedureCodeSequence"].is_undefined_length = True
+    return extra
+
+
+@pytest.mark.parametrize("depth, all_undefined", [(1, False), (5, True), (30, False), (20, True), (40, True)])
+def test_nested_undefined_length_sequences(tmp_path, depth, all_undefined):
+    """Nesting within the compiled walk's stack (skipped there) and beyond it (more than 64 levels of
+    sequences and undefined-length items: walked in Python)."""
+    data = _file(tmp_path, f"nested{depth}", extra=_nested(depth, all_undefined))
+    walk, _, wanted, long_vrs = seg_fast._light_walk_kernel()
+    state = walk(np.frombuffer(data, dtype=np.uint8), wanted, long_vrs)[0]
+    assert state == (seg_fast._WALK_DECLINE if 2 * (depth + 1) > 64 else seg_fast._WALK_OK)
+    assert data.count(b"\xfe\xff\xdd\xe0") >= depth  # sequence delimiters: undefined lengths written
+    kind, value = _assert_same(data)
+    assert kind == "ok" and value is not None and value[0x00200032][1].startswith(b"-12.50")
+    for size in range(100, len(data), 5):
         _assert_same(data[:size])
 
 

@@ -1368,7 +1368,8 @@ def _light_walk(buf, wanted, long_vrs):
     (state, ts_start, ts_end, found)
         ``state`` one of the ``_WALK_*`` states: the file meta walk's end (None, short, or left to
         :func:`_scan_light_py`, where it would raise), else the data set walk's (the transfer
-        syntax, between ``ts_start`` and ``ts_end`` (-1: none), is to be checked first); ``found``
+        syntax, between ``ts_start`` and ``ts_end`` (-1: none), is to be checked first; a sequence
+        of undefined length that is not made of items is left to :func:`_scan_light_py`); ``found``
         ``(VR position, value start, value end)`` of each wanted tag (the last of a repeated one),
         -1 when absent.
     """
@@ -1432,8 +1433,11 @@ def _light_walk(buf, wanted, long_vrs):
         else:
             length = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
             start = pos + 8
-        if length == 0xFFFFFFFF:  # a sequence of undefined length: left to the Python walk
-            return _WALK_DECLINE, ts_start, ts_end, found
+        if length == 0xFFFFFFFF:  # a sequence of undefined length: skipped as the raw header reader does
+            state, pos = _light_skip_sequence(buf, start, vr != 0x554E, long_vrs)  # b"UN": implicit VR inside
+            if state != _WALK_OK:
+                return state, ts_start, ts_end, found
+            continue
         end = start + length
         if end > n:
             return _WALK_SHORT, ts_start, ts_end, found
@@ -1450,12 +1454,90 @@ def _light_walk(buf, wanted, long_vrs):
     return _WALK_OK, ts_start, ts_end, found
 
 
+def _light_skip_sequence(buf, pos, explicit, long_vrs):
+    """``(state, position after the sequence)`` of an undefined-length sequence whose first item starts
+    at ``pos``: the walk of :func:`volumetry.io.dicom_rawheader._skip_sequence` and its items'
+    ``_parse(..., item=True)``, nested levels on a stack; short (``_NeedMore`` there) or left to the
+    Python walk (anything else there raises, or a nesting deeper than the stack)."""
+    n = buf.shape[0]
+    depth = 0
+    in_item = np.zeros(64, np.bool_)  # per level: False = the sequence's items, True = an item's elements
+    explicit_at = np.zeros(64, np.bool_)
+    explicit_at[0] = explicit
+    while depth >= 0:
+        if pos + 8 > n:
+            return _WALK_SHORT, pos
+        group = np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
+        element = np.int64(buf[pos + 2]) | (np.int64(buf[pos + 3]) << 8)
+        tag = (group << 16) | element
+        if not in_item[depth]:  # _skip_sequence
+            length = (np.int64(buf[pos + 4]) | (np.int64(buf[pos + 5]) << 8) | (np.int64(buf[pos + 6]) << 16)
+                      | (np.int64(buf[pos + 7]) << 24))
+            pos += 8
+            if tag == 0xFFFEE0DD:  # sequence delimiter
+                depth -= 1
+                continue
+            if tag != 0xFFFEE000:  # not an item: the raw header reader gives up (raised there)
+                return _WALK_DECLINE, pos
+            if length != 0xFFFFFFFF:
+                pos += length
+            else:
+                if depth + 1 >= 64:
+                    return _WALK_DECLINE, pos
+                depth += 1
+                in_item[depth] = True
+                explicit_at[depth] = explicit_at[depth - 1]
+            continue
+        if tag == 0xFFFEE00D:  # item delimiter
+            pos += 8
+            depth -= 1
+            continue
+        nested_explicit = False
+        if explicit_at[depth] and group != 0xFFFE:
+            vr = (np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])
+            is_long = False
+            for v in long_vrs:
+                if v == vr:
+                    is_long = True
+            if is_long:
+                if pos + 12 > n:
+                    return _WALK_SHORT, pos
+                length = (np.int64(buf[pos + 8]) | (np.int64(buf[pos + 9]) << 8) | (np.int64(buf[pos + 10]) << 16)
+                          | (np.int64(buf[pos + 11]) << 24))
+                start = pos + 12
+            else:
+                length = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
+                start = pos + 8
+            nested_explicit = vr != 0x554E  # b"UN"
+        else:
+            length = (np.int64(buf[pos + 4]) | (np.int64(buf[pos + 5]) << 8) | (np.int64(buf[pos + 6]) << 16)
+                      | (np.int64(buf[pos + 7]) << 24))
+            start = pos + 8
+        if length == 0xFFFFFFFF:
+            if depth + 1 >= 64:
+                return _WALK_DECLINE, pos
+            pos = start
+            depth += 1
+            in_item[depth] = False
+            explicit_at[depth] = nested_explicit
+            continue
+        end = start + length
+        if end > n:
+            return _WALK_SHORT, pos
+        pos = end
+    return _WALK_OK, pos
+
+
 @functools.lru_cache(maxsize=1)
 def _light_walk_kernel():
     """:func:`_light_walk` compiled (``volumetry._jit.kernel``; made on first use, so that reading a SEG's
     sources alone does not import numba) with its constant arguments."""
     from .._jit import kernel
 
+    global _light_skip_sequence
+    # compiled first and bound to its name, where _light_walk finds it when it is compiled
+    if not hasattr(_light_skip_sequence, "py_func"):
+        _light_skip_sequence = kernel()(_light_skip_sequence)
     tags = sorted(_light_scan_tags())
     long_vrs = np.array(sorted((vr[0] << 8) | vr[1] for vr in _LONG_VR_BYTES), dtype=np.int64)
     return kernel()(_light_walk), tags, np.array(tags, dtype=np.int64), long_vrs
@@ -1463,8 +1545,9 @@ def _light_walk_kernel():
 
 def _scan_light(buf: bytes) -> dict[int, tuple[bytes, bytes]] | None:
     """:func:`_scan_light_py` (the same dict, None or exception for every buffer), its element walk
-    compiled (:func:`_light_walk`); a file meta walk that would raise, or a sequence of undefined
-    length, is walked by :func:`_scan_light_py` itself."""
+    compiled (:func:`_light_walk`, sequences of undefined length skipped by
+    :func:`_light_skip_sequence`); where the Python walk would raise other than for a short buffer
+    (a file meta walk past the buffer, a sequence that is not items), it walks the buffer itself."""
     walk, tags, wanted, long_vrs = _light_walk_kernel()
     state, ts_start, ts_end, positions = walk(np.frombuffer(buf, dtype=np.uint8), wanted, long_vrs)
     if state >= _WALK_META_NONE:
