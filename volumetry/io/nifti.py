@@ -296,15 +296,51 @@ _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
 _GZIP_LEVEL = 1
 
 
+def _raw_deflate(chunks) -> bytes:
+    """One raw deflate stream (RFC 1951) of the concatenated ``chunks`` (bytes-like), at the
+    fastest level: ISA-L's level 1 (``isal``, igzip) — on the sample trial's masks about 15×
+    faster than zlib's level 1 and half its size, single-threaded — or zlib's level 1 when
+    the ``isal`` package is not installed. Both decompress to the same bytes; the compressed
+    bytes of the two differ."""
+    try:
+        from isal import isal_zlib as zmod
+    except ImportError:  # pragma: no cover - isal is a dependency; zlib keeps the writer working without it
+        import zlib as zmod
+    co = zmod.compressobj(_GZIP_LEVEL, zmod.DEFLATED, -15, 8, 0)
+    return b"".join([co.compress(c) for c in chunks] + [co.flush()])
+
+
+def gzip_member(head: bytes, data) -> bytes:
+    """A gzip file (RFC 1952) of ``head`` followed by ``data``: nibabel's 10-byte gzip header
+    (mtime 0, no file name), the :func:`_raw_deflate` stream, the CRC-32 and the size.
+
+    Parameters
+    ----------
+    head : bytes
+    data : bytes-like
+
+    Returns
+    -------
+    bytes
+    """
+    import struct
+    import zlib
+
+    crc = zlib.crc32(data, zlib.crc32(head))
+    size = (len(head) + memoryview(data).nbytes) & 0xFFFFFFFF
+    return _GZIP_HEADER + _raw_deflate((head, data)) + struct.pack("<II", crc, size)
+
+
 def nifti_mask_bytes(volume: Volume, *, description: str = "", gzip: bool = True) -> bytes:
     """The bytes :func:`write_nifti` writes for a uint8/boolean volume, made without nibabel's writer.
 
     The header is nibabel's (``Nifti1Header`` filled exactly as ``nib.save`` fills it for
     unscaled uint8 data: sform and qform code 1, or the qform unset as in
     :func:`write_nifti`; units mm; ``scl_slope`` 1, ``scl_inter`` 0; data at byte 352), the
-    data is the array in NIfTI (Fortran) order, and the gzip stream is the one nibabel writes
-    (level 1, mtime 0, no file name): the file is byte for byte nibabel's, in a fraction of the
-    time (no image object, no array writer).
+    data is the array in NIfTI (Fortran) order: the uncompressed file is byte for byte
+    nibabel's, in a fraction of the time (no image object, no array writer). ``.nii.gz`` is
+    compressed by :func:`gzip_member` (nibabel's gzip header; ISA-L's fastest deflate instead
+    of zlib's, so the compressed bytes are not nibabel's: the file decompresses to the same bytes).
 
     Parameters
     ----------
@@ -324,9 +360,6 @@ def nifti_mask_bytes(volume: Volume, *, description: str = "", gzip: bool = True
     InputError
         If the volume is not boolean/uint8 3D.
     """
-    import struct
-    import zlib
-
     arr = volume.array
     if arr.dtype == bool:
         arr = arr.view(np.uint8)  # numpy booleans are bytes 0/1: no copy ...
@@ -341,10 +374,7 @@ def nifti_mask_bytes(volume: Volume, *, description: str = "", gzip: bool = True
     data = memoryview(np.ascontiguousarray(arr)).cast("B")  # [k, j, i] C order = [i, j, k] Fortran order
     if not gzip:
         return head + data.tobytes()
-    co = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
-    body = co.compress(head) + co.compress(data) + co.flush()
-    crc = zlib.crc32(data, zlib.crc32(head))
-    return _GZIP_HEADER + body + struct.pack("<II", crc, (len(head) + len(data)) & 0xFFFFFFFF)
+    return gzip_member(head, data)
 
 
 @functools.lru_cache(maxsize=32)
