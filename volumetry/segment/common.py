@@ -7,8 +7,7 @@ import functools
 import numpy as np
 from scipy import ndimage
 
-from .kernels import (COUNT_MAX_BINS, ROUNDER, counted_mad, deviations_of_partition, finite_median_of_partition,
-                      median_of_partition, noise_diffs)
+from .kernels import COUNT_MAX_BINS, ROUNDER, counted_mad, median_of_partition, noise_diffs
 
 #: 6-connectivity (faces only): noise specks at a threshold percolate far less
 #: than with 26-connectivity.
@@ -113,8 +112,7 @@ def noise_sigma(a: np.ndarray, pad: np.ndarray | None = None) -> float:
     (:func:`volumetry.segment.kernels.noise_diffs`) and, when they are small integers (a
     scanner's stored values), counts their median absolute deviation exactly
     (:func:`volumetry.segment.kernels.counted_mad`); other
-    differences have their medians taken by :func:`median`'s partition, in place, the middle
-    values and deviations read by compiled kernels (:func:`_partitioned_mad`). Crops of
+    differences have their medians taken by :func:`median`'s partition, in place. Crops of
     other types, or whose differences are not all finite, take numpy's way
     (:func:`_noise_sigma_numpy`): the same numbers either way."""
     if pad is None:
@@ -137,25 +135,12 @@ def noise_sigma(a: np.ndarray, pad: np.ndarray | None = None) -> float:
             if hi - lo < COUNT_MAX_BINS:
                 value = a.dtype.type(counted_mad(d, lo, hi))
             else:
-                value = _partitioned_mad(d)
+                d.partition(n // 2)
+                dev = np.abs(d - _median_of_partitioned(d, d))
+                dev.partition(n // 2)
+                value = _median_of_partitioned(dev, dev)
             ests.append(value / _MAD_TO_SD)
     return _combine_estimates(a, ests)
-
-
-def _partitioned_mad(d: np.ndarray):
-    """``median(np.abs(d - median(d)))`` of finite float32 / float64 values (at least 10), partitioning
-    ``d`` in place: numpy's partitions, the middle values and deviations read by compiled kernels
-    (:func:`volumetry.segment.kernels.deviations_of_partition`,
-    :func:`volumetry.segment.kernels.finite_median_of_partition`); a median of 0 goes to
-    :func:`_median_of_partitioned` (the sign of a zero depends on numpy's partition)."""
-    n = d.size
-    d.partition(n // 2)
-    dev = np.empty(n, d.dtype)
-    if deviations_of_partition(d, dev) is None:
-        dev = np.abs(d - _median_of_partitioned(d, d))
-    dev.partition(n // 2)
-    value = finite_median_of_partition(dev)
-    return _median_of_partitioned(dev, dev) if value is None else value
 
 
 def _noise_sigma_numpy(a: np.ndarray, pad: np.ndarray) -> float:

@@ -20,9 +20,7 @@ code and assert equality voxel for voxel and bit for bit):
 * :func:`median_of_partition`: the end of :func:`common.median` after ``np.partition``
   (the same two middle values, averaged as ``np.mean`` does).
 * :func:`noise_diffs`, :func:`counted_mad`: the first differences of :func:`common.noise_sigma`
-  and, for integer differences, their median absolute deviation counted from a histogram;
-  :func:`deviations_of_partition`, :func:`finite_median_of_partition`: for other (finite) differences,
-  the steps of their median absolute deviation between numpy's partitions.
+  and, for integer differences, their median absolute deviation counted from a histogram.
 * :func:`design_kernel`, :func:`rows_kept`, :func:`field_exponent`: the design matrices of the
   bias field's fit (``region_growing.lesion_field``) and the exponent of the field over the crop.
 
@@ -588,78 +586,6 @@ def median_of_partition(part: np.ndarray, h: int):
     lower = part[:h].max() if part.size % 2 == 0 else part[h]
     value, ok = (_median_tail_f32 if part.dtype == np.float32 else _median_tail_f64)(part, h, lower)
     return part.dtype.type(value) if ok else None
-
-
-@kernel()
-def _finite_mid(part, h, lower):
-    """The median of the values ``part`` (no NaN), partitioned at ``h = part.size // 2``, given ``lower``
-    (for an even count the largest value below ``h``): :func:`_median_tail`'s arithmetic without its
-    look for NaN (the two middle values summed in the dtype, halved in float64 and cast back)."""
-    upper = part[h]
-    if part.size % 2 == 0:
-        buf = np.empty(1, part.dtype)
-        buf[0] = lower + upper
-        buf[0] = buf[0] / 2.0
-        upper = buf[0]
-    return upper
-
-
-@kernel()
-def _deviations(d, h, lower, dev):
-    """:func:`_finite_mid` ``m`` of ``d``, and, unless ``m`` is 0, ``dev[:] = |d - m|`` (in the dtype);
-    whether a subtraction overflowed (an infinite deviation from a finite ``m``)."""
-    m = _finite_mid(d, h, lower)
-    big = False
-    if m != 0:
-        for x in range(d.size):
-            v = abs(d[x] - m)
-            big |= v == np.inf
-            dev[x] = v
-    return m, big and abs(m) < np.inf
-
-
-@kernel(warm=lambda: (np.arange(4, dtype=np.float32), 2, np.float32(1), np.empty(4, np.float32)))
-def _deviations_f32(d, h, lower, dev):
-    return _deviations(d, h, lower, dev)
-
-
-@kernel(warm=lambda: (np.arange(4, dtype=np.float64), 2, np.float64(1), np.empty(4, np.float64)))
-def _deviations_f64(d, h, lower, dev):
-    return _deviations(d, h, lower, dev)
-
-
-@kernel(warm=lambda: (np.arange(4, dtype=np.float32), 2, np.float32(1)))
-def _finite_mid_f32(part, h, lower):
-    return _finite_mid(part, h, lower)
-
-
-@kernel(warm=lambda: (np.arange(4, dtype=np.float64), 2, np.float64(1)))
-def _finite_mid_f64(part, h, lower):
-    return _finite_mid(part, h, lower)
-
-
-def _lower_middle(part: np.ndarray, h: int):
-    """The largest value below ``h`` of ``part`` partitioned at ``h`` (numpy's ``max``), or ``part[h]``
-    for an odd count (unused then), as :func:`median_of_partition` takes it."""
-    return part[:h].max() if part.size % 2 == 0 else part[h]
-
-
-def deviations_of_partition(d: np.ndarray, dev: np.ndarray):
-    """The median ``m`` of the float32 / float64 values ``d`` (no NaN; at least 3 values), partitioned at
-    ``d.size // 2``, as :func:`median_of_partition` gives it, and ``dev[:] = np.abs(d - m)``; None when
-    ``m`` is 0 (its sign depends on the zeros numpy picks) or a subtraction overflowed (numpy warns of
-    it): the caller asks numpy then."""
-    h = d.size // 2
-    value, overflow = (_deviations_f32 if d.dtype == np.float32 else _deviations_f64)(d, h, _lower_middle(d, h), dev)
-    return d.dtype.type(value) if value != 0 and not overflow else None
-
-
-def finite_median_of_partition(part: np.ndarray):
-    """:func:`median_of_partition` of float32 / float64 values with no NaN (at least 3 of them), without
-    looking for NaN; None when the median is 0."""
-    h = part.size // 2
-    value = (_finite_mid_f32 if part.dtype == np.float32 else _finite_mid_f64)(part, h, _lower_middle(part, h))
-    return part.dtype.type(value) if value != 0 else None
 
 
 def _warm_core():
