@@ -62,7 +62,7 @@ def warm_all() -> int:
         compiled(*warm())
         if not told and time.perf_counter() - t0 > SLOW_S:  # not in the cache: numba compiles them
             log.info("compiling the pipeline's kernels for this machine (once: later runs load them from "
-                     "numba's cache; about 20 s)")
+                     "numba's cache; about 30 s)")
             told = True
     log.debug("%d compiled kernels ready in %.2f s", len(_WARM), time.perf_counter() - t0)
     return len(_WARM)
