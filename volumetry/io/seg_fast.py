@@ -1350,6 +1350,22 @@ _WALK_OK, _WALK_NONE, _WALK_SHORT, _WALK_DECLINE = 0, 1, 2, 3
 _WALK_META_NONE, _WALK_META_SHORT, _WALK_META_DECLINE = 11, 12, 13
 
 
+def _light_explicit_element(buf, pos, long_vrs):
+    """``(VR, value length, value start)`` of the explicit VR little endian element at ``pos`` (its
+    8-byte head inside ``buf``; the VR as ``first byte << 8 | second byte``): a VR of ``long_vrs``
+    has a 4-byte length after 2 reserved bytes, the others a 2-byte one; value start -1 when the
+    4-byte length is past the end of ``buf``. Compiled with :func:`_light_walk`."""
+    vr = (np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])
+    for v in long_vrs:
+        if v == vr:
+            if pos + 12 > buf.shape[0]:
+                return vr, np.int64(-1), np.int64(-1)
+            length = (np.int64(buf[pos + 8]) | (np.int64(buf[pos + 9]) << 8) | (np.int64(buf[pos + 10]) << 16)
+                      | (np.int64(buf[pos + 11]) << 24))
+            return vr, length, np.int64(pos + 12)
+    return vr, np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8), np.int64(pos + 8)
+
+
 def _light_walk(buf, wanted, long_vrs):
     """The element walk of :func:`_scan_light_py`, compiled (:func:`_light_walk_kernel`): the same
     positions and decisions, as numbers.
@@ -1387,20 +1403,9 @@ def _light_walk(buf, wanted, long_vrs):
         element = np.int64(buf[pos + 2]) | (np.int64(buf[pos + 3]) << 8)
         if group != 0x0002:
             break
-        vr = (np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])
-        is_long = False
-        for v in long_vrs:
-            if v == vr:
-                is_long = True
-        if is_long:
-            if pos + 12 > n:  # struct.error there: left to the Python walk
-                return _WALK_META_DECLINE, ts_start, ts_end, found
-            length = (np.int64(buf[pos + 8]) | (np.int64(buf[pos + 9]) << 8) | (np.int64(buf[pos + 10]) << 16)
-                      | (np.int64(buf[pos + 11]) << 24))
-            start = pos + 12
-        else:
-            length = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
-            start = pos + 8
+        vr, length, start = _light_explicit_element(buf, pos, long_vrs)
+        if start < 0:  # struct.error there: left to the Python walk
+            return _WALK_META_DECLINE, ts_start, ts_end, found
         if length == 0xFFFFFFFF:
             return _WALK_META_NONE, ts_start, ts_end, found
         if start + length > n:
@@ -1419,20 +1424,9 @@ def _light_walk(buf, wanted, long_vrs):
             break
         if tag == 0x52009230 or tag == 0x52009229 or group == 0xFFFE:
             return _WALK_NONE, ts_start, ts_end, found
-        vr = (np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])
-        is_long = False
-        for v in long_vrs:
-            if v == vr:
-                is_long = True
-        if is_long:
-            if pos + 12 > n:
-                return _WALK_SHORT, ts_start, ts_end, found
-            length = (np.int64(buf[pos + 8]) | (np.int64(buf[pos + 9]) << 8) | (np.int64(buf[pos + 10]) << 16)
-                      | (np.int64(buf[pos + 11]) << 24))
-            start = pos + 12
-        else:
-            length = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
-            start = pos + 8
+        vr, length, start = _light_explicit_element(buf, pos, long_vrs)
+        if start < 0:
+            return _WALK_SHORT, ts_start, ts_end, found
         if length == 0xFFFFFFFF:  # a sequence of undefined length: skipped as the raw header reader does
             state, pos = _light_skip_sequence(buf, start, vr != 0x554E, long_vrs)  # b"UN": implicit VR inside
             if state != _WALK_OK:
@@ -1494,20 +1488,9 @@ def _light_skip_sequence(buf, pos, explicit, long_vrs):
             continue
         nested_explicit = False
         if explicit_at[depth] and group != 0xFFFE:
-            vr = (np.int64(buf[pos + 4]) << 8) | np.int64(buf[pos + 5])
-            is_long = False
-            for v in long_vrs:
-                if v == vr:
-                    is_long = True
-            if is_long:
-                if pos + 12 > n:
-                    return _WALK_SHORT, pos
-                length = (np.int64(buf[pos + 8]) | (np.int64(buf[pos + 9]) << 8) | (np.int64(buf[pos + 10]) << 16)
-                          | (np.int64(buf[pos + 11]) << 24))
-                start = pos + 12
-            else:
-                length = np.int64(buf[pos + 6]) | (np.int64(buf[pos + 7]) << 8)
-                start = pos + 8
+            vr, length, start = _light_explicit_element(buf, pos, long_vrs)
+            if start < 0:
+                return _WALK_SHORT, pos
             nested_explicit = vr != 0x554E  # b"UN"
         else:
             length = (np.int64(buf[pos + 4]) | (np.int64(buf[pos + 5]) << 8) | (np.int64(buf[pos + 6]) << 16)
@@ -1534,8 +1517,10 @@ def _light_walk_kernel():
     sources alone does not import numba) with its constant arguments."""
     from .._jit import kernel
 
-    global _light_skip_sequence
-    # compiled first and bound to its name, where _light_walk finds it when it is compiled
+    global _light_explicit_element, _light_skip_sequence
+    # compiled first and bound to their names, where the functions calling them find them when compiled
+    if not hasattr(_light_explicit_element, "py_func"):
+        _light_explicit_element = kernel()(_light_explicit_element)
     if not hasattr(_light_skip_sequence, "py_func"):
         _light_skip_sequence = kernel()(_light_skip_sequence)
     tags = sorted(_light_scan_tags())
