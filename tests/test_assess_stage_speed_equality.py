@@ -279,9 +279,9 @@ def _bad_inputs(rows: list[dict]) -> list[list[dict]]:
 def test_validate_of_a_conformed_table_equals_former(sample_rows):
     for df in _conformed_inputs(sample_rows):
         before = df.copy()
-        fast = _assess_module()._validate_conformed(df)
+        fast = _assess_module()._checked_conformed(df)
         ascii_ids = all(v.isascii() for v in df["lesion_id"].tolist())
-        assert (fast is not None) == ascii_ids  # the new path is the one compared (a non-ASCII id: the frame's)
+        assert (fast is not None) == ascii_ids  # what lets assess skip the frame (a non-ASCII id: the frame)
         new, old = _assess_module()._validate(df), _former_validate(df)
         pd.testing.assert_frame_equal(new, old, check_exact=True)
         assert new.dtypes.equals(old.dtypes)
@@ -295,7 +295,7 @@ def test_validate_of_bad_conformed_tables_raises_as_former(sample_rows):
 
     for rows in _bad_inputs(sample_rows) + _bad_inputs(_rows([1.0, 2.0, 3.0, 4.0])):
         df = table_from_rows(rows)
-        assert _assess_module()._validate_conformed(df) is None
+        assert _assess_module()._checked_conformed(df) is None
         with pytest.raises(InputError) as old:
             _former_validate(df)
         with pytest.raises(InputError) as new:

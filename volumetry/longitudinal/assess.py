@@ -134,11 +134,8 @@ def _row_order(r: dict, schedule: CourseSchedule) -> tuple:
 
 def _validate(df: pd.DataFrame) -> pd.DataFrame:
     """The measurements checked, with the key columns as text, ``status`` filled (``ok``), no volume
-    unless ``ok`` and a reason for each failed row (a conformed table: :func:`_validate_conformed`)."""
-    if _is_conformed(df):
-        checked = _validate_conformed(df)
-        if checked is not None:
-            return checked
+    unless ``ok`` and a reason for each failed row (:func:`assess` takes a conformed table that
+    passes :func:`_checked_conformed` past this frame, see :func:`_coursed_conformed`)."""
     need = ("subject_id", "lesion_id", "visit", "method", "volume_ml")
     missing = [c for c in need if c not in df.columns]
     if missing:
@@ -188,31 +185,6 @@ def _validate(df: pd.DataFrame) -> pd.DataFrame:
 
 #: The columns every row needs, turned to text by :func:`_validate`.
 _KEYS = ("subject_id", "lesion_id", "visit", "method")
-
-
-def _validate_conformed(df: pd.DataFrame) -> pd.DataFrame | None:
-    """:func:`_validate` of a table conformed by :mod:`volumetry.tables` (its columns, in its dtypes),
-    from the columns' Python values: the same frame (values and dtypes), or None when a value fails
-    a check (:func:`_validate` then checks the frame and raises its error)."""
-    checked = _checked_conformed(df)
-    if checked is None:
-        return None
-    keys, volume, status, reason = checked
-    text = pd.StringDtype(na_value=np.nan)  # what astype(str) gives
-    index = pd.RangeIndex(len(df))
-    columns: dict[str, Any] = {}
-    for c in df.columns:
-        if c in _KEYS:
-            columns[c] = pd.array(keys[_KEYS.index(c)], dtype=text)
-        elif c == "volume_ml":
-            columns[c] = volume
-        elif c == "status":
-            columns[c] = pd.array(status, dtype=text)
-        elif c == "reason":
-            columns[c] = pd.Series(reason, dtype=object, index=index)
-        else:
-            columns[c] = df[c].array  # copied by the frame
-    return pd.DataFrame(columns, index=index)
 
 
 def _checked_conformed(df: pd.DataFrame) -> tuple[list[list], np.ndarray, list, list] | None:
