@@ -174,7 +174,7 @@ def test_sigkill_mid_batch_then_rerun_gives_the_same_table(tmp_path):
     log = tmp_path / "killed.log"
     with open(log, "wb") as fh:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=fh)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a loaded machine (e.g. parallel test workers) can be slow
     n = 0
     while time.monotonic() < deadline and proc.poll() is None:
         n = _count(out / "results.sqlite")
@@ -194,7 +194,7 @@ def test_sigkill_mid_batch_then_rerun_gives_the_same_table(tmp_path):
     # killed again while it writes the outputs (as soon as volumes.csv appears; masks come after it)
     with open(log, "ab") as fh:
         proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=fh)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # a loaded machine (e.g. parallel test workers) can be slow
     while time.monotonic() < deadline and proc.poll() is None and not (out / "volumes.csv").exists():
         time.sleep(0.002)
     if proc.poll() is None:
