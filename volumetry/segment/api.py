@@ -118,6 +118,7 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
     while True:
         roi = make_roi(image, prompt, radius)
         out = m.func(roi, method_params)
+        sides = None  # roi.touches_crop_side(out.mask), once taken
         if out.mask is not None and out.mask.any() and expected is not None and np.isfinite(expected):
             # a propagated prompt: no need to grow the search region around tissue that is not lesion
             out = _check_expected_intensity(out, float(expected), p["min_expected_fraction"])
@@ -128,7 +129,8 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
                 break
             radius = np.minimum(radius * 2, p["max_search_radius_mm"])
             continue
-        touched = roi.touches_crop_side(out.mask) & ~roi.at_image_border
+        sides = roi.touches_crop_side(out.mask)
+        touched = sides & ~roi.at_image_border
         if not touched.any():
             break
         grow = touched.ravel()
@@ -148,7 +150,9 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
         return SegmentationResult(None, "failed", reason, name, p, flags + flags_from_qc(qc), qc,
                                   prompt.lesion_id, time.perf_counter() - t0)
     crop_mask = out.mask
-    on_border = bool(np.any(roi.touches_crop_side(crop_mask) & roi.at_image_border))
+    if sides is None:
+        sides = roi.touches_crop_side(crop_mask)
+    on_border = bool(np.any(sides & roi.at_image_border))
     qc.update(mask_qc(roi.array, crop_mask, out.qc.get("seed_value"), on_border, roi.spacing_kji))
     qc["touches_search_limit"] = int(touches_limit)
     qc.setdefault("fraction_outside_box", 0.0 if prompt.box is not None else float("nan"))
@@ -158,8 +162,9 @@ def segment(image: Volume, prompt: Prompt, *, method: str = "default", params: d
             "series_uid": image.meta.get("series_uid")}
     mask = Volume(full, image.spacing, image.origin, image.direction, meta)
     res = SegmentationResult(mask, "ok", "", name, p, flags, qc, prompt.lesion_id, time.perf_counter() - t0)
-    log.info("lesion %s: %s %.3f mL in %.2f s%s", prompt.lesion_id, name, res.volume_ml, res.elapsed_s,
-             f" (flags: {', '.join(flags)})" if flags else "")
+    if log.isEnabledFor(logging.INFO):  # res.volume_ml counts the image-sized mask: only when it is logged
+        log.info("lesion %s: %s %.3f mL in %.2f s%s", prompt.lesion_id, name, res.volume_ml, res.elapsed_s,
+                 f" (flags: {', '.join(flags)})" if flags else "")
     return res
 
 

@@ -82,7 +82,7 @@ def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | N
         ``neck_fraction`` (:func:`neck_fraction`).
     """
     vals = crop_image[crop_mask]
-    sl = bbox(crop_mask)
+    sl = bbox(crop_mask)  # None: an empty mask
     ncomp = len(component_sizes26(np.ascontiguousarray(crop_mask if sl is None else crop_mask[sl], dtype=bool)))
     mean, sd = float(vals.mean()), float(vals.std())
     seed_z = float((seed_value - mean) / sd) if seed_value is not None and sd > 0 else float("nan")
@@ -90,8 +90,14 @@ def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | N
            "lesion_sd": sd, "seed_z": seed_z, "touches_border": int(bool(touches_image_border)),
            "touches_padding": int(_touches_padding(crop_image, crop_mask))}
     if spacing_kji is not None:
-        out["neck_fraction"] = neck_fraction(crop_mask, spacing_kji)
+        grown = None if sl is None else _grown(sl, crop_mask.shape)  # bbox(crop_mask, 1)
+        out["neck_fraction"] = _neck_fraction(crop_mask, spacing_kji, grown)
     return out
+
+
+def _grown(sl: tuple[slice, ...], shape) -> tuple[slice, ...]:
+    """``bbox(mask, 1)`` from ``sl = bbox(mask)``: each slice one voxel longer at both ends, clipped to ``shape``."""
+    return tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(sl, shape))
 
 
 def neck_element(spacing_kji) -> np.ndarray:
@@ -133,13 +139,20 @@ def neck_fraction(crop_mask: np.ndarray, spacing_kji) -> float:
         (0 for one body, or none: a mask thinner than the block everywhere) and, on thick
         slices, :func:`waist_fraction`.
     """
-    sl = bbox(crop_mask, 1)
+    return _neck_fraction(crop_mask, spacing_kji, bbox(crop_mask, 1))
+
+
+def _neck_fraction(crop_mask: np.ndarray, spacing_kji, sl: tuple[slice, ...] | None) -> float:
+    """:func:`neck_fraction` given ``sl = bbox(crop_mask, 1)``."""
     if sl is None:
         return 0.0
     element = neck_element(spacing_kji)
-    waist = waist_fraction(crop_mask[sl], int(np.argmin(element.shape))) if min(element.shape) == 1 else 0.0
-    box = np.pad(crop_mask[sl], 1)  # the opening must not treat the crop's edge as mask
-    opened = box_opening(np.ascontiguousarray(box, dtype=bool), *element.shape)
+    sub = crop_mask[sl]
+    waist = waist_fraction(sub, int(np.argmin(element.shape))) if min(element.shape) == 1 else 0.0
+    # np.pad(sub, 1): the opening must not treat the crop's edge as mask
+    box = np.zeros(tuple(n + 2 for n in sub.shape), dtype=bool)
+    box[1:-1, 1:-1, 1:-1] = sub
+    opened = box_opening(box, *element.shape)
     sizes = component_sizes26(opened)  # 26-connected bodies
     if len(sizes) < 2:
         return waist

@@ -15,6 +15,8 @@ name               method
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -118,18 +120,20 @@ def resolve_params(method: Method, params: dict | None) -> dict:
 
 def _wrong_type(default, value) -> str:
     """What ``value`` should be, when its type does not fit its parameter's ``default``; '' when it fits."""
-    import math
-    import numbers
-
-    def number(v) -> bool:
-        return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
-
     if isinstance(default, bool):
         return "" if isinstance(value, (bool, np.bool_)) else "true or false"
     if isinstance(default, int):
-        return "" if number(value) and isinstance(value, numbers.Integral) else "a whole number"
+        whole = type(value) is int or isinstance(value, numbers.Integral)
+        return "" if _number(value) and whole else "a whole number"
     if isinstance(default, float):
-        return "" if number(value) else "a finite number"
+        return "" if _number(value) else "a finite number"
     if isinstance(default, str):
-        return "" if isinstance(value, str) or number(value) else "text or a number"
+        return "" if isinstance(value, str) or _number(value) else "text or a number"
     return ""
+
+
+def _number(v) -> bool:
+    """A finite real number that is not a switch (``True``/``False``)."""
+    if type(v) is float or type(v) is int:  # the usual values, without the abstract classes' checks
+        return math.isfinite(v)
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and math.isfinite(v)
