@@ -72,3 +72,24 @@ def test_every_segmentation_qc_of_the_sample_trial_equals_reference(trial_calls)
     for args, kwargs, in_run in calls["mask_qc"]:
         assert "neck_fraction" in in_run
         assert_same_qc(in_run, ref.mask_qc(*args, **kwargs))
+
+
+def test_every_sample_trial_surface_equals_scikit_images(trial_calls):
+    """The marching-cubes surface of every measured mask, vertex for vertex and face for face,
+    against the frozen scikit-image call (tests/test_measure_marching.py)."""
+    from test_measure_marching import assert_same_surface
+
+    from volumetry.measure import core
+
+    _, calls = trial_calls
+    n = 0
+    for args, kwargs, _ in calls["measure"]:
+        mask = args[0]
+        sel = core._binary(mask, kwargs.get("label"))
+        bounds = core._bounding_box(sel)
+        if bounds is None:
+            continue
+        lo, hi = bounds
+        crop = np.ascontiguousarray(sel[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]])
+        n += assert_same_surface(crop, mask.direction @ np.diag(mask.spacing), mask.origin, lo[::-1]) > 0
+    assert n > 0

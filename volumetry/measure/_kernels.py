@@ -57,7 +57,7 @@ def band_counts(box):
 
 def _warm_volume() -> tuple:
     verts = np.arange(12.0).reshape(4, 3)
-    faces = np.fliplr(np.array([[0, 1, 2], [0, 2, 3]], dtype=np.int32))  # marching cubes' faces are a flipped view
+    faces = np.array([[2, 1, 0], [3, 2, 0]], dtype=np.int32)  # mesh.surface's faces: C-contiguous int32
     return verts, faces, verts.mean(axis=0)
 
 

@@ -8,9 +8,9 @@ geometry (spacing *and* direction), so the mesh lives in patient space.
 from __future__ import annotations
 
 import numpy as np
-from skimage.measure import marching_cubes
 
 from ._kernels import six_signed_volumes
+from ._marching import EDGES, TRIANGLE_TABLE, lewiner_binary
 
 #: Iso-level of the surface between background (0) and mask (1).
 ISO_LEVEL = 0.5
@@ -56,9 +56,14 @@ def surface(crop: np.ndarray, offset_ijk, matrix: np.ndarray, origin) -> tuple[n
     """:func:`surface_lps`, with the vertices' exact lattice coordinates too.
 
     On a binary mask every marching-cubes vertex at level 0.5 is the mid-point of a
-    voxel edge, so twice its ``[k, j, i]`` index in the padded crop is an integer
-    triple; :func:`volumetry.measure.diameters.orthogonal_diameters` uses them to
-    discard, exactly, vertices that cannot be on the convex hull.
+    voxel edge (or a cube's centre), so twice its ``[k, j, i]`` index in the padded crop
+    is an integer triple; :func:`volumetry.measure.diameters.orthogonal_diameters` uses
+    them to discard, exactly, vertices that cannot be on the convex hull.
+
+    The surface is scikit-image's Lewiner marching cubes of the crop padded by one voxel
+    of background, vertex for vertex and face for face, computed by
+    :func:`._marching.lewiner_binary` (the same cube walk, tables and arithmetic for a
+    binary mask).
 
     Returns
     -------
@@ -66,14 +71,32 @@ def surface(crop: np.ndarray, offset_ijk, matrix: np.ndarray, origin) -> tuple[n
         As :func:`surface_lps`.
     lattice : numpy.ndarray of int64
         ``(n, 3)``: twice each vertex's ``[k, j, i]`` index in the crop padded by one voxel.
+
+    Raises
+    ------
+    ValueError
+        If the crop is not a 3D binary mask or holds no mask voxel (no surface).
     """
-    padded = np.zeros(tuple(n + 2 for n in crop.shape), dtype=np.float32)  # one voxel of background around
-    padded[1:-1, 1:-1, 1:-1] = crop
-    verts_kji, faces, _, _ = marching_cubes(padded, level=ISO_LEVEL, method="lewiner")
-    ijk = verts_kji[:, ::-1] + (np.asarray(offset_ijk, dtype=float) - 1.0)
+    crop = _binary_crop(crop)
+    # vertices in (i, j, k) of the crop padded by one voxel of background, at the level ISO_LEVEL = 0.5
+    ijk_padded, faces, lattice = lewiner_binary(crop, TRIANGLE_TABLE, EDGES)
+    ijk = ijk_padded + (np.asarray(offset_ijk, dtype=float) - 1.0)
     lps = ijk @ np.asarray(matrix, dtype=float).T + np.asarray(origin, dtype=float)
-    lattice = np.rint(2.0 * verts_kji).astype(np.int64)  # k + 0.5 etc. are exact in float32
     return lps, faces, lattice
+
+
+def _binary_crop(crop) -> np.ndarray:
+    """``crop`` as a C-contiguous 3D bool array holding at least one voxel; ValueError otherwise."""
+    crop = np.asarray(crop)
+    if crop.ndim != 3:
+        raise ValueError(f"the mask crop must be 3D, got {crop.ndim} dimensions")
+    if crop.dtype != bool:
+        if not np.all((crop == 0) | (crop == 1)):
+            raise ValueError("the mask crop must be binary (0 and 1 only)")
+        crop = crop == 1
+    if not crop.any():
+        raise ValueError("the mask crop holds no mask voxel: there is no surface")
+    return np.ascontiguousarray(crop)
 
 
 def signed_volume_mm3(vertices: np.ndarray, faces: np.ndarray, matrix: np.ndarray) -> float:
