@@ -10,7 +10,9 @@ What changed: 26-connected component counts and sizes (``ndimage.label``), the n
 (``ndimage.binary_opening`` by a box), the ±1-voxel band, the per-tetrahedron mesh volumes
 (summed by numpy as before), the longest in-plane diameter (outline candidates, exact integer
 hull, pair search) are compiled kernels; ``np.cross`` of 3-vectors in the orthogonal diameters is
-written out; the marching-cubes input is padded without ``np.pad``.
+written out; the marching-cubes input is padded without ``np.pad``; the intensity percentiles are
+numpy's steps without ``np.percentile``'s machinery (``core._percentiles``); the marching cubes itself
+is compiled (tests/test_measure_marching.py).
 """
 from __future__ import annotations
 
@@ -419,3 +421,40 @@ def test_waist_fraction_equals_reference(seed):
     for m in (mask, mask[:, ::-1], np.asfortranarray(mask)):
         new, old = qc.waist_fraction(m, axis), ref.waist_fraction(m, axis)
         assert new == old and type(new) is type(old)
+
+
+# ---------------------------------------------------------------- intensity percentiles ----
+
+
+def _percentile_cases():
+    rng = np.random.default_rng(31)
+    cases = [np.array([-0.0]), np.array([0.0]), np.array([7.5]), np.array([np.inf]), np.array([-np.inf, np.inf]),
+             np.array([np.nan, 1.0]), np.array([-0.0, 0.0, -0.0]), np.array([1.0, 2.0]), np.full(41, -0.0)]
+    for n in [*range(1, 42), 100, 101, 1000, 4321]:
+        for kind in range(5):
+            v = rng.normal(size=n) * 10.0 ** rng.uniform(-5, 5)
+            if kind == 1:
+                v = np.round(v)  # ties
+            elif kind == 2:
+                v = rng.choice([-0.0, 0.0, 1.0, -1.0], size=n)  # signed zeros at the interpolated ranks
+            elif kind == 3:
+                v[rng.integers(n)] = rng.choice([np.inf, -np.inf, np.nan])
+            elif kind == 4:
+                v = rng.integers(-3000, 3000, n).astype(np.int16).astype(np.float64)  # an int16 image's values
+            cases.append(v)
+    return cases
+
+
+def test_intensity_percentiles_are_numpys():
+    """core._percentiles is np.percentile(vals, [5, 50, 95]) bit for bit (sign of zero, NaN, inf
+    included), as Python floats, and leaves its input as it was."""
+    for v in _percentile_cases():
+        before = v.copy()
+        got = core._percentiles(v)
+        with np.errstate(invalid="ignore"):  # numpy warns on inf - inf; the values are what matter
+            want = [float(x) for x in np.percentile(v, [5, 50, 95])]
+        assert np.array_equal(v, before, equal_nan=True)
+        for a, b in zip(got, want):
+            assert type(a) is float
+            same_zero_sign = math.copysign(1, a) == math.copysign(1, b)
+            assert (math.isnan(a) and math.isnan(b)) or (a == b and same_zero_sign), (v, a, b)
