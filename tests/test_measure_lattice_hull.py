@@ -172,3 +172,35 @@ def test_the_exact_hull_declines_what_it_does_not_handle():
                     dtype=np.int64)
     ok, keep = lattice_hull(cube)
     assert ok and keep.tolist() == [True] * 8 + [False, True]  # the centre is inside; the apex is a vertex
+
+
+def _line_extremes_oracle(lattice):
+    """Plain Python: a point is kept when, on each axis, it is the first or the last of the points
+    sharing its two other coordinates."""
+    keep = np.ones(len(lattice), dtype=bool)
+    for a in range(3):
+        others = [b for b in range(3) if b != a]
+        ends = {}
+        for p in lattice.tolist():
+            key = (p[others[0]], p[others[1]])
+            lo, hi = ends.get(key, (p[a], p[a]))
+            ends[key] = (min(lo, p[a]), max(hi, p[a]))
+        for n, p in enumerate(lattice.tolist()):
+            if p[a] not in ends[(p[others[0]], p[others[1]])]:
+                keep[n] = False
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_line_extremes_equals_a_plain_python_oracle(seed):
+    """Surface lattices of every kind of mask, and dense or sparse random clouds with repeated points
+    (several points at one position are all first and last there)."""
+    rng = np.random.default_rng(300 + seed)
+    for mask in _shapes(rng, 14):
+        crop, lo = _crop(mask)
+        lattice = surface(crop, lo[::-1], np.eye(3), np.zeros(3))[2]
+        assert np.array_equal(line_extremes(lattice), _line_extremes_oracle(lattice))
+    for _ in range(40):
+        span = rng.integers(1, 12, size=3)
+        pts = (rng.integers(0, 1 << 20, (int(rng.integers(1, 400)), 3)) % span).astype(np.int64)
+        assert np.array_equal(line_extremes(pts), _line_extremes_oracle(pts))

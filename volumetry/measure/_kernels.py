@@ -308,20 +308,28 @@ def line_extremes(lattice):
         for a in range(3):
             if lattice[p, a] + 1 > size[a]:
                 size[a] = lattice[p, a] + 1
+    # first and last position on each line, by the line's two other coordinates (one pair of maps,
+    # int32: positions are far below 2^31, reused for the three axes)
+    cells = max(size[0] * size[1], size[0] * size[2], size[1] * size[2])
+    lo = np.empty(cells, dtype=np.int32)
+    hi = np.empty(cells, dtype=np.int32)
     for a in range(3):
         b = 1 if a == 0 else 0
         c = 1 if a == 2 else 2
-        lo = np.full((size[b], size[c]), size[a], dtype=np.int64)
-        hi = np.full((size[b], size[c]), -1, dtype=np.int64)
+        nc = size[c]
+        lo[:size[b] * nc] = size[a]
+        hi[:size[b] * nc] = -1
         for p in range(n):
-            u, v, w = lattice[p, b], lattice[p, c], lattice[p, a]
-            if w < lo[u, v]:
-                lo[u, v] = w
-            if w > hi[u, v]:
-                hi[u, v] = w
-        for p in range(n):
+            line = lattice[p, b] * nc + lattice[p, c]
             w = lattice[p, a]
-            if w != lo[lattice[p, b], lattice[p, c]] and w != hi[lattice[p, b], lattice[p, c]]:
+            if w < lo[line]:
+                lo[line] = w
+            if w > hi[line]:
+                hi[line] = w
+        for p in range(n):
+            line = lattice[p, b] * nc + lattice[p, c]
+            w = lattice[p, a]
+            if w != lo[line] and w != hi[line]:
                 keep[p] = False
     return keep
 
@@ -346,6 +354,22 @@ def _orient(L, a, b, c, p):
     counter-clockwise triangle ``a, b, c`` faces (exact, integers)."""
     nx, ny, nz = _normal(L, a, b, c)
     return nx * (L[p, 0] - L[a, 0]) + ny * (L[p, 1] - L[a, 1]) + nz * (L[p, 2] - L[a, 2])
+
+
+@kernel()
+def _set_plane(L, pl, g, a, b, c):
+    """Store the plane of the triangle ``a, b, c`` as face ``g``: its normal (:func:`_normal`) and the
+    normal's product with ``L[a]`` (exact, integers)."""
+    nx, ny, nz = _normal(L, a, b, c)
+    pl[g, 0], pl[g, 1], pl[g, 2] = nx, ny, nz
+    pl[g, 3] = nx * L[a, 0] + ny * L[a, 1] + nz * L[a, 2]
+
+
+@kernel()
+def _side(L, pl, g, p):
+    """:func:`_orient` of ``p`` and face ``g`` from its stored plane: ``n . L[p] - n . L[a]`` is
+    ``n . (L[p] - L[a])`` (exact, integers: |n| < 2^26 and coordinates < 2^12)."""
+    return pl[g, 0] * L[p, 0] + pl[g, 1] * L[p, 1] + pl[g, 2] * L[p, 2] - pl[g, 3]
 
 
 @kernel(warm=_warm_lattice_hull)
@@ -413,6 +437,7 @@ def lattice_hull(L):
         return False, keep
     cap = 64 * n + 64
     fv = np.empty((cap, 3), dtype=np.int64)      # vertices, counter-clockwise seen from outside
+    pl = np.empty((cap, 4), dtype=np.int64)      # plane: normal, and its product with the first vertex
     nb = np.empty((cap, 3), dtype=np.int64)      # neighbour across edge (v[i], v[i+1])
     alive = np.zeros(cap, dtype=np.bool_)
     first = np.full(cap, -1, dtype=np.int64)     # outside-point list head
@@ -425,6 +450,7 @@ def lattice_hull(L):
     tris = ((p0, p1, p2), (p0, p3, p1), (p1, p3, p2), (p2, p3, p0))
     for t in tris:
         fv[nf, 0], fv[nf, 1], fv[nf, 2] = t[0], t[1], t[2]
+        _set_plane(L, pl, nf, t[0], t[1], t[2])
         alive[nf] = True
         nf += 1
     # adjacency by brute force for the 4 faces
@@ -442,7 +468,7 @@ def lattice_hull(L):
         if p == p0 or p == p1 or p == p2 or p == p3:
             continue
         for f in range(4):
-            if _orient(L, fv[f, 0], fv[f, 1], fv[f, 2], p) > 0:
+            if _side(L, pl, f, p) > 0:
                 nxt[p] = first[f]
                 first[f] = p
                 break
@@ -463,7 +489,7 @@ def lattice_hull(L):
         best = -1
         q = first[f]
         while q >= 0:
-            d = _orient(L, fv[f, 0], fv[f, 1], fv[f, 2], q)
+            d = _side(L, pl, f, q)
             if d > best:
                 best, p = d, q
             q = nxt[q]
@@ -480,7 +506,7 @@ def lattice_hull(L):
             nv += 1
             for e in range(3):
                 h = nb[g, e]
-                if not visible[h] and _orient(L, fv[h, 0], fv[h, 1], fv[h, 2], p) > 0:
+                if not visible[h] and _side(L, pl, h, p) > 0:
                     visible[h] = True
                     stack[top] = h
                     top += 1
@@ -502,6 +528,7 @@ def lattice_hull(L):
         for i in range(nh):
             g = nf
             fv[g, 0], fv[g, 1], fv[g, 2] = hz_a[i], hz_b[i], p
+            _set_plane(L, pl, g, hz_a[i], hz_b[i], p)
             alive[g] = True
             first[g] = -1
             nb[g, 0] = hz_f[i]
@@ -534,7 +561,7 @@ def lattice_hull(L):
                 nq = nxt[q]
                 if q != p:
                     for j in range(base, nf):
-                        if _orient(L, fv[j, 0], fv[j, 1], fv[j, 2], q) > 0:
+                        if _side(L, pl, j, q) > 0:
                             nxt[q] = first[j]
                             first[j] = q
                             break
