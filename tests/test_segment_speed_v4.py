@@ -1,6 +1,7 @@
 """The fourth round of segmentation speed-ups gives exactly the numbers, messages and errors of the code before it.
 
-Changed: ``registry._wrong_type`` (the parameter type check of ``resolve_params``) checks plain ``float``
+Changed: ``common.median`` copies and partitions without ``np.partition``'s wrapper and takes an even
+count's lower middle value (``part[:h].max()``) in its compiled kernel; ``registry._wrong_type`` (the parameter type check of ``resolve_params``) checks plain ``float``
 and ``int`` values without the abstract number classes; ``api.segment`` takes which crop faces the mask
 touches once, and counts the image-sized mask for its log line only when the line is logged;
 ``qc.mask_qc`` gives ``neck_fraction`` the bounding box it has taken already, and the padded box is
@@ -10,7 +11,9 @@ made without ``np.pad``.
 (tests/frozen_measure_qc.py) by tests/test_measure_kernels_fast.py (phantoms, random crops, edge cases)
 and tests/test_measure_sample_trial_fast.py (every call of a sample-trial run); ``segment()``'s
 results by tests/test_segment_speed_v3.py and tests/test_segment_kernels.py (sample trial, phantoms).
-Here: ``_wrong_type`` against a frozen copy of the former one on values of every kind that matters,
+``median`` is compared with the former code (``_ref_median``) by tests/test_segment_kernels.py on
+random values (up to 200, NaN, signed zeros, infinities, ties) and every median of a sample-trial run.
+Here: ``median`` on larger arrays, ``_wrong_type`` against a frozen copy of the former one on values of every kind that matters,
 and ``segment()``'s face test and log line.
 """
 from __future__ import annotations
@@ -23,9 +26,9 @@ import numbers
 import numpy as np
 import pytest
 
-from test_segment_kernels import _phantom, _same_result, _seeds
+from test_segment_kernels import _phantom, _ref_median, _same_float, _same_result, _seeds
 from volumetry.image import Volume
-from volumetry.segment import Prompt, api, registry
+from volumetry.segment import Prompt, api, common, registry
 from volumetry.segment.roi import Roi
 
 
@@ -141,3 +144,23 @@ def test_segment_face_test_and_log_line(phantom_cases, monkeypatch, caplog):
         assert counted == [loud]
         counted.clear()
     assert borders == [False, False, True]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_of_larger_arrays_equals_the_old_code(dtype):
+    rng = np.random.default_rng(11)
+    for n in (201, 256, 999, 1000, 4097, 30000):
+        for kind in range(5):
+            x = rng.normal(600, 80, n)
+            if kind == 1:
+                x = np.round(x / 10)  # ties
+            elif kind == 2:
+                x = rng.choice([-0.0, 0.0, -1.0, 1.0], n)  # signed zeros around the middle
+            elif kind == 3:
+                x[rng.integers(0, n, 3)] = np.nan
+            elif kind == 4:
+                x[: n // 2] = -np.inf  # the lower middle value infinite
+            with np.errstate(all="ignore"):
+                x = x.astype(dtype)
+                new, old = common.median(x), _ref_median(x)
+            assert _same_float(new, old), (n, kind, new, old)

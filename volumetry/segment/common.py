@@ -65,9 +65,11 @@ def median(x: np.ndarray):
     """
     x = np.ravel(x)
     n = x.size
-    if n < 3 or not np.issubdtype(x.dtype, np.floating):
+    if n < 3 or x.dtype.kind != "f":  # not np.issubdtype(x.dtype, np.floating)
         return np.median(x)
-    return _median_of_partitioned(np.partition(x, n // 2), x)
+    part = x.copy()  # np.partition(x, n // 2), without its wrapper
+    part.partition(n // 2)
+    return _median_of_partitioned(part, x)
 
 
 def _median_of_partitioned(part: np.ndarray, x: np.ndarray):

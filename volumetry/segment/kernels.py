@@ -545,7 +545,7 @@ def shell_kernel(region, rbox, pad, outer_rows, gap_rows, allowed, img, out):
 
 
 @kernel()
-def _median_tail(part, h, lower):
+def _median_tail(part, h):
     """(median, ok) of the partitioned ``part`` (see :func:`median_of_partition`)."""
     n = part.size
     nan = False
@@ -555,7 +555,11 @@ def _median_tail(part, h, lower):
     if nan:
         return upper, False
     if n % 2 == 0:
-        # np.mean of the two: their sum in the dtype, divided by the count in float64, cast back
+        # the largest value below h (no NaN there: a NaN sorts above h); np.mean of the two:
+        # their sum in the dtype, divided by the count in float64, cast back
+        lower = part[0]
+        for v in range(1, h):
+            lower = max(lower, part[v])
         buf = np.empty(1, part.dtype)
         buf[0] = lower + upper
         buf[0] = buf[0] / 2.0
@@ -563,14 +567,14 @@ def _median_tail(part, h, lower):
     return upper, upper != 0
 
 
-@kernel(warm=lambda: (np.arange(5, dtype=np.float32), 2, np.float32(1)))
-def _median_tail_f32(part, h, lower):
-    return _median_tail(part, h, lower)
+@kernel(warm=lambda: (np.arange(6, dtype=np.float32), 3))
+def _median_tail_f32(part, h):
+    return _median_tail(part, h)
 
 
-@kernel(warm=lambda: (np.arange(5, dtype=np.float64), 2, np.float64(1)))
-def _median_tail_f64(part, h, lower):
-    return _median_tail(part, h, lower)
+@kernel(warm=lambda: (np.arange(6, dtype=np.float64), 3))
+def _median_tail_f64(part, h):
+    return _median_tail(part, h)
 
 
 def median_of_partition(part: np.ndarray, h: int):
@@ -580,11 +584,11 @@ def median_of_partition(part: np.ndarray, h: int):
     dtype, halved in float64 and cast back, as ``np.mean`` does); None when numpy must decide
     (a NaN, or a median of 0: its sign).
 
-    The largest value below ``h`` is numpy's ``max`` (a NaN sorts above ``h``; which zero it
-    returns of -0 and +0 does not matter: the sum is then the other value, or a zero median).
+    The largest value below ``h`` is numpy's ``part[:h].max()``, taken in the kernel: when no value
+    at or above ``h`` is NaN none below is (a NaN sorts above ``h``), and which zero it is of -0 and
+    +0 does not matter (the sum is then the other value, or a zero median).
     """
-    lower = part[:h].max() if part.size % 2 == 0 else part[h]
-    value, ok = (_median_tail_f32 if part.dtype == np.float32 else _median_tail_f64)(part, h, lower)
+    value, ok = (_median_tail_f32 if part.dtype == np.float32 else _median_tail_f64)(part, h)
     return part.dtype.type(value) if ok else None
 
 
