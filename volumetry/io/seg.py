@@ -367,20 +367,26 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
             datasets.append(src)
             names.append(str(getattr(src, "filename", None) or f"dataset {src.get('SOPInstanceUID', '?')}"))
             continue
-        path = src if isinstance(src, Path) else Path(src)
-        name = str(path)
+        light_file = light and bool(datasets)
+        if light_file and type(src) is str and _is_path_name(src):
+            path, name = None, src  # str(Path(src)) is src: no Path made for a file the light reader reads
+        else:
+            path = src if isinstance(src, Path) else Path(src)
+            name = str(path)
         try:
             ds = None
-            if light and datasets:
+            if light_file:
                 from .seg_fast import read_light_header
 
                 ds = read_light_header(name, shared)
             if ds is None:
+                if path is None:
+                    path = Path(name)
                 ds = pydicom.dcmread(path, stop_before_pixels=True)
         except FileNotFoundError as exc:
-            raise InputError(f"{path}: source DICOM file not found") from exc
+            raise InputError(f"{name}: source DICOM file not found") from exc
         except Exception as exc:  # pydicom raises several types for non-DICOM input
-            raise DicomReadError(f"{path}: not a readable DICOM file ({exc})") from exc
+            raise DicomReadError(f"{name}: not a readable DICOM file ({exc})") from exc
         datasets.append(ds)
         names.append(name)
     if not datasets:
@@ -400,6 +406,14 @@ def _load_sources(source_dicom_files: Sequence[Any], light: bool = False) -> tup
         raise InputError("a SEG references either single-frame images or exactly one multi-frame image; "
                          "pass one enhanced file or the single-frame files")
     return datasets, names
+
+
+def _is_path_name(text: str) -> bool:
+    """True when ``str(Path(text)) == text`` surely holds (a POSIX path without empty or ``.``
+    components, a trailing slash or a doubled one; False also for some that hold, which then go
+    through ``Path``)."""
+    return (os.sep == "/" and text != "" and text != "." and "//" not in text and "/./" not in text
+            and not text.endswith(("/", "/.")) and not text.startswith("./") and "\0" not in text)
 
 
 def _light_values_of(ds: Any) -> dict | None:

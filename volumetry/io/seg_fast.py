@@ -66,10 +66,27 @@ _u32 = struct.Struct("<I").pack
 # ----------------------------------------------------------------------------- encoding
 def _el(tag: int, vr: str, value: bytes) -> bytes:
     """One explicit-VR little-endian element (``value`` already padded to even length)."""
+    head = _EL_HEADS.get((tag, vr))
+    if head is None:
+        head = _el_head(tag, vr)
+    if head[1]:
+        return head[0] + _u32(len(value)) + value
+    return head[0] + _u16(len(value)) + value
+
+
+#: (tag, VR) -> (the element's bytes before its length: tag, VR and a long VR's 2 reserved bytes;
+#: whether the length takes 4 bytes), made once per tag and VR (:func:`_el_head`).
+_EL_HEADS: dict[tuple[int, str], tuple[bytes, bool]] = {}
+
+
+def _el_head(tag: int, vr: str) -> tuple[bytes, bool]:
     head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
-    if vr in _LONG_VRS:
-        return head + b"\0\0" + _u32(len(value)) + value
-    return head + _u16(len(value)) + value
+    long_vr = vr in _LONG_VRS
+    made = (head + b"\0\0" if long_vr else head, long_vr)
+    if len(_EL_HEADS) >= 4096:
+        _EL_HEADS.clear()
+    _EL_HEADS[(tag, vr)] = made
+    return made
 
 
 def _sq(tag: int, items: Sequence[bytes]) -> bytes:
@@ -678,7 +695,6 @@ class _Planes:
         if head.measures_items is not None:
             return head.measures_items
         if self._measures is None:
-            from highdicom.spatial import get_volume_positions
             from pydicom.valuerep import format_number_as_ds
 
             if head.measures_taken:
@@ -686,8 +702,8 @@ class _Planes:
                                               src.get("SpacingBetweenSlices", None))
             else:  # the content made (by the same call) when the header was read: its PixelSpacing stays
                 content, head.measures_taken = head.source_measures, True
-            slice_spacing, _ = get_volume_positions(
-                image_positions=self.plane_values, image_orientation=head.source_orientation[0].ImageOrientationPatient)
+            slice_spacing = _volume_spacing(self.plane_values, head.source_orientation[0].ImageOrientationPatient,
+                                            sort=True)
             if slice_spacing is not None:
                 content[0].SpacingBetweenSlices = format_number_as_ds(slice_spacing)
             self._measures = [_EncodedOnce(item) for item in content]
@@ -696,23 +712,82 @@ class _Planes:
     def is_3d(self, head: _SourceHead) -> bool:
         """True when highdicom's DimensionOrganizationType of these planes is "3D" (evenly spaced)."""
         if self._is_3d is None:
-            from highdicom.spatial import get_volume_positions
-
             self._is_3d = False
             if len(self.plane_values) > 1:
-                spacing, _ = get_volume_positions(image_positions=self.plane_values,
-                                                  image_orientation=head.source_orientation[0].ImageOrientationPatient,
-                                                  sort=False)
+                spacing = _volume_spacing(self.plane_values, head.source_orientation[0].ImageOrientationPatient,
+                                          sort=False)
                 self._is_3d = spacing is not None and spacing > 0.0
         return self._is_3d
+
+
+def _normal_vector(image_orientation) -> np.ndarray:
+    """``highdicom.spatial.get_normal_vector(image_orientation, index_convention=VOLUME_INDEX_CONVENTION)``
+    (right-handed, highdicom's volume convention: column cosines × row cosines), made once per
+    orientation values (read-only)."""
+    return _normal_of(tuple(float(v) for v in image_orientation))
+
+
+@functools.lru_cache(maxsize=64)
+def _normal_of(values: tuple[float, ...]) -> np.ndarray:
+    from highdicom.spatial import VOLUME_INDEX_CONVENTION, get_normal_vector
+
+    normal = get_normal_vector(values, index_convention=VOLUME_INDEX_CONVENTION)
+    normal.setflags(write=False)
+    return normal
+
+
+def _volume_spacing(positions: np.ndarray, image_orientation, *, sort: bool):
+    """The slice spacing (mm) of ``highdicom.spatial.get_volume_positions(image_positions=positions,
+    image_orientation=image_orientation, sort=sort)`` (default tolerances), or None where it finds
+    no volume: the same numpy operations on the same arrays, without its argument checks, its
+    normal's index-convention look-ups and ``np.unique(..., axis=0)`` (the rows sorted by
+    ``np.lexsort`` instead: the same order when no two rows are equal, and equal rows are its
+    duplicates, which it refuses). Rows that are not all finite go to highdicom itself."""
+    from highdicom.spatial import _DEFAULT_PERPENDICULAR_TOLERANCE, _DEFAULT_SPACING_RELATIVE_TOLERANCE
+
+    positions = np.array(positions)
+    n = positions.shape[0]
+    if positions.ndim != 2 or positions.shape[1] != 3 or n < 2 or not np.isfinite(positions).all():
+        from highdicom.spatial import get_volume_positions
+
+        return get_volume_positions(image_positions=positions, image_orientation=image_orientation, sort=sort)[0]
+    normal_vector = _normal_vector(image_orientation)
+    unique_positions = positions[np.lexsort(positions.T[::-1])]  # np.unique's rows, when they are unique
+    if (unique_positions[1:] == unique_positions[:-1]).all(axis=1).any():
+        return None  # duplicate positions: not a volume
+    origin_distances = (normal_vector[None] @ unique_positions.T).squeeze(0)  # highdicom's _get_slice_distances
+    if sort:
+        sort_index = np.argsort(origin_distances)
+        origin_distances_sorted = origin_distances[sort_index]
+    else:
+        sort_index = np.arange(unique_positions.shape[0])
+        origin_distances_sorted = origin_distances
+    spacings = np.diff(origin_distances_sorted)
+    spacing = (origin_distances_sorted[-1] - origin_distances_sorted[0]) / (len(origin_distances_sorted) - 1)
+    is_regular = np.isclose(spacings, spacing, rtol=_DEFAULT_SPACING_RELATIVE_TOLERANCE, atol=0.0).all()
+    spans = unique_positions[sort_index[1:]] - unique_positions[sort_index[0]]
+    spans /= np.linalg.norm(spans, axis=1)[:, None]
+    dot_products = spans @ normal_vector
+    is_perpendicular = np.all(np.logical_or(np.abs(dot_products - 1.0) < _DEFAULT_PERPENDICULAR_TOLERANCE,
+                                            np.abs(dot_products + 1.0) < _DEFAULT_PERPENDICULAR_TOLERANCE))
+    return abs(spacing) if is_regular and is_perpendicular else None
+
+
+def _nearest_sources(distances: np.ndarray, min_d: np.ndarray) -> list[list]:
+    """Per row ``i`` of ``distances`` (planes × sources, mm), the sources at its smallest distance
+    ``min_d[i]``: ``list(np.nonzero(distances[i] == min_d[i])[0])`` of every row (numpy integers in
+    ascending order), from one comparison and one ``np.nonzero`` of the whole matrix."""
+    hits = distances == min_d[:, None]
+    columns = list(np.nonzero(hits)[1])  # row by row, each row's columns ascending
+    ends = np.cumsum(np.count_nonzero(hits, axis=1)).tolist()
+    return [columns[start:end] for start, end in zip([0, *ends[:-1]], ends)]
 
 
 def _planes(head: _SourceHead, refs: list, positions, orientation, pixel_spacing, memo: dict) -> _Planes | None:
     """The :class:`_Planes` of ``positions`` among ``refs`` (kept in ``memo`` by the plane values, the
     orientation and pixel spacing given and the sources), or None when highdicom would not keep the
     source's orientation and pixel measures or a plane is not on a source image."""
-    import highdicom as hd
-    from highdicom.spatial import _are_orientations_equal, _get_slice_distances, get_normal_vector
+    from highdicom.spatial import _are_orientations_equal, _get_slice_distances
 
     orientation_values = tuple(float(v) for v in orientation)
     spacing_values = [float(v) for v in pixel_spacing]
@@ -732,9 +807,8 @@ def _planes(head: _SourceHead, refs: list, positions, orientation, pixel_spacing
         min_d = distances.min(axis=1)
         if np.all(min_d < _SPATIAL_MATCH_MM):
             n_planes = len(plane_values)
-            matched = [list(np.nonzero(distances[i] == min_d[i])[0]) for i in range(n_planes)]
-            normal = get_normal_vector(head.source_orientation[0].ImageOrientationPatient,
-                                       index_convention=hd.spatial.VOLUME_INDEX_CONVENTION)
+            matched = _nearest_sources(distances, min_d)
+            normal = _normal_vector(head.source_orientation[0].ImageOrientationPatient)
             _, sort_index = np.unique(_get_slice_distances(plane_values, normal), return_index=True)
             if len(sort_index) == n_planes:
                 frame_sources = [matched[i] for i in sort_index]
