@@ -12,11 +12,13 @@ What changed: 26-connected component counts and sizes (``ndimage.label``), the n
 hull, pair search) are compiled kernels; ``np.cross`` of 3-vectors in the orthogonal diameters is
 written out; the marching-cubes input is padded without ``np.pad``; the intensity percentiles are
 numpy's steps without ``np.percentile``'s machinery (``core._percentiles``); the marching cubes itself
-is compiled (tests/test_measure_marching.py).
+is compiled (tests/test_measure_marching.py); the max Feret diameter's search over the Gram rows (all
+but numpy's product) is a kernel, ``farthest_pair``.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import frozen_measure_qc as ref
@@ -458,3 +460,81 @@ def test_intensity_percentiles_are_numpys():
             assert type(a) is float
             same_zero_sign = math.copysign(1, a) == math.copysign(1, b)
             assert (math.isnan(a) and math.isnan(b)) or (a == b and same_zero_sign), (v, a, b)
+
+
+# ---------------------------------------------------------------- farthest pair (max Feret) ----
+
+
+def _old_max_feret_of(pts):
+    """``diameters._max_feret_of`` before farthest_pair (frozen_measure_qc.max_feret without the hull)."""
+    centred = pts - pts.mean(axis=0)
+    sq = (centred ** 2).sum(axis=1)
+    best, bp, bq = -1.0, pts[0], pts[0]
+    for start in range(0, len(pts), 2048):
+        blk = centred[start:start + 2048]
+        d2 = sq[start:start + 2048, None] + sq[None, :] - 2.0 * (blk @ centred.T)
+        a, b = np.unravel_index(int(np.argmax(d2)), d2.shape)
+        exact = float(((pts[start + a] - pts[b]) ** 2).sum())
+        if exact > best:
+            best, bp, bq = exact, pts[start + a], pts[b]
+    return float(np.sqrt(max(best, 0.0))), bp, bq
+
+
+def _point_sets(rng):
+    for d in (2, 3):
+        yield rng.normal(size=(1, d))
+        yield np.zeros((5, d))  # all equal: every pair ties at 0
+        yield np.eye(d) * 3.0  # ties
+        yield np.array(list(itertools.product([0.0, 1.0], repeat=d))) * 0.4688 + 250.3  # a box's corners
+        angle = np.linspace(0, 2 * np.pi, 37)[:-1]  # a regular polygon: many equal diameters
+        circle = np.c_[np.cos(angle), np.sin(angle)] * 7.3
+        yield circle if d == 2 else np.c_[circle, np.zeros(36)] @ rotation(rng).T
+        for n in (2, 3, 17, 130, 700):
+            yield rng.normal(size=(n, d)) * rng.uniform(0.1, 60) + rng.uniform(-400, 400, d)
+            yield np.round(rng.normal(size=(n, d)) * 6) * 0.5 @ np.diag(rng.choice([0.45, 1.0, 3.0], d))  # lattice
+        yield rng.normal(size=(2500, d))  # two blocks of rows
+    with_nan = rng.normal(size=(40, 3))
+    with_nan[[7, 30], 1] = np.nan
+    yield with_nan
+    with_inf = rng.normal(size=(40, 2))
+    with_inf[5, 0] = np.inf
+    yield with_inf
+
+
+def test_farthest_pair_gives_the_former_max_feret():
+    """The length (mm) and both end points, bit for bit, on ties, lattices, polygons, offsets, two
+    blocks of rows, NaN and inf; and max_feret (hull first) against the frozen code."""
+    rng = np.random.default_rng(77)
+    compared = 0
+    for pts in _point_sets(rng):
+        with np.errstate(invalid="ignore"):
+            got, want = diameters._max_feret_of(pts), _old_max_feret_of(pts)
+        assert (got[0] == want[0]) or (math.isnan(got[0]) and math.isnan(want[0])), (got[0], want[0])
+        assert np.array_equal(got[1], want[1], equal_nan=True) and np.array_equal(got[2], want[2], equal_nan=True)
+        if np.isfinite(pts).all():
+            new, old = diameters.max_feret(pts), ref.max_feret(pts)
+            assert new[0] == old[0] and np.array_equal(new[1], old[1]) and np.array_equal(new[2], old[2])
+        compared += 1
+    assert compared > 30
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_farthest_pair_picks_numpys_argmax(seed):
+    """The first largest d2 in C order, and the first NaN when there is one (np.argmax's rule), on
+    Gram rows with equal values and NaNs placed anywhere."""
+    from volumetry.measure._kernels import farthest_pair
+
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        n, d = int(rng.integers(1, 40)), int(rng.integers(2, 4))
+        pts = np.round(rng.normal(size=(n, d)) * 3)
+        centred = pts - pts.mean(axis=0)
+        start = int(rng.integers(0, n))
+        gram = np.round(rng.normal(size=(n - start, n)) * 2)  # few distinct values: ties
+        if rng.random() < 0.5:
+            gram.flat[rng.integers(0, gram.size, int(rng.integers(1, 4)))] = np.nan
+        sq = (centred ** 2).sum(axis=1)
+        d2 = sq[start:, None] + sq[None, :] - 2.0 * gram
+        a, b, exact = farthest_pair(pts, centred, gram, start)
+        assert (a, b) == np.unravel_index(int(np.argmax(d2)), d2.shape)
+        assert exact == float(((pts[start + a] - pts[b]) ** 2).sum())

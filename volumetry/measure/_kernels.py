@@ -614,3 +614,66 @@ def lattice_hull(L):
                     break
         keep[v] = nd >= 3
     return True, keep
+
+
+def _warm_farthest_pair() -> tuple:
+    pts = np.arange(12.0).reshape(4, 3) ** 1.5  # (n, 3) hull vertices; their (n, 2) projections are the same type
+    centred = pts - pts.mean(axis=0)
+    return pts, centred, centred @ centred.T, 0
+
+
+@kernel(warm=_warm_farthest_pair)
+def farthest_pair(pts, centred, gram, start):
+    """The pair of a block of rows that ``diameters._max_feret_of`` picks, and its exact squared distance.
+
+    numpy's expressions, operation for operation: ``sq = (centred ** 2).sum(axis=1)`` (left to
+    right along a row), ``d2 = sq[start + a] + sq[b] - 2.0 * gram[a, b]`` with ``gram`` the block's
+    Gram rows (``centred[start:start + m] @ centred.T``, numpy's product), the first largest
+    ``d2`` in C order (``np.argmax``: a NaN, if any, is the largest), and
+    ``((pts[start + a] - pts[b]) ** 2).sum()`` (left to right).
+
+    Parameters
+    ----------
+    pts, centred : numpy.ndarray of float64
+        ``(n, d)`` points and the same points minus their mean.
+    gram : numpy.ndarray of float64
+        ``(m, n)``: rows ``start .. start + m`` of ``centred @ centred.T``.
+    start : int
+        First row of the block.
+
+    Returns
+    -------
+    a, b : int
+        Row of the block (relative to ``start``) and column of the pair.
+    exact : float
+        Squared distance between ``pts[start + a]`` and ``pts[b]``.
+    """
+    n, d = centred.shape
+    m = gram.shape[0]
+    sq = np.empty(n)
+    for i in range(n):
+        s = centred[i, 0] * centred[i, 0]
+        for k in range(1, d):
+            s += centred[i, k] * centred[i, k]
+        sq[i] = s
+    best = sq[start] + sq[0] - 2.0 * gram[0, 0]
+    ba = bb = 0
+    if not np.isnan(best):
+        stop = False
+        for a in range(m):
+            sa = sq[start + a]
+            for b in range(n):
+                v = sa + sq[b] - 2.0 * gram[a, b]
+                if np.isnan(v):  # np.argmax's answer is the first NaN
+                    ba, bb, stop = a, b, True
+                    break
+                if v > best:
+                    best, ba, bb = v, a, b
+            if stop:
+                break
+    diff = pts[start + ba, 0] - pts[bb, 0]
+    exact = diff * diff
+    for k in range(1, d):
+        diff = pts[start + ba, k] - pts[bb, k]
+        exact += diff * diff
+    return ba, bb, exact

@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
 
-from ._kernels import inplane_lengths, lattice_hull, line_extremes
+from ._kernels import farthest_pair, inplane_lengths, lattice_hull, line_extremes
 
 #: Rows per block in the pairwise-distance search (bounds memory to ~block² floats).
 _BLOCK = 2048
@@ -84,13 +84,11 @@ def max_feret(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
 def _max_feret_of(pts: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """:func:`max_feret` of points that are already its candidates (hull vertices), in their order."""
     centred = pts - pts.mean(axis=0)  # small coordinates: the Gram expansion stays exact enough
-    sq = (centred ** 2).sum(axis=1)
     best, bp, bq = -1.0, pts[0], pts[0]
     for start in range(0, len(pts), _BLOCK):
-        blk = centred[start:start + _BLOCK]
-        d2 = sq[start:start + _BLOCK, None] + sq[None, :] - 2.0 * (blk @ centred.T)
-        a, b = np.unravel_index(int(np.argmax(d2)), d2.shape)
-        exact = float(((pts[start + a] - pts[b]) ** 2).sum())
+        # squared distances sq_a + sq_b - 2 <a, b> of the block's rows to all, their first largest
+        # and its exact value (farthest_pair: numpy's operations; the Gram product stays numpy's)
+        a, b, exact = farthest_pair(pts, centred, centred[start:start + _BLOCK] @ centred.T, start)
         if exact > best:
             best, bp, bq = exact, pts[start + a], pts[b]
     return float(np.sqrt(max(best, 0.0))), bp, bq
