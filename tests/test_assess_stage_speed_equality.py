@@ -165,9 +165,32 @@ def test_records_of_other_dtypes_and_sub_millisecond_times_take_the_export():
              table.assign(extra=np.array([1, 2], dtype=np.int32)),
              table.assign(volume_ml=[np.inf, np.nan], reason=["a \"quoted\" / é ☃ text", None]),
              table.assign(reason=pd.array(["a \"quoted\" / é ☃ text\n", None], dtype="string"))]
+    # whole-millisecond dates and UTC times (before 1970 too), NaT, Int64 and boolean values, missing
+    # values everywhere (a missing subject too), other units and zones, NaN-missing text, numpy ints,
+    # and a repeated column name
+    times = pd.to_datetime(["1969-12-31T23:59:59.123", None, "2262-04-11T23:47:16.854", "1677-09-21T00:12:44.000"]).astype("datetime64[ns]")
+    four = conform(pd.DataFrame({"subject_id": ["S1", "S2", None, "S1"], "lesion_id": ["L1", None, "L1", "é☃\x00"],
+                                 "visit": ["b", "b", "c", "\u2028"], "method": ["voxel"] * 4}))
+    cases += [four.assign(scan_date=times, computed_at=times.tz_localize("UTC"),
+                          course=pd.array([0, None, 2**53 + 1, -3], dtype="Int64"),
+                          response_confirmed=pd.array([True, None, False, None], dtype="boolean")),
+              four.assign(scan_date=pd.NaT, computed_at=pd.NaT),
+              four.assign(computed_at=pd.to_datetime(["2026-01-01T00:00:00+00:00"] * 4, utc=True).tz_convert("Europe/Paris")),
+              four.assign(scan_date=times.astype("datetime64[us]")),
+              four.assign(scan_date=times.astype("datetime64[s]")),
+              four.assign(reason=pd.array(["x", None, "y", None], dtype=pd.StringDtype(na_value=np.nan))),
+              four.assign(course=np.arange(4, dtype=np.int64)),
+              four.iloc[:0]]
     for t in cases:
         new, old = outputs._records_by_subject(t), _former_records_by_subject(t)
-        assert new == old and json.dumps(new) == json.dumps(old)
+        assert new == old and list(new) == list(old)  # a missing subject is the key pd.NA in both
+        assert json.dumps(list(new.values())) == json.dumps(list(old.values()))
+    twice = pd.concat([four, four[["reason"]]], axis=1)  # a repeated column name: the export's error
+    for records in (outputs._records_by_subject, _former_records_by_subject):
+        with pytest.raises(ValueError, match="columns must be unique"):
+            records(twice)
+        assert [[{k: type(v) for k, v in r.items()} for r in rs] for rs in new.values()] == \
+            [[{k: type(v) for k, v in r.items()} for r in rs] for rs in old.values()]
 
 
 def test_ordered_table_equals_former_on_new_and_stored_frames(sample_table):

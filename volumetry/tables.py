@@ -255,13 +255,16 @@ def table_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
         If a value cannot be converted to its column's dtype.
     """
     out = {}
+    string = _string_dtype()  # the dtype "string" names, looked up once (not once per column)
     for col in COLUMNS:
         values = [r.get(col.name) for r in rows]
         try:
             if col.name == "flags":
-                out[col.name] = pd.array([_join_flags(v) for v in values], dtype="string")
+                out[col.name] = pd.array([_join_flags(v) for v in values], dtype=string)
             elif col.dtype == "string":
-                out[col.name] = pd.array([None if _isna(v) else str(v) for v in values], dtype="string")
+                # a str is itself (not missing, and str() of it the same): no call for the common case
+                out[col.name] = pd.array([v if type(v) is str else (None if _isna(v) else str(v)) for v in values],
+                                         dtype=string)
             elif col.dtype == "float64" and all(v is None or type(v) is float for v in values):
                 out[col.name] = np.array(values, dtype=np.float64)
             elif col.dtype == "Int64" and all(v is None or (type(v) is int and -_EXACT_INT <= v <= _EXACT_INT)

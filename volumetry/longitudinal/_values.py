@@ -12,6 +12,6 @@ def missing(v: Any) -> bool:
         return True
     if isinstance(v, float):
         return v != v
-    if isinstance(v, (str, int)):
+    if isinstance(v, (str, int)) or type(v) is pd.Timestamp:  # a Timestamp is never missing (NaT is not one)
         return False
     return bool(pd.isna(v))

@@ -155,12 +155,16 @@ def _ordered_table(frames: list, idents: list[tuple]):
     else:
         table = conform(pd.concat([conform(f) for f in frames], ignore_index=True))
     order = {ident: n for n, ident in enumerate(idents)}
-    # assign makes a copy: the frame given (maybe the caller's own, when conformed already) is not changed
-    keyed = table.assign(_order=[order.get((s, v, l), len(order)) for s, v, l in
-                                 zip(table["subject_id"], table["visit"], table["lesion_id"])])
-    keyed = keyed.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable")
-    # a stable sort of a conformed table keeps its dtypes: only the index is renumbered
-    return keyed.drop(columns="_order").reset_index(drop=True)
+    # the four sort keys in a frame of their own (the table's columns are not copied and sorted with
+    # them: only their order is wanted); its stable sort orders the table's rows as sorting the table
+    # with an _order column would, missing keys last, and take makes a new frame (the one given,
+    # maybe the caller's own, is not changed) in the table's dtypes, with only the index renumbered
+    subjects, visits, lesions = (table[c].array for c in ("subject_id", "visit", "lesion_id"))
+    keys = pd.DataFrame({"subject_id": subjects,
+                         "_order": [order.get(ident, len(order)) for ident in zip(subjects, visits, lesions)],
+                         "lesion_id": lesions, "method": table["method"].array})
+    rows = keys.sort_values(["subject_id", "_order", "lesion_id", "method"], kind="stable").index.to_numpy()
+    return table.take(rows).reset_index(drop=True)
 
 
 def _records_by_subject(table) -> dict[str, list[dict]]:
@@ -172,12 +176,13 @@ def _records_by_subject(table) -> dict[str, list[dict]]:
     records = json.loads(table.to_json(orient="records", date_format="iso"))
     # to_json keeps 10 decimals: a cached subject's volumes would come back rounded (~1e-11 mL)
     # and a re-run would rewrite the tables with other digits. Floats are stored exactly.
-    for column in table.columns:
-        if table[column].dtype.kind == "f":
+    for column, dtype in table.dtypes.items():  # the dtypes read once, not a Series made per column
+        if dtype.kind == "f":
             for record, value in zip(records, table[column].tolist()):
                 record[column] = None if pd.isna(value) else float(value)
     out: dict[str, list[dict]] = {}
-    for subject, record in zip(table["subject_id"], records):
+    # the Python values the Series would yield one by one (str, or pd.NA for a missing one)
+    for subject, record in zip(table["subject_id"].tolist(), records):
         out.setdefault(subject, []).append(record)
     return out
 
