@@ -37,12 +37,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SECTION = "## Pipeline (benchmarks/pipeline.py)"
 
 
+def _image_key(row) -> tuple:
+    """A scan's image: (path, series UID); several lesions (scans) of one image share it."""
+    return (str(row.image), row.series_uid)
+
+
 def _time_reads(study, read) -> list[float]:
-    """Median of 3 warm calls of ``read(row)`` for each distinct image of the study (s)."""
+    """Median of 3 warm calls of ``read(row)`` for each distinct image of the study (s), in the order
+    the images first appear among the scans."""
     times = []
     seen = set()
     for row in study.rows:
-        key = (str(row.image), row.series_uid)
+        key = _image_key(row)
         if key in seen:
             continue
         seen.add(key)
@@ -142,6 +148,9 @@ def main(argv=None) -> int:
     import pyarrow.parquet  # noqa: F401  -- volumes.parquet
     load1 = load_alone(study)
     load_mean = statistics.mean(load1)
+    # the same reads counted once per scan (a second lesion of an image counts its image's load again)
+    by_image = dict(zip(dict.fromkeys(_image_key(r) for r in study.rows), load1))
+    load_per_scan = statistics.mean(by_image[_image_key(r)] for r in study.rows)
     load_sitk = statistics.mean(load_alone_sitk(study))
     la0 = os.getloadavg()[0]
 
@@ -205,7 +214,10 @@ def main(argv=None) -> int:
                  f"ratio **{ratio:.2f}** (target ≤ 3: {'met' if ratio <= 3 else 'NOT met'}). "
                  f"The same scans loaded by SimpleITK (ImageSeriesReader / ReadImage, the reference loader; ours is "
                  f"{load_mean / load_sitk:.2f}× its time): {load_sitk * 1000:.1f} ms, ratio "
-                 f"{per_scan_ex_reg / load_sitk:.2f}.")
+                 f"{per_scan_ex_reg / load_sitk:.2f}. Averaged over the {n} scans instead of the "
+                 f"{len(load1)} images (each scan counting the load of its own image, as the per-scan time "
+                 f"counts each scan), the load alone is {load_per_scan * 1000:.1f} ms and the ratio "
+                 f"{per_scan_ex_reg / load_per_scan:.2f}; the target above keeps the per-image mean.")
     per = {k: 1000 * s1.timings.get(k, 0) / n for k in stages}
     lines.append("Where the per-scan time outside registration goes (ms per scan, that run): "
                  + ", ".join(f"{k} {per[k]:.1f}" for k in stages if k != "register")
