@@ -66,27 +66,17 @@ _u32 = struct.Struct("<I").pack
 # ----------------------------------------------------------------------------- encoding
 def _el(tag: int, vr: str, value: bytes) -> bytes:
     """One explicit-VR little-endian element (``value`` already padded to even length)."""
-    head = _EL_HEADS.get((tag, vr))
-    if head is None:
-        head = _el_head(tag, vr)
-    if head[1]:
-        return head[0] + _u32(len(value)) + value
-    return head[0] + _u16(len(value)) + value
+    head, long_vr = _el_head(tag, vr)
+    return head + (_u32 if long_vr else _u16)(len(value)) + value
 
 
-#: (tag, VR) -> (the element's bytes before its length: tag, VR and a long VR's 2 reserved bytes;
-#: whether the length takes 4 bytes), made once per tag and VR (:func:`_el_head`).
-_EL_HEADS: dict[tuple[int, str], tuple[bytes, bool]] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _el_head(tag: int, vr: str) -> tuple[bytes, bool]:
+    """The element's bytes before its length (tag, VR and a long VR's 2 reserved bytes) and whether
+    the length takes 4 bytes, made once per tag and VR."""
     head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
     long_vr = vr in _LONG_VRS
-    made = (head + b"\0\0" if long_vr else head, long_vr)
-    if len(_EL_HEADS) >= 4096:
-        _EL_HEADS.clear()
-    _EL_HEADS[(tag, vr)] = made
-    return made
+    return (head + b"\0\0" if long_vr else head), long_vr
 
 
 def _sq(tag: int, items: Sequence[bytes]) -> bytes:
