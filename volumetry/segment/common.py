@@ -437,8 +437,14 @@ def bbox(mask: np.ndarray, pad: np.ndarray | int = 0) -> tuple[slice, ...] | Non
     idx = np.flatnonzero(mask.any(axis=(1, 2))), np.flatnonzero(plane.any(axis=1)), np.flatnonzero(plane.any(axis=0))
     if any(len(i) == 0 for i in idx):
         return None
+    return grown_box(tuple(slice(int(i[0]), int(i[-1]) + 1) for i in idx), pad, mask.shape)
+
+
+def grown_box(sl: tuple[slice, ...], pad: np.ndarray | int, shape) -> tuple[slice, ...]:
+    """The box ``sl`` (slices with start and stop) grown by ``pad`` voxels at both ends, clipped to ``shape``:
+    ``bbox(mask, pad)`` from ``bbox(mask)``."""
     pad = (int(pad),) * 3 if np.ndim(pad) == 0 else tuple(int(p) for p in pad)
-    return tuple(slice(max(int(i[0]) - p, 0), min(int(i[-1]) + p + 1, n)) for i, p, n in zip(idx, pad, mask.shape))
+    return tuple(slice(max(s.start - p, 0), min(s.stop + p, n)) for s, p, n in zip(sl, pad, shape))
 
 
 #: 4-connectivity inside each k-slice, nothing across slices.

@@ -36,7 +36,7 @@ from scipy import ndimage
 
 from .._morphology import box_opening, component_sizes26
 from ._qc_kernels import waist_share
-from .common import CONN6, bbox, padding_mask
+from .common import CONN6, bbox, grown_box, padding_mask
 
 #: A box cutting more than this fraction of the region (dimensionless) is flagged.
 OUTSIDE_BOX_FRACTION = 0.05
@@ -90,14 +90,9 @@ def mask_qc(crop_image: np.ndarray, crop_mask: np.ndarray, seed_value: float | N
            "lesion_sd": sd, "seed_z": seed_z, "touches_border": int(bool(touches_image_border)),
            "touches_padding": int(_touches_padding(crop_image, crop_mask))}
     if spacing_kji is not None:
-        grown = None if sl is None else _grown(sl, crop_mask.shape)  # bbox(crop_mask, 1)
+        grown = None if sl is None else grown_box(sl, 1, crop_mask.shape)  # bbox(crop_mask, 1)
         out["neck_fraction"] = _neck_fraction(crop_mask, spacing_kji, grown)
     return out
-
-
-def _grown(sl: tuple[slice, ...], shape) -> tuple[slice, ...]:
-    """``bbox(mask, 1)`` from ``sl = bbox(mask)``: each slice one voxel longer at both ends, clipped to ``shape``."""
-    return tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(sl, shape))
 
 
 def neck_element(spacing_kji) -> np.ndarray:
