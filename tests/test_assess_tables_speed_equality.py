@@ -1,6 +1,6 @@
 """The assess stage's longitudinal assessment and the table writing do less work, with the same
 results: each function changed is kept here as it was (``_former_*``, verbatim but renamed and
-without docstrings) and the new code must give equal frames (``check_exact``, dtypes, order), the
+without docstrings; the former ``_validate`` is test_assess_stage_speed_equality's, shared) and the new code must give equal frames (``check_exact``, dtypes, order), the
 same CSV and Parquet bytes, and for bad input the same error with the same message.
 
 * ``longitudinal.assess`` of a table conformed by ``volumetry.tables`` takes its columns' Python values
@@ -27,12 +27,13 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 import pytest
+from test_assess_stage_speed_equality import _assess_module, _former_validate
 from test_longitudinal_equivalence import SETTINGS, random_study
 
 from volumetry import tables
 from volumetry.errors import InputError
 from volumetry.longitudinal import CourseSchedule, assess, assign_courses
-from volumetry.longitudinal.assess import _PROVENANCE, INPUT_STATUSES, OVERLAP_FLAG, _row_order, _total_rows
+from volumetry.longitudinal.assess import _PROVENANCE, OVERLAP_FLAG, _row_order, _total_rows
 from volumetry.longitudinal.courses import _baseline_visit, _flag_repeats, _group_key, _visit_table, course_columns
 from volumetry.longitudinal._values import missing as _missing
 from volumetry.longitudinal.criteria import ResponseCriteria, get_criteria
@@ -305,54 +306,6 @@ def _former_course_columns(df: pd.DataFrame, *, schedule: CourseSchedule | None 
     return out, course, days, is_base
 
 
-def _former_validate(df: pd.DataFrame) -> pd.DataFrame:
-    need = ("subject_id", "lesion_id", "visit", "method", "volume_ml")
-    missing = [c for c in need if c not in df.columns]
-    if missing:
-        raise InputError(f"the measurements lack the column(s) {', '.join(missing)}; need {', '.join(need)} "
-                         "and scan_date and/or course")
-    if "scan_date" not in df.columns and "course" not in df.columns:
-        raise InputError("the measurements need scan_date or course to place each scan in a treatment course")
-    d = df.copy().reset_index(drop=True)
-    for c in ("subject_id", "lesion_id", "visit", "method"):
-        if d[c].isna().any():
-            r = int(np.flatnonzero(d[c].isna())[0])
-            raise InputError(f"row {r}: {c} is empty; every row needs subject_id, lesion_id, visit and method")
-        d[c] = d[c].astype(str)
-    if (d["lesion_id"].str.lower() == TOTAL).any():
-        raise InputError(f"lesion_id {TOTAL!r} is reserved for the subject's total; rename that lesion")
-    dup = d.duplicated(["subject_id", "lesion_id", "visit", "method"], keep=False)
-    if dup.any():
-        r = d[dup].iloc[0]
-        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']} ({r['method']}) "
-                         "appears more than once; one measurement per lesion, visit and method")
-    d["volume_ml"] = pd.to_numeric(d["volume_ml"], errors="raise").astype(float)
-    infinite = np.isposinf(d["volume_ml"].to_numpy())
-    if infinite.any():  # would be a +inf % change (PD), or a baseline nothing can be divided by
-        r = d[infinite].iloc[0]
-        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']}: volume {r['volume_ml']} mL "
-                         "is not a finite number; give the measured volume, or status failed with a reason")
-    if (d["volume_ml"] < 0).any():
-        r = d[d["volume_ml"] < 0].iloc[0]
-        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']}: "
-                         f"negative volume {r['volume_ml']} mL")
-    if "status" not in d:
-        d["status"] = np.where(d["volume_ml"].notna(), "ok", "failed")
-    d["status"] = d["status"].fillna("ok").astype(str)
-    bad = ~d["status"].isin(INPUT_STATUSES)
-    if bad.any():
-        raise InputError(f"unknown status {d.loc[bad, 'status'].iloc[0]!r}; use one of {', '.join(INPUT_STATUSES)}")
-    no_vol = (d["status"] == "ok") & d["volume_ml"].isna()
-    if no_vol.any():
-        r = d[no_vol].iloc[0]
-        raise InputError(f"subject {r['subject_id']} lesion {r['lesion_id']} visit {r['visit']}: status ok but no "
-                         "volume; give the volume or status failed/empty with a reason")
-    d.loc[d["status"] != "ok", "volume_ml"] = np.nan
-    d["reason"] = d["reason"].astype(object).where(d["reason"].notna(), None) if "reason" in d else None
-    d.loc[(d["status"] == "failed") & d["reason"].isna(), "reason"] = "no volume given"
-    return d
-
-
 def _former_assess(df: pd.DataFrame, *, criteria: str | ResponseCriteria | None = None, confirm: bool = False,
            schedule: CourseSchedule | None = None,
            treatment_start: Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -586,12 +539,6 @@ def test_percentile_pair_equals_two_calls():
             pair = np.percentile(x, [25.0, 75.0])
             assert pair[0] == np.percentile(x, 25.0) and pair[1] == np.percentile(x, 75.0)
             assert [type(float(q)) for q in pair] == [float, float]
-
-
-def _assess_module():
-    import importlib
-
-    return importlib.import_module("volumetry.longitudinal.assess")
 
 
 # ------------------------------------------------------------------------------ edge cases
